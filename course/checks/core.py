@@ -1,0 +1,169 @@
+"""What every checker shares: running the learner's code safely and diagnosing a wrong tensor.
+
+A diagnosis names the first problem found, in this order: not implemented yet, an exception,
+not a tensor, wrong shape, wrong dtype, wrong device, NaN/inf, then wrong values — where a
+list of known mistakes (sign error, off-by-one, a missing square root, …) is tried before
+reporting the first wrong index.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+OK, FAIL, TODO = "✅", "❌", "⏳"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of a check. Truthy when passed; the message is what the learner reads."""
+
+    passed: bool
+    message: str
+    not_implemented: bool = False
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _ipython_display_(self) -> None:
+        """Show nothing: :func:`report` already printed the message (avoids printing it twice)."""
+
+
+def report(result: CheckResult) -> CheckResult:
+    """Print the message (so it shows even when the call is not a cell's last line) and return it."""
+    print(result.message)
+    return result
+
+
+def passed(name: str, detail: str = "") -> CheckResult:
+    return CheckResult(True, f"{OK} {name}: correct{' — ' + detail if detail else ''}")
+
+
+def failed(name: str, why: str) -> CheckResult:
+    return CheckResult(False, f"{FAIL} {name}: {why}")
+
+
+def not_implemented(name: str) -> CheckResult:
+    return CheckResult(
+        False,
+        f"{TODO} {name}: not implemented yet — replace `raise NotImplementedError` with your code, "
+        "then run the cell again.",
+        not_implemented=True,
+    )
+
+
+class _Raised(Exception):
+    """Carries a finished CheckResult out of :func:`call` when the learner's code raised."""
+
+    def __init__(self, result: CheckResult):
+        self.result = result
+
+
+def call(name: str, fn: Callable[..., Any], *args: Any, error_hints: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """Call the learner's function; turn a stub or an exception into a one-line CheckResult.
+
+    ``error_hints`` maps a fragment of an error message to advice appended when it appears.
+    """
+    if not callable(fn):
+        raise _Raised(failed(name, f"expected a function, got {type(fn).__name__}"))
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError:
+        raise _Raised(not_implemented(name)) from None
+    except Exception as err:  # the learner's bug: one line, with where it happened
+        frames = traceback.extract_tb(err.__traceback__)
+        where = ""
+        if len(frames) > 1:
+            frame = frames[-1]
+            code = (frame.line or "").strip()
+            where = f" (line {frame.lineno}" + (f": `{code}`)" if code else ")")
+        advice = "".join(f" — {hint}" for fragment, hint in (error_hints or {}).items() if fragment in str(err))
+        raise _Raised(failed(name, f"your code raised {type(err).__name__}: {err}{where}{advice}")) from None
+    if out is None or out is Ellipsis:
+        raise _Raised(
+            CheckResult(False, f"{TODO} {name}: returned {out!r} — not finished yet, or a `return` is missing.", True)
+        )
+    return out
+
+
+def run(name: str, body: Callable[[], CheckResult]) -> CheckResult:
+    """Run a check body, turning a stub or an exception raised through :func:`call` into its result."""
+    try:
+        return report(body())
+    except _Raised as raised:
+        return report(raised.result)
+
+
+def _fmt_index(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(i) for i in index) + "]"
+
+
+def diagnose(
+    name: str,
+    actual: Any,
+    expected: torch.Tensor,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    mistakes: dict[str, torch.Tensor] | None = None,
+    check_dtype: bool = True,
+    shape_hint: str = "",
+    dtype_hint: str = "",
+) -> CheckResult | None:
+    """Compare the learner's tensor with the reference; ``None`` when they agree.
+
+    ``mistakes`` maps a description ("used ᾱ at t − 1: an off-by-one") to the tensor that mistake
+    produces; a match is reported by name. A sign error is always tried.
+    """
+    if not isinstance(actual, torch.Tensor):
+        if isinstance(actual, (int, float)) and expected.dim() == 0:
+            actual = torch.tensor(actual, dtype=expected.dtype)
+        else:
+            return failed(name, f"expected a torch.Tensor, got {type(actual).__name__}")
+    if actual.shape != expected.shape:
+        why = f"wrong shape: got {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+        if actual.numel() == expected.numel():
+            why += " (same number of values: a reshape/view is wrong or missing)"
+        elif actual.dim() == expected.dim() == 1 and abs(actual.numel() - expected.numel()) == 1:
+            why += " (one element too many or too few: an off-by-one in a range?)"
+        return failed(name, why + (f". {shape_hint}" if shape_hint else ""))
+    if check_dtype and actual.dtype != expected.dtype:
+        return failed(
+            name,
+            f"wrong dtype: got {actual.dtype}, expected {expected.dtype}" + (f". {dtype_hint}" if dtype_hint else ""),
+        )
+    if not check_dtype and not actual.is_floating_point() and expected.is_floating_point():
+        return failed(name, f"wrong dtype: got {actual.dtype}, expected a floating-point tensor")
+    if actual.device != expected.device:
+        return failed(name, f"wrong device: got {actual.device}, expected {expected.device} (use .to(x.device))")
+    actual = actual.detach().to(expected.dtype)
+    finite = torch.isfinite(actual)
+    if not bool(finite.all()) and bool(torch.isfinite(expected).all()):
+        index = tuple(int(i) for i in (~finite).nonzero()[0])
+        return failed(name, f"contains {actual[index].item()} at index {_fmt_index(index)} (a division by zero or a log/sqrt of a negative?)")
+    close = torch.isclose(actual, expected, atol=atol, rtol=rtol)
+    if bool(close.all()):
+        return None
+    candidates = {"the sign is flipped (a minus sign too many or missing)": -expected, **(mistakes or {})}
+    for description, wrong in candidates.items():
+        if wrong.shape == expected.shape and bool(torch.isclose(actual, wrong.to(actual.dtype), atol=atol, rtol=rtol).all()):
+            return failed(name, f"looks like {description}")
+    if expected.dim() == 1 and expected.numel() > 2:
+        if bool(torch.isclose(actual[1:], expected[:-1], atol=atol, rtol=rtol).all()):
+            return failed(name, "looks like an off-by-one: your values are shifted one index later (index t holds the value of t − 1)")
+        if bool(torch.isclose(actual[:-1], expected[1:], atol=atol, rtol=rtol).all()):
+            return failed(name, "looks like an off-by-one: your values are shifted one index earlier (index t holds the value of t + 1)")
+    index = tuple(int(i) for i in (~close).nonzero()[0])
+    n_wrong, n = int((~close).sum()), close.numel()
+    err = (actual - expected).abs().max().item()
+    return failed(
+        name,
+        f"wrong value at index {_fmt_index(index)}: got {actual[index].item():.6g}, expected "
+        f"{expected[index].item():.6g} ({n_wrong} of {n} values wrong, max abs error {err:.3g})",
+    )

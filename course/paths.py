@@ -1,0 +1,17 @@
+"""Where the course finds its files: the repository root and the shipped `data/` folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The repository checkout that holds this package (``course/..``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The folder of shipped data and checkpoints: ``$COURSE_DATA_DIR`` if set, else ``<repo>/data``."""
+    override = os.environ.get("COURSE_DATA_DIR")
+    return Path(override) if override else repo_root() / "data"

@@ -1,0 +1,39 @@
+"""Figures shared by the lessons: image strips and grids with readable labels."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+from course.images import to_display
+from course.profiles import current_profile
+
+
+def figure(*args, **kwargs):
+    """``plt.subplots`` with the active profile's dpi (smaller in CI, so notebooks stay light)."""
+    kwargs.setdefault("dpi", current_profile().figure_dpi)
+    return plt.subplots(*args, **kwargs)
+
+
+def show_strip(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    titles: Sequence[str] | None = None,
+    suptitle: str | None = None,
+    size: float = 1.6,
+):
+    """Show images (each (C, H, W) in [−1, 1]) side by side with one title each; returns the figure."""
+    images = list(images)
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(titles)} titles")
+    fig, axes = figure(1, len(images), figsize=(size * len(images), size * 1.15), squeeze=False)
+    for i, (ax, img) in enumerate(zip(axes[0], images)):
+        ax.imshow(to_display(img), interpolation="nearest")
+        ax.set_axis_off()
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig

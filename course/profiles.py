@@ -1,0 +1,105 @@
+"""Run profiles: one switch sizes every notebook.
+
+- ``smoke``: continuous integration; each notebook runs in seconds, numbers are rough.
+- ``cpu``:   a laptop CPU; minutes per notebook, uses shipped checkpoints where training is too long.
+- ``gpu``:   full size; trains from scratch (a Colab T4 is enough).
+
+The profile is chosen automatically (a CUDA device → ``gpu``, a CI environment → ``smoke``,
+otherwise ``cpu``) and can be forced with the environment variable ``COURSE_PROFILE``.
+Every size a notebook uses (samples, steps, batch, image count) is a field of :class:`Profile`,
+so this file is the one place to read or change them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+ProfileName = Literal["smoke", "cpu", "gpu"]
+PROFILE_NAMES: tuple[str, ...] = ("smoke", "cpu", "gpu")
+ENV_VAR = "COURSE_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes one profile gives to every lesson."""
+
+    name: ProfileName
+    description: str
+    # lesson 01: Monte-Carlo samples used to compare step-by-step and closed-form noising
+    n_samples: int
+    # lesson 01: number of t values in the static "noised cat" strip
+    n_strip: int
+    # every lesson: resolution of figures (lower in CI keeps notebooks small)
+    figure_dpi: int
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="CI: seconds per notebook, rough numbers",
+        n_samples=2_000,
+        n_strip=6,
+        figure_dpi=60,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="laptop CPU: minutes per notebook, shipped checkpoints",
+        n_samples=50_000,
+        n_strip=8,
+        figure_dpi=90,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="GPU (Colab T4 or better): full size, trains from scratch",
+        n_samples=200_000,
+        n_strip=8,
+        figure_dpi=90,
+    ),
+}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; a ``ValueError`` lists the valid names otherwise."""
+    key = name.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)} "
+            f"(set {ENV_VAR}=smoke|cpu|gpu or leave it unset for automatic choice)"
+        )
+    return PROFILES[key]
+
+
+def detect_profile() -> tuple[str, str]:
+    """(profile name, reason) chosen from the environment, ignoring ``COURSE_PROFILE``."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "gpu", f"CUDA device found ({torch.cuda.get_device_name(0)})"
+    except ImportError:  # the environment check reports a missing torch separately
+        pass
+    if _truthy(os.environ.get("CI")):
+        return "smoke", "CI environment variable is set"
+    return "cpu", "no CUDA device, not in CI"
+
+
+def current_profile() -> Profile:
+    """The active profile: ``$COURSE_PROFILE`` if set, else detected (CUDA → gpu, CI → smoke, else cpu)."""
+    forced = os.environ.get(ENV_VAR)
+    if forced:
+        return get_profile(forced)
+    return PROFILES[detect_profile()[0]]
+
+
+def profile_reason() -> str:
+    """One line saying why the active profile was chosen."""
+    forced = os.environ.get(ENV_VAR)
+    if forced:
+        return f"forced by {ENV_VAR}={forced}"
+    return detect_profile()[1]

@@ -1,0 +1,284 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] lang="fr"
+# # 00 — Visite guidée
+#
+# Bienvenue ! Dans ce cours, on construit **une petite Stable Diffusion à partir de rien**, pièce par
+# pièce, en suivant les diapositives *La Théorie de la Diffusion Stable*. À la fin, vous taperez un prompt
+# (« un cercle rouge en haut à gauche ») et vous obtiendrez une image, produite par des modèles que vous
+# aurez entraînés vous-même.
+#
+# Cette première leçon ne demande aucun calcul lourd. On y fait quatre choses :
+# 1. vérifier l'environnement et le **profil** d'exécution ;
+# 2. revoir les **trois éléments** de Stable Diffusion et savoir où le cours construit chacun ;
+# 3. apprendre à se servir des **exercices** et de leurs vérifications ;
+# 4. jeter un coup d'œil aux **données**.
+
+# %% [markdown] lang="en"
+# # 00 — Tour
+#
+# Welcome! In this course we build **a small Stable Diffusion from scratch**, piece by piece, following
+# the slides *La Théorie de la Diffusion Stable*. By the end you will type a prompt ("a red circle at the
+# top left") and get an image, made by models you trained yourself.
+#
+# This first lesson needs no heavy computation. We do four things:
+# 1. check the environment and the run **profile**;
+# 2. revisit the **three elements** of Stable Diffusion and see where the course builds each;
+# 3. learn how the **exercises** and their checks work;
+# 4. take a look at the **data**.
+
+# %% [markdown] lang="fr"
+# ## 1. L'environnement et le profil
+#
+# La cellule suivante vérifie que tout ce dont le cours a besoin est installé, et indique le matériel
+# (CPU ou GPU) et le **profil** retenu. Le profil dimensionne tous les carnets :
+#
+# | profil | pour | durée typique |
+# |---|---|---|
+# | `smoke` | l'intégration continue (CI) | quelques secondes par carnet |
+# | `cpu` | un ordinateur portable | quelques minutes par carnet |
+# | `gpu` | un GPU (Colab T4 ou mieux) | taille réelle, entraînements complets |
+#
+# Il est choisi automatiquement (un GPU CUDA → `gpu`, la CI → `smoke`, sinon `cpu`) ; pour l'imposer,
+# définissez la variable d'environnement `COURSE_PROFILE` avant de lancer Jupyter, par exemple
+# `COURSE_PROFILE=smoke jupyter lab`.
+
+# %% [markdown] lang="en"
+# ## 1. Environment and profile
+#
+# The next cell checks that everything the course needs is installed, and shows the hardware (CPU or
+# GPU) and the chosen **profile**. The profile sizes every notebook:
+#
+# | profile | for | typical time |
+# |---|---|---|
+# | `smoke` | continuous integration (CI) | seconds per notebook |
+# | `cpu` | a laptop | minutes per notebook |
+# | `gpu` | a GPU (Colab T4 or better) | full size, complete training runs |
+#
+# It is chosen automatically (a CUDA GPU → `gpu`, CI → `smoke`, else `cpu`); to force it, set the
+# environment variable `COURSE_PROFILE` before starting Jupyter, e.g. `COURSE_PROFILE=smoke jupyter lab`.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course import current_profile, env
+from course.checks.tour import check_to_signed
+from course.images import cat, from_uint8
+from course.lessons import LESSONS
+from course.plotting import figure, show_strip
+
+all_good = env.report()
+P = current_profile()
+print(f"\nsizes of the {P.name} profile:", {k: v for k, v in vars(P).items() if k not in ("name", "description")})
+
+# %% [markdown] lang="fr"
+# Toutes les lignes doivent porter ✅. Sinon, le message dit quel paquet manque : relancez l'installation
+# décrite dans le README (`pip install -e ".[dev]"`).
+#
+# ## 2. Les trois éléments de Stable Diffusion
+#
+# La diapositive *3 éléments majeurs pour de la Diffusion Stable* découpe le système en trois :
+#
+# 1. **le processeur de texte (CLIP)** transforme le prompt en vecteurs ;
+# 2. **le générateur d'images (le modèle de diffusion)**, un U-Net, part d'un bruit aléatoire et le
+#    transforme pas à pas en image, guidé par ces vecteurs ;
+# 3. **le scheduler (~50 étapes)** règle le rythme du débruitage.
+#
+# Les diapositives *Architecture Détaillée* y ajoutent un **décodeur** : Stable Diffusion débruite une
+# petite image « latente », que le décodeur agrandit en vraie image. Voici où le cours construit chaque
+# pièce :
+#
+# | élément | ce que l'on construit | leçon |
+# |---|---|---|
+# | bruitage (processus forward) | $q(x_t \mid x_0)$, plannings des $\beta_t$ | 01 |
+# | objectif et débruitage | la perte $\varepsilon$, l'échantillonnage DDPM | 02 |
+# | processeur de texte | un CLIP entraîné de zéro, en français et en anglais | 03 |
+# | générateur d'images | un U-Net avec self- et cross-attention | 04 |
+# | décodeur, espace latent | un autoencodeur, la diffusion latente texte → image | 05 |
+# | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ | 06 |
+# | guidance, pipeline | classifier-free guidance, du prompt à l'image | 07 |
+
+# %% [markdown] lang="en"
+# Every line should carry ✅. If not, the message names the missing package: run the install from the
+# README again (`pip install -e ".[dev]"`).
+#
+# ## 2. The three elements of Stable Diffusion
+#
+# The slide *3 éléments majeurs pour de la Diffusion Stable* splits the system in three:
+#
+# 1. **the text processor (CLIP)** turns the prompt into vectors;
+# 2. **the image generator (the diffusion model)**, a U-Net, starts from random noise and turns it
+#    step by step into an image, guided by those vectors;
+# 3. **the scheduler (~50 steps)** sets the pace of denoising.
+#
+# The slides *Architecture Détaillée* add a **decoder**: Stable Diffusion denoises a small "latent"
+# image, which the decoder enlarges into a real image. Here is where the course builds each piece:
+#
+# | element | what we build | lesson |
+# |---|---|---|
+# | noising (forward process) | $q(x_t \mid x_0)$, $\beta_t$ schedules | 01 |
+# | objective and denoising | the $\varepsilon$ loss, DDPM sampling | 02 |
+# | text processor | a CLIP trained from scratch, in French and in English | 03 |
+# | image generator | a U-Net with self- and cross-attention | 04 |
+# | decoder, latent space | an autoencoder, text-to-image latent diffusion | 05 |
+# | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ | 06 |
+# | guidance, pipeline | classifier-free guidance, from prompt to image | 07 |
+
+# %%
+def box(ax, x, y, text, color, lessons):
+    ax.text(x, y, text, ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round,pad=0.5", fc=color, ec="0.3"))
+    ax.text(x, y - 0.23, lessons, ha="center", va="center", fontsize=8, color="0.35")
+
+
+def arrow(ax, x0, x1, y=0.5):
+    ax.annotate("", xy=(x1, y), xytext=(x0, y), arrowprops=dict(arrowstyle="->", color="0.3"))
+
+
+fig, ax = figure(figsize=(11, 2.6))
+ax.set_xlim(0, 11)
+ax.set_ylim(0, 1)
+ax.set_axis_off()
+box(ax, 0.9, 0.5, "prompt\n« un chat blanc\ntigré »", "white", "")
+box(ax, 3.0, 0.5, "CLIP\ntext encoder", "#cfe2f3", "lesson 03")
+box(ax, 5.5, 0.5, "U-Net\n(diffusion model)\n× ~50 steps", "#fce5cd", "lessons 02, 04, 05")
+box(ax, 5.5, 0.93, "scheduler", "#d9ead3", "")
+ax.text(6.3, 0.93, "lessons 01, 06", ha="left", va="center", fontsize=8, color="0.35")
+box(ax, 8.0, 0.5, "decoder", "#ead1dc", "lesson 05")
+box(ax, 10.0, 0.5, "image", "white", "")
+ax.text(5.5, 0.08, "random noise x_T  →  guided denoising (lesson 07)  →  x_0", ha="center", fontsize=8)
+for a, b in ((1.75, 2.35), (3.65, 4.55), (6.45, 7.45), (8.55, 9.55)):
+    arrow(ax, a, b)
+ax.annotate("", xy=(5.5, 0.69), xytext=(5.5, 0.86), arrowprops=dict(arrowstyle="->", color="0.3"))
+fig.tight_layout()
+
+# %% [markdown] lang="fr"
+# ## 3. Comment marchent les exercices
+#
+# Dans les carnets d'exercices (`notebooks/`), certaines cellules contiennent un trou marqué
+# `✏️ EXERCISE`, suivi d'un indice et de `raise NotImplementedError`. Vous remplacez cette ligne par votre
+# code, puis vous exécutez la cellule : la fonction `check_…` qui suit vous dit ce qui ne va pas — une
+# forme, un type, une valeur fausse à tel indice, une erreur de signe, un décalage d'indice — ou vous
+# confirme que c'est juste. Les corrigés complets sont dans `solutions/`.
+#
+# **Échauffement.** Les modèles de diffusion travaillent sur des images centrées, comme le bruit
+# gaussien : on convertit une image `uint8` (valeurs 0 à 255, forme `(H, W, C)`) en un tenseur `float32`
+# de valeurs dans $[-1, 1]$ et de forme `(C, H, W)` (canaux d'abord, comme le veut PyTorch).
+# Complétez `to_signed`.
+
+# %% [markdown] lang="en"
+# ## 3. How the exercises work
+#
+# In the exercise notebooks (`notebooks/`), some cells hold a blank marked `✏️ EXERCISE`, followed by a
+# hint and `raise NotImplementedError`. Replace that line with your code, then run the cell: the
+# `check_…` function that follows tells you what is wrong — a shape, a dtype, a wrong value at some
+# index, a sign error, an off-by-one — or confirms you got it right. Full solutions live in `solutions/`.
+#
+# **Warm-up.** Diffusion models work on centred images, like Gaussian noise: we turn a `uint8` image
+# (values 0 to 255, shape `(H, W, C)`) into a `float32` tensor with values in $[-1, 1]$ and shape
+# `(C, H, W)` (channels first, as PyTorch wants). Complete `to_signed`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def to_signed(image):
+    """(H, W, C) uint8 in [0, 255] → (C, H, W) float32 in [−1, 1]."""
+    # BEGIN SOLUTION
+    # HINT: torch.from_numpy(image) → .permute(2, 0, 1) → .float() → map [0, 255] to [−1, 1]
+    x = torch.from_numpy(image).permute(2, 0, 1).float()  # (C, H, W)
+    return x / 127.5 - 1
+    # END SOLUTION
+
+
+check_to_signed(to_signed)
+
+# %% [markdown] lang="fr"
+# Et voici ce que dit la vérification devant une erreur classique — oublier de recentrer :
+
+# %% [markdown] lang="en"
+# And here is what the check says about a classic mistake — forgetting to centre:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+check_to_signed(lambda image: torch.from_numpy(image).permute(2, 0, 1).float() / 255)
+
+# %% [markdown] lang="fr"
+# ## 4. Un coup d'œil aux données
+#
+# Tout le cours fonctionne **hors ligne** : aucune donnée n'est téléchargée. Les leçons 01 et suivantes
+# utilisent :
+# - le **chat tigré** des diapositives : `skimage.data.chelsea()`, une photo du domaine public livrée avec
+#   scikit-image ;
+# - à partir de la leçon 02, un jeu d'**images de formes légendées** (« un cercle rouge au-dessus d'un carré
+#   bleu »), dessinées par programme, en français et en anglais.
+#
+# Le chat, tel qu'il est stocké, puis converti par `to_signed` :
+
+# %% [markdown] lang="en"
+# ## 4. A look at the data
+#
+# The whole course runs **offline**: nothing is downloaded. Lessons 01 onwards use:
+# - the slides' **tabby cat**: `skimage.data.chelsea()`, a public-domain photo shipped with scikit-image;
+# - from lesson 02 on, a set of **captioned shape images** ("a red circle above a blue square"), drawn by
+#   code, in French and in English.
+#
+# The cat as stored, then converted by `to_signed`:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from skimage import data
+
+photo = data.chelsea()
+x = from_uint8(photo)  # the course's version of to_signed
+print(f"stored:    shape {photo.shape}, dtype {photo.dtype}, values {photo.min()} … {photo.max()}")
+print(f"converted: shape {tuple(x.shape)}, dtype {x.dtype}, values {x.min().item():.2f} … {x.max().item():.2f}")
+
+# %%
+fig, ax = figure(1, 2, figsize=(9, 3))
+ax[0].imshow(photo)
+ax[0].set_title("skimage.data.chelsea()")
+ax[0].set_axis_off()
+for c, color in enumerate(("red", "green", "blue")):
+    ax[1].hist(x[c].flatten().numpy(), bins=50, histtype="step", color=color, label=color)
+ax[1].set(xlabel="pixel value after to_signed", ylabel="count", title="pixel values in [−1, 1]")
+ax[1].legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown] lang="fr"
+# Et pour finir, un avant-goût de la leçon 01 : le même chat auquel on ajoute de plus en plus de bruit
+# gaussien $\varepsilon \sim \mathcal N(0, I)$. Tout Stable Diffusion consiste à apprendre à **défaire**
+# ce geste.
+
+# %% [markdown] lang="en"
+# And to finish, a taste of lesson 01: the same cat with more and more Gaussian noise
+# $\varepsilon \sim \mathcal N(0, I)$ added. All of Stable Diffusion is about learning to **undo** this.
+
+# %%
+torch.manual_seed(0)
+small = cat(size=96)
+eps = torch.randn_like(small)
+mix = [0.0, 0.3, 0.6, 0.9, 1.0]
+show_strip([(1 - m**2) ** 0.5 * small + m * eps for m in mix], [f"√{1 - m**2:.2f}·x + {m}·ε" for m in mix])
+
+# %% [markdown] lang="fr"
+# ## Le programme
+#
+# Les leçons disponibles et celles qui arrivent (la même liste que `python -m course`) :
+
+# %% [markdown] lang="en"
+# ## The programme
+#
+# The lessons available and those to come (the same list as `python -m course`):
+
+# %%
+for lesson in LESSONS:
+    status = "" if lesson.available else "  (coming / à venir)"
+    print(f"{lesson.number:02d}  {lesson.title['en']} / {lesson.title['fr']}{status}")

@@ -1,0 +1,94 @@
+"""One source per lesson: the transforms, and the generated editions on disk are fresh and consistent."""
+
+import nbformat
+import pytest
+
+from course.build import BuildError, exercise_code, make_edition, read_source, repository_url, solution_code, stale_files
+from course.lessons import LANGUAGES, LESSONS, available_lessons
+
+SOURCE = """def f(x):
+    # BEGIN SOLUTION
+    # HINT: add one
+    y = x + 1
+    return y
+    # END SOLUTION
+
+
+# NBVAL_CHECK_OUTPUT
+check(f)"""
+
+
+def test_solution_code_drops_markers_and_hints():
+    assert solution_code(SOURCE) == "def f(x):\n    y = x + 1\n    return y\n\n\n# NBVAL_CHECK_OUTPUT\ncheck(f)"
+
+
+def test_exercise_code_keeps_hints_and_stubs_the_region():
+    code = exercise_code(SOURCE)
+    assert code == (
+        "def f(x):\n    # ✏️ EXERCISE — your code here\n    # HINT: add one\n    raise NotImplementedError\n\n\ncheck(f)"
+    )
+    compile(code, "exercise", "exec")
+
+
+def test_custom_stub():
+    code = exercise_code("# BEGIN SOLUTION\n# STUB: x_t = ...\nx_t = 1\n# END SOLUTION")
+    assert code.splitlines()[-1] == "x_t = ..."
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("# BEGIN SOLUTION\nx = 1", "never closed"),
+        ("x = 1\n# END SOLUTION", "without"),
+        ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "nested"),
+    ],
+)
+def test_unbalanced_markers_are_reported(bad, message):
+    with pytest.raises(BuildError, match=message):
+        exercise_code(bad, "lesson.py, cell 3")
+
+
+def test_generated_files_are_fresh():
+    """Fails when a lesson source changed without `python -m course.build` (or a notebook was hand-edited)."""
+    assert stale_files() == []
+
+
+def test_registry_matches_the_sources():
+    stems = {lesson.stem for lesson in LESSONS}
+    from course.paths import repo_root
+
+    on_disk = {p.stem for p in (repo_root() / "lessons").glob("[0-9][0-9]_*.py")}
+    assert on_disk <= stems, f"lesson sources without a registry entry: {on_disk - stems}"
+    assert {lesson.number for lesson in available_lessons()} >= {0, 1}
+
+
+@pytest.mark.parametrize("lesson", available_lessons(), ids=lambda lesson: lesson.stem)
+def test_editions_are_consistent(lesson):
+    editions = {
+        (e, lang): nbformat.read(lesson.notebook(e, lang), as_version=4) for e in ("notebooks", "solutions") for lang in LANGUAGES
+    }
+    for edition in ("notebooks", "solutions"):
+        code = [[c.source for c in editions[(edition, lang)].cells if c.cell_type == "code"] for lang in LANGUAGES]
+        assert code[0] == code[1], f"{edition}: code cells differ between languages"
+        fr_text = "".join(c.source for c in editions[(edition, "fr")].cells if c.cell_type == "markdown")
+        en_text = "".join(c.source for c in editions[(edition, "en")].cells if c.cell_type == "markdown")
+        assert fr_text != en_text
+    for (edition, lang), nb in editions.items():
+        first, setup = nb.cells[0], nb.cells[1]
+        assert "colab-badge.svg" in first.source and f"{edition}/{lang}/{lesson.stem}.ipynb" in first.source
+        assert repository_url() in setup.source and '"google.colab" in sys.modules' in setup.source
+    solutions = editions[("solutions", "en")]
+    assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in solutions.cells if c.cell_type == "code")
+    exercises = editions[("notebooks", "en")]
+    assert not any("NBVAL_CHECK_OUTPUT" in c.source for c in exercises.cells)
+    assert not any(c.get("outputs") for c in exercises.cells if c.cell_type == "code")
+    source = read_source(lesson)
+    n_regions = sum(c.source.count("# BEGIN SOLUTION") for c in source.cells if c.cell_type == "code")
+    assert sum(c.source.count("raise NotImplementedError") for c in exercises.cells) >= n_regions
+    assert not any("BEGIN SOLUTION" in c.source for nb in editions.values() for c in nb.cells)
+
+
+def test_code_cells_cannot_be_language_specific():
+    source = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"lang": "fr"})])
+    with pytest.raises(BuildError, match="shared by all languages"):
+        make_edition(source, available_lessons()[0], "fr", "solutions")
