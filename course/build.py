@@ -254,8 +254,9 @@ def lesson_table() -> str:
         links = " · ".join(
             f"[{lang}]({lesson.notebook('notebooks', lang).relative_to(repo_root()).as_posix()})" for lang in LANGUAGES
         )
+        builds = lesson.builds["en"].replace("|", "\\|")  # a bare | would split the table cell
         rows.append(
-            f"| {lesson.number:02d} | {lesson.title['en']} / {lesson.title['fr']} ({links}) | {lesson.builds['en']} "
+            f"| {lesson.number:02d} | {lesson.title['en']} / {lesson.title['fr']} ({links}) | {builds} "
             f"| {lesson.slides} | {_fmt_time(t.get('smoke'))} | {_fmt_time(t.get('cpu'))} | {_fmt_time(t.get('gpu'))} |"
         )
     return "\n".join(rows)

@@ -36,23 +36,23 @@ def q_step(x_prev: torch.Tensor, t: int | torch.Tensor, eps: torch.Tensor, betas
     """One noising step x_t = √(1 − β_t)·x_{t−1} + √β_t·ε, t ∈ [1, T] (Ho et al. 2020, eq. 2)."""
     _check_same_shape(x_prev, eps, "x_prev")
     t = _check_t(t, x_prev.shape[0], betas.numel() - 1, t_min=1)
-    beta_t = per_sample(betas.to(x_prev.device)[t], x_prev)
-    return (1 - beta_t).sqrt() * x_prev + beta_t.sqrt() * eps
+    beta_t = betas[t.cpu()]  # coefficients in the schedule's precision, then cast
+    return per_sample((1 - beta_t).sqrt(), x_prev) * x_prev + per_sample(beta_t.sqrt(), x_prev) * eps
 
 
 def q_sample(x0: torch.Tensor, t: int | torch.Tensor, eps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """Jump straight to x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε, t ∈ [0, T] (Ho et al. 2020, eq. 4)."""
     _check_same_shape(x0, eps, "x0")
     t = _check_t(t, x0.shape[0], alphas_cumprod.numel() - 1)
-    abar_t = per_sample(alphas_cumprod.to(x0.device)[t], x0)
-    return abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * eps
+    abar_t = alphas_cumprod[t.cpu()]
+    return per_sample(abar_t.sqrt(), x0) * x0 + per_sample((1 - abar_t).sqrt(), x0) * eps
 
 
 def q_mean_std(x0: torch.Tensor, t: int | torch.Tensor, alphas_cumprod: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean √ᾱ_t·x_0 and standard deviation √(1 − ᾱ_t) of q(x_t | x_0) (Ho et al. 2020, eq. 4)."""
     t = _check_t(t, x0.shape[0], alphas_cumprod.numel() - 1)
-    abar_t = per_sample(alphas_cumprod.to(x0.device)[t], x0)
-    return abar_t.sqrt() * x0, (1 - abar_t).sqrt().expand_as(x0)
+    abar_t = alphas_cumprod[t.cpu()]
+    return per_sample(abar_t.sqrt(), x0) * x0, per_sample((1 - abar_t).sqrt(), x0).expand_as(x0)
 
 
 def q_sample_iterated(

@@ -14,7 +14,7 @@ def from_uint8(array: np.ndarray) -> torch.Tensor:
     """(H, W, C) uint8 in [0, 255] → (C, H, W) float32 in [−1, 1]."""
     if array.dtype != np.uint8 or array.ndim != 3:
         raise ValueError(f"expected an (H, W, C) uint8 array, got {array.dtype} with shape {array.shape}")
-    return torch.from_numpy(array).permute(2, 0, 1).float() / 127.5 - 1
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float() / 127.5 - 1
 
 
 def to_display(x: torch.Tensor) -> np.ndarray:

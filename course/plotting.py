@@ -23,7 +23,10 @@ def show_strip(
     suptitle: str | None = None,
     size: float = 1.6,
 ):
-    """Show images (each (C, H, W) in [−1, 1]) side by side with one title each; returns the figure."""
+    """Show images (each (C, H, W) in [−1, 1]) side by side with one title each.
+
+    Returns nothing, so that a call ending a notebook cell does not display the figure twice.
+    """
     images = list(images)
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"got {len(images)} images but {len(titles)} titles")
@@ -36,4 +39,30 @@ def show_strip(
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
-    return fig
+
+
+def show_grid(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    size: float = 1.6,
+    wrap: int = 22,
+    fontsize: int = 7,
+):
+    """Show images (each (C, H, W) in [−1, 1]) in rows of ``ncols``, titles wrapped at ``wrap`` characters."""
+    import textwrap
+
+    images = list(images)
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(titles)} titles")
+    ncols = min(ncols, len(images))
+    nrows = -(-len(images) // ncols)
+    lines = max((len(textwrap.wrap(t, wrap)) for t in titles), default=0) if titles else 0
+    fig, axes = figure(nrows, ncols, figsize=(size * ncols, (size + 0.14 * lines) * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(to_display(images[i]), interpolation="nearest")
+            if titles is not None:
+                ax.set_title("\n".join(textwrap.wrap(titles[i], wrap)), fontsize=fontsize)
+    fig.tight_layout()

@@ -33,6 +33,14 @@ class Profile:
     n_strip: int
     # every lesson: resolution of figures (lower in CI keeps notebooks small)
     figure_dpi: int
+    # lesson 02: training steps of the 2-D toy denoiser, and points drawn to look at it
+    toy_steps: int
+    toy_points: int
+    # lesson 02: the image denoiser — trained from scratch (gpu) or loaded from data/ then fine-tuned
+    # for a short demo of image_steps steps (smoke, cpu); images sampled and judged
+    train_image_model: bool
+    image_steps: int
+    image_samples: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -42,6 +50,11 @@ PROFILES: dict[str, Profile] = {
         n_samples=2_000,
         n_strip=6,
         figure_dpi=60,
+        toy_steps=300,
+        toy_points=1_000,
+        train_image_model=False,
+        image_steps=5,
+        image_samples=8,
     ),
     "cpu": Profile(
         name="cpu",
@@ -49,6 +62,11 @@ PROFILES: dict[str, Profile] = {
         n_samples=50_000,
         n_strip=8,
         figure_dpi=90,
+        toy_steps=4_000,
+        toy_points=4_000,
+        train_image_model=False,
+        image_steps=100,
+        image_samples=32,
     ),
     "gpu": Profile(
         name="gpu",
@@ -56,6 +74,11 @@ PROFILES: dict[str, Profile] = {
         n_samples=200_000,
         n_strip=8,
         figure_dpi=90,
+        toy_steps=8_000,
+        toy_points=10_000,
+        train_image_model=True,
+        image_steps=8_000,
+        image_samples=256,
     ),
 }
 

@@ -12,8 +12,9 @@ Every schedule tensor has length T + 1 and is indexed by t itself, so code reads
 This is the numbering of Ho et al. (2020). diffusers numbers the same T steps 0 … T−1: its
 timestep τ is our t = τ + 1, and its ``alphas_cumprod[τ]`` is our ``alphas_cumprod[τ + 1]``.
 
-Schedules are pure functions ``(T, …) -> Tensor``: computed in float64, returned on the CPU in
-``dtype`` (float32 by default, the dtype of the images they multiply).
+Schedules are pure functions ``(T, …) -> Tensor``, returned on the CPU in float64 by default: the
+coefficients derived from them (1 − ᾱ_t is 1e−4 at t = 1) are computed in float64 and only then
+cast to the images' dtype, so float32 rounding never biases a step.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _with_t0(betas_1_to_T: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def linear_betas(
-    T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, dtype: torch.dtype = torch.float32
+    T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
     """β_t rising linearly from β_1 = beta_start to β_T = beta_end (Ho et al. 2020, §4)."""
     _check_T(T)
@@ -44,7 +45,7 @@ def linear_betas(
 
 
 def scaled_linear_betas(
-    T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012, dtype: torch.dtype = torch.float32
+    T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
     """β_t whose square root is linear: Stable Diffusion's schedule (Rombach et al. 2022, configs)."""
     _check_T(T)
@@ -52,7 +53,7 @@ def scaled_linear_betas(
     return _with_t0(root**2, dtype)
 
 
-def cosine_alphas_cumprod(T: int = 1000, s: float = 0.008, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def cosine_alphas_cumprod(T: int = 1000, s: float = 0.008, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """ᾱ_t = f(t) / f(0) with f(t) = cos²((t/T + s) / (1 + s) · π/2) (Nichol & Dhariwal 2021, eq. 17)."""
     _check_T(T)
     t = torch.arange(T + 1, dtype=torch.float64)
@@ -60,14 +61,14 @@ def cosine_alphas_cumprod(T: int = 1000, s: float = 0.008, dtype: torch.dtype = 
     return (f / f[0]).to(dtype)
 
 
-def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """β_t = min(1 − ᾱ_t / ᾱ_{t−1}, max_beta) from the cosine ᾱ (Nichol & Dhariwal 2021, §3.2)."""
     abar = cosine_alphas_cumprod(T, s, dtype=torch.float64)
     betas = (1 - abar[1:] / abar[:-1]).clamp(max=max_beta)
     return _with_t0(betas, dtype)
 
 
-def get_betas(name: str, T: int = 1000, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def get_betas(name: str, T: int = 1000, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """The schedule called ``name`` (one of :data:`SCHEDULES`) with its usual constants."""
     makers = {"linear": linear_betas, "scaled_linear": scaled_linear_betas, "cosine": cosine_betas}
     if name not in makers:

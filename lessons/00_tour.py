@@ -11,14 +11,14 @@
 # %% [markdown] lang="fr"
 # # 00 — Visite guidée
 #
-# Bienvenue ! Dans ce cours, on construit **une petite Stable Diffusion à partir de rien**, pièce par
-# pièce, en suivant les diapositives *La Théorie de la Diffusion Stable*. À la fin, vous taperez un prompt
-# (« un cercle rouge en haut à gauche ») et vous obtiendrez une image, produite par des modèles que vous
-# aurez entraînés vous-même.
+# Bienvenue ! Dans ce cours, on construit **une version miniature de Stable Diffusion en partant de zéro**,
+# pièce par pièce, en suivant les diapositives *La Théorie de la Diffusion Stable*. À la fin, vous taperez
+# un prompt (« un cercle rouge en haut à gauche ») et vous obtiendrez une image, produite par des modèles
+# que vous aurez entraînés vous-mêmes.
 #
 # Cette première leçon ne demande aucun calcul lourd. On y fait quatre choses :
 # 1. vérifier l'environnement et le **profil** d'exécution ;
-# 2. revoir les **trois éléments** de Stable Diffusion et savoir où le cours construit chacun ;
+# 2. passer en revue les **trois éléments** de Stable Diffusion et voir où le cours construit chacun d'eux ;
 # 3. apprendre à se servir des **exercices** et de leurs vérifications ;
 # 4. jeter un coup d'œil aux **données**.
 
@@ -38,10 +38,10 @@
 # %% [markdown] lang="fr"
 # ## 1. L'environnement et le profil
 #
-# La cellule suivante vérifie que tout ce dont le cours a besoin est installé, et indique le matériel
-# (CPU ou GPU) et le **profil** retenu. Le profil dimensionne tous les carnets :
+# La cellule suivante vérifie que tout ce dont le cours a besoin est bien installé, puis indique le
+# matériel (CPU ou GPU) et le **profil** retenu. C'est le profil qui fixe la taille de tous les carnets :
 #
-# | profil | pour | durée typique |
+# | profil | usage | durée typique |
 # |---|---|---|
 # | `smoke` | l'intégration continue (CI) | quelques secondes par carnet |
 # | `cpu` | un ordinateur portable | quelques minutes par carnet |
@@ -75,19 +75,19 @@ from course import current_profile, env
 from course.checks.tour import check_to_signed
 from course.images import cat, from_uint8
 from course.lessons import LESSONS
-from course.plotting import figure, show_strip
+from course.plotting import figure, show_grid, show_strip
 
 all_good = env.report()
 P = current_profile()
 print(f"\nsizes of the {P.name} profile:", {k: v for k, v in vars(P).items() if k not in ("name", "description")})
 
 # %% [markdown] lang="fr"
-# Toutes les lignes doivent porter ✅. Sinon, le message dit quel paquet manque : relancez l'installation
+# Chaque ligne doit afficher ✅. Sinon, le message indique le paquet manquant : relancez l'installation
 # décrite dans le README (`pip install -e ".[dev]"`).
 #
 # ## 2. Les trois éléments de Stable Diffusion
 #
-# La diapositive *3 éléments majeurs pour de la Diffusion Stable* découpe le système en trois :
+# La diapositive *3 éléments majeurs pour de la Diffusion Stable* découpe le système en trois parties :
 #
 # 1. **le processeur de texte (CLIP)** transforme le prompt en vecteurs ;
 # 2. **le générateur d'images (le modèle de diffusion)**, un U-Net, part d'un bruit aléatoire et le
@@ -95,15 +95,15 @@ print(f"\nsizes of the {P.name} profile:", {k: v for k, v in vars(P).items() if 
 # 3. **le scheduler (~50 étapes)** règle le rythme du débruitage.
 #
 # Les diapositives *Architecture Détaillée* y ajoutent un **décodeur** : Stable Diffusion débruite une
-# petite image « latente », que le décodeur agrandit en vraie image. Voici où le cours construit chaque
-# pièce :
+# petite image « latente », que le décodeur agrandit ensuite en une véritable image. Voici où le cours
+# construit chaque pièce :
 #
 # | élément | ce que l'on construit | leçon |
 # |---|---|---|
 # | bruitage (processus forward) | $q(x_t \mid x_0)$, plannings des $\beta_t$ | 01 |
-# | objectif et débruitage | la perte $\varepsilon$, l'échantillonnage DDPM | 02 |
-# | processeur de texte | un CLIP entraîné de zéro, en français et en anglais | 03 |
-# | générateur d'images | un U-Net avec self- et cross-attention | 04 |
+# | objectif et débruitage | la perte sur $\varepsilon$, l'échantillonnage DDPM | 02 |
+# | processeur de texte | un CLIP entraîné à partir de zéro, en français et en anglais | 03 |
+# | générateur d'images | un U-Net avec self-attention et cross-attention | 04 |
 # | décodeur, espace latent | un autoencodeur, la diffusion latente texte → image | 05 |
 # | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ | 06 |
 # | guidance, pipeline | classifier-free guidance, du prompt à l'image | 07 |
@@ -114,14 +114,14 @@ print(f"\nsizes of the {P.name} profile:", {k: v for k, v in vars(P).items() if 
 #
 # ## 2. The three elements of Stable Diffusion
 #
-# The slide *3 éléments majeurs pour de la Diffusion Stable* splits the system in three:
+# The slide *3 éléments majeurs pour de la Diffusion Stable* ("3 major elements") splits the system in three:
 #
 # 1. **the text processor (CLIP)** turns the prompt into vectors;
 # 2. **the image generator (the diffusion model)**, a U-Net, starts from random noise and turns it
 #    step by step into an image, guided by those vectors;
 # 3. **the scheduler (~50 steps)** sets the pace of denoising.
 #
-# The slides *Architecture Détaillée* add a **decoder**: Stable Diffusion denoises a small "latent"
+# The slides *Architecture Détaillée* ("detailed architecture") add a **decoder**: Stable Diffusion denoises a small "latent"
 # image, which the decoder enlarges into a real image. Here is where the course builds each piece:
 #
 # | element | what we build | lesson |
@@ -148,31 +148,33 @@ fig, ax = figure(figsize=(11, 2.6))
 ax.set_xlim(0, 11)
 ax.set_ylim(0, 1)
 ax.set_axis_off()
-box(ax, 0.9, 0.5, "prompt\n« un chat blanc\ntigré »", "white", "")
+box(ax, 0.9, 0.5, "prompt\n« un chat blanc tigré »\n“a white tabby cat”", "white", "")
 box(ax, 3.0, 0.5, "CLIP\ntext encoder", "#cfe2f3", "lesson 03")
 box(ax, 5.5, 0.5, "U-Net\n(diffusion model)\n× ~50 steps", "#fce5cd", "lessons 02, 04, 05")
 box(ax, 5.5, 0.93, "scheduler", "#d9ead3", "")
 ax.text(6.3, 0.93, "lessons 01, 06", ha="left", va="center", fontsize=8, color="0.35")
 box(ax, 8.0, 0.5, "decoder", "#ead1dc", "lesson 05")
 box(ax, 10.0, 0.5, "image", "white", "")
-ax.text(5.5, 0.08, "random noise x_T  →  guided denoising (lesson 07)  →  x_0", ha="center", fontsize=8)
+box(ax, 5.5, 0.08, "random noise x_T", "#eeeeee", "")
+ax.annotate("", xy=(5.5, 0.31), xytext=(5.5, 0.15), arrowprops=dict(arrowstyle="->", color="0.3"))
+ax.text(6.4, 0.08, "guided denoising x_T → x_0 (lesson 07)", ha="left", va="center", fontsize=8, color="0.35")
 for a, b in ((1.75, 2.35), (3.65, 4.55), (6.45, 7.45), (8.55, 9.55)):
     arrow(ax, a, b)
 ax.annotate("", xy=(5.5, 0.69), xytext=(5.5, 0.86), arrowprops=dict(arrowstyle="->", color="0.3"))
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
-# ## 3. Comment marchent les exercices
+# ## 3. Comment fonctionnent les exercices
 #
-# Dans les carnets d'exercices (`notebooks/`), certaines cellules contiennent un trou marqué
-# `✏️ EXERCISE`, suivi d'un indice et de `raise NotImplementedError`. Vous remplacez cette ligne par votre
-# code, puis vous exécutez la cellule : la fonction `check_…` qui suit vous dit ce qui ne va pas — une
-# forme, un type, une valeur fausse à tel indice, une erreur de signe, un décalage d'indice — ou vous
-# confirme que c'est juste. Les corrigés complets sont dans `solutions/`.
+# Dans les carnets d'exercices (`notebooks/`), certaines cellules contiennent un trou à compléter, marqué
+# `✏️ EXERCISE`, suivi d'un indice puis de `raise NotImplementedError`. Remplacez cette ligne par votre
+# code, puis exécutez la cellule : la fonction `check_…` qui suit vous signale ce qui ne va pas — une
+# mauvaise forme, un mauvais type, une valeur fausse à un indice donné, une erreur de signe, un décalage
+# de un — ou vous confirme que tout est correct. Les corrigés complets se trouvent dans `solutions/`.
 #
 # **Échauffement.** Les modèles de diffusion travaillent sur des images centrées, comme le bruit
-# gaussien : on convertit une image `uint8` (valeurs 0 à 255, forme `(H, W, C)`) en un tenseur `float32`
-# de valeurs dans $[-1, 1]$ et de forme `(C, H, W)` (canaux d'abord, comme le veut PyTorch).
+# gaussien : on convertit donc une image `uint8` (valeurs de 0 à 255, forme `(H, W, C)`) en un tenseur
+# `float32` à valeurs dans $[-1, 1]$, de forme `(C, H, W)` (les canaux en premier, comme le veut PyTorch).
 # Complétez `to_signed`.
 
 # %% [markdown] lang="en"
@@ -192,7 +194,7 @@ fig.tight_layout()
 def to_signed(image):
     """(H, W, C) uint8 in [0, 255] → (C, H, W) float32 in [−1, 1]."""
     # BEGIN SOLUTION
-    # HINT: torch.from_numpy(image) → .permute(2, 0, 1) → .float() → map [0, 255] to [−1, 1]
+    # HINT: channels first, then floats, then rescale [0, 255] to [−1, 1]
     x = torch.from_numpy(image).permute(2, 0, 1).float()  # (C, H, W)
     return x / 127.5 - 1
     # END SOLUTION
@@ -201,7 +203,7 @@ def to_signed(image):
 check_to_signed(to_signed)
 
 # %% [markdown] lang="fr"
-# Et voici ce que dit la vérification devant une erreur classique — oublier de recentrer :
+# Et voici ce que répond la vérification face à une erreur classique — oublier de recentrer :
 
 # %% [markdown] lang="en"
 # And here is what the check says about a classic mistake — forgetting to centre:
@@ -215,12 +217,12 @@ check_to_signed(lambda image: torch.from_numpy(image).permute(2, 0, 1).float() /
 #
 # Tout le cours fonctionne **hors ligne** : aucune donnée n'est téléchargée. Les leçons 01 et suivantes
 # utilisent :
-# - le **chat tigré** des diapositives : `skimage.data.chelsea()`, une photo du domaine public livrée avec
-#   scikit-image ;
+# - le **chat tigré** des diapositives : `skimage.data.chelsea()`, une photo du domaine public fournie
+#   avec scikit-image ;
 # - à partir de la leçon 02, un jeu d'**images de formes légendées** (« un cercle rouge au-dessus d'un carré
 #   bleu »), dessinées par programme, en français et en anglais.
 #
-# Le chat, tel qu'il est stocké, puis converti par `to_signed` :
+# Voici le chat tel qu'il est stocké, puis après conversion par `to_signed` :
 
 # %% [markdown] lang="en"
 # ## 4. A look at the data
@@ -247,15 +249,32 @@ ax[0].imshow(photo)
 ax[0].set_title("skimage.data.chelsea()")
 ax[0].set_axis_off()
 for c, color in enumerate(("red", "green", "blue")):
-    ax[1].hist(x[c].flatten().numpy(), bins=50, histtype="step", color=color, label=color)
+    ax[1].hist(x[c].flatten().numpy(), bins=np.linspace(-1, 1, 65), histtype="step", color=color, label=color)
 ax[1].set(xlabel="pixel value after to_signed", ylabel="count", title="pixel values in [−1, 1]")
 ax[1].legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
-# Et pour finir, un avant-goût de la leçon 01 : le même chat auquel on ajoute de plus en plus de bruit
-# gaussien $\varepsilon \sim \mathcal N(0, I)$. Tout Stable Diffusion consiste à apprendre à **défaire**
-# ce geste.
+# Et voici les **formes légendées**, dessinées à la demande par `course.data.ShapesDataset` : chaque image
+# vient avec sa légende, en français ou en anglais, et avec ses attributs exacts (forme, couleur, taille,
+# position…), que la leçon 02 présente en détail.
+
+# %% [markdown] lang="en"
+# And here are the **captioned shapes**, drawn on demand by `course.data.ShapesDataset`: each image comes
+# with its caption, in French or in English, and with its exact attributes (shape, colour, size,
+# position…), which lesson 02 presents in detail.
+
+# %%
+from course.data import ShapesDataset
+
+shapes = ShapesDataset(6, size=64, seed=0)
+items = [shapes[i] for i in range(6)]
+show_grid([item["image"] for item in items], [item["caption"] for item in items], ncols=6, size=2.0)
+
+# %% [markdown] lang="fr"
+# Et pour finir, un avant-goût de la leçon 01 : le même chat, auquel on ajoute de plus en plus de bruit
+# gaussien $\varepsilon \sim \mathcal N(0, I)$. Tout l'enjeu de Stable Diffusion est d'apprendre à
+# **défaire** cette opération.
 
 # %% [markdown] lang="en"
 # And to finish, a taste of lesson 01: the same cat with more and more Gaussian noise
@@ -271,7 +290,7 @@ show_strip([(1 - m**2) ** 0.5 * small + m * eps for m in mix], [f"√{1 - m**2:.
 # %% [markdown] lang="fr"
 # ## Le programme
 #
-# Les leçons disponibles et celles qui arrivent (la même liste que `python -m course`) :
+# Les leçons disponibles et celles à venir (la même liste que `python -m course`) :
 
 # %% [markdown] lang="en"
 # ## The programme

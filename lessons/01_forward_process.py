@@ -16,13 +16,13 @@
 #
 # Avant d'apprendre à un réseau à débruiter, il faut savoir **bruiter**. C'est le *processus forward*
 # (diapositives *Processus Forward* et *Rôle du Scheduler*) : on part d'une image propre $x_0$ et on
-# lui ajoute, étape après étape, un peu de bruit gaussien, jusqu'à ce qu'il ne reste que du bruit.
-# Aucun apprentissage ici : uniquement des formules, et on va les vérifier une par une.
+# lui ajoute, étape après étape, un peu de bruit gaussien, jusqu'à ce qu'il ne reste plus que du bruit.
+# Aucun apprentissage ici : rien que des formules, que l'on va vérifier une à une.
 #
 # **Au programme**
 # 1. une étape de bruitage $q(x_t \mid x_{t-1})$ ;
 # 2. le planning des $\beta_t$ et la quantité clé $\bar\alpha_t$ ;
-# 3. la forme close $q(x_t \mid x_0)$ — *exercice 1* — et la preuve numérique qu'elle équivaut aux $t$ étapes ;
+# 3. la forme close $q(x_t \mid x_0)$ — *exercice 1* — et la preuve numérique qu'elle équivaut à $t$ étapes ;
 # 4. trois plannings (linéaire, cosinus, *scaled-linear*) — *exercice 2* — et leur rapport signal/bruit ;
 # 5. un chat tigré bruité, avec un curseur sur $t$ ;
 # 6. la figure des diapositives : la variance du bruit sur 30 étapes.
@@ -31,10 +31,10 @@
 # # 01 — The forward process: ruining an image, step by step
 #
 # > "It is *easier to add noise to an image than to remove it*."
-# > — slide *Principe Fondamental*
+# > — slide *Principe Fondamental* (fundamental principle)
 #
 # Before teaching a network to denoise, we must know how to **add noise**. That is the *forward process*
-# (slides *Processus Forward* and *Rôle du Scheduler*): start from a clean image $x_0$ and add a little
+# (slides *Processus Forward*, "forward process", and *Rôle du Scheduler*, "role of the scheduler"): start from a clean image $x_0$ and add a little
 # Gaussian noise, step after step, until nothing but noise is left. No learning here: only formulas,
 # and we will check each of them.
 #
@@ -71,18 +71,18 @@ print(f"profile: {P.name} ({P.description})")
 #
 # $$q(x_t \mid x_{t-1}) = \mathcal N\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\right)$$
 #
-# Pour **tirer** $x_t$ selon cette loi, on tire un bruit $\varepsilon \sim \mathcal N(0, I)$ de la taille de
-# l'image et on écrit
+# Pour **tirer** $x_t$ selon cette loi, on tire un bruit $\varepsilon \sim \mathcal N(0, I)$ de même taille
+# que l'image et l'on pose
 #
 # $$x_t = \sqrt{1-\beta_t}\;x_{t-1} + \sqrt{\beta_t}\;\varepsilon .$$
 #
-# Pourquoi ce $\sqrt{1-\beta_t}$ devant l'image ? Parce qu'on **rétrécit** un peu l'image en même temps
-# qu'on ajoute du bruit, pour que la variance totale reste à 1 : si $x_{t-1}$ est de variance 1,
+# Pourquoi ce $\sqrt{1-\beta_t}$ devant l'image ? Parce qu'on **atténue** légèrement l'image en même temps
+# qu'on ajoute du bruit, pour que la variance totale reste égale à 1 : si $x_{t-1}$ est de variance 1,
 # alors $\operatorname{Var}(x_t) = (1-\beta_t)\cdot 1 + \beta_t = 1$. On dit que le processus *préserve la
-# variance* : au bout du compte on tombe sur $\mathcal N(0, I)$, et pas sur un bruit qui explose.
+# variance* : au bout du compte, on aboutit à $\mathcal N(0, I)$, et non à un bruit qui explose.
 #
-# Nos images vivent dans $[-1, 1]$ (centrées comme le bruit). Vérifions la conservation de la variance
-# sur des données de variance 1 :
+# Nos images sont à valeurs dans $[-1, 1]$ (centrées, comme le bruit). Vérifions que la variance est bien
+# conservée sur des données de variance 1 :
 
 # %% [markdown] lang="en"
 # ## 1. One noising step
@@ -106,28 +106,29 @@ print(f"profile: {P.name} ({P.description})")
 # %%
 T = 1000
 betas = linear_betas(T)  # betas[t] = β_t for t = 0 … T (betas[0] = 0: x_0 is the clean image)
-x_prev = torch.randn(P.n_samples)  # data of variance 1
-for t in (1, 500, 1000):
-    x_t = q_step(x_prev[:, None], t, torch.randn(P.n_samples, 1), betas)
-    print(f"t = {t:4d}   β_t = {betas[t].item():.5f}   Var(x_t-1) = {x_prev.var().item():.3f}   Var(x_t) = {x_t.var().item():.3f}")
+x_prev = torch.randn(P.n_samples, 1)  # a batch of P.n_samples one-pixel "images" of variance 1: shape (B, 1)
+for t in (1, 500, 1000):  # one step at three different t, each time from the same input
+    x_t = q_step(x_prev, t, torch.randn(P.n_samples, 1), betas)
+    print(f"t = {t:4d}   β_t = {betas[t].item():.5f}   Var(input) = {x_prev.var().item():.3f}   Var(output) = {x_t.var().item():.3f}")
 
 # %% [markdown] lang="fr"
 # ## 2. Le planning des $\beta_t$ et la quantité $\bar\alpha_t$
 #
 # Le *scheduler* « détermine la séquence des coefficients de bruitage $\beta_t$ » (diapositive *Rôle du
-# Scheduler*). Le DDPM original (Ho et al., 2020) prend $T = 1000$ étapes et des $\beta_t$ qui montent
-# **linéairement** de $10^{-4}$ à $0{,}02$ : on bruite à peine au début, franchement à la fin.
+# Scheduler*). Le DDPM original (Ho et al., 2020) utilise $T = 1000$ étapes et des $\beta_t$ qui croissent
+# **linéairement** de $10^{-4}$ à $0{,}02$ : on bruite à peine au début, et fortement à la fin.
 #
 # **Convention du cours.** $t$ va de $0$ (image propre) à $T$ (bruit), et chaque tableau est indexé par
-# $t$ lui-même : `betas[t]` vaut $\beta_t$, et `betas[0] = 0`. Les tableaux ont donc $T + 1$ cases.
-# (La bibliothèque diffusers numérote les mêmes étapes de 0 à $T-1$ : son pas $\tau$ est notre $t = \tau + 1$.)
+# $t$ lui-même : `betas[t]` vaut $\beta_t$, et `betas[0] = 0`. Les tableaux ont donc $T + 1$ éléments.
+# (La bibliothèque diffusers numérote les mêmes étapes de 0 à $T-1$ : son étape $\tau$ correspond à notre
+# $t = \tau + 1$.)
 #
-# On pose $\alpha_t = 1 - \beta_t$ et surtout
+# On pose $\alpha_t = 1 - \beta_t$ et, surtout,
 #
-# $$\bar\alpha_t = \prod_{s=1}^{t} \alpha_s ,\qquad \bar\alpha_0 = 1 .$$
+# $$\bar\alpha_t = \prod_{k=1}^{t} \alpha_k ,\qquad \bar\alpha_0 = 1 .$$
 #
-# $\bar\alpha_t$ est **la part de signal qui survit** après $t$ étapes (au carré). C'est la seule quantité
-# dont on aura vraiment besoin. Sa valeur finale $\bar\alpha_T$ dit si l'on finit bien sur du bruit pur :
+# $\sqrt{\bar\alpha_t}$ est le coefficient qui multiplie $x_0$ après $t$ étapes, et $\bar\alpha_t$ est **la part de
+# la variance de $x_t$ qui est encore du signal**. C'est la seule quantité dont on aura vraiment besoin. Sa valeur finale $\bar\alpha_T$ indique si l'on aboutit bien à du bruit pur :
 
 # %% [markdown] lang="en"
 # ## 2. The schedule of $\beta_t$ and the quantity $\bar\alpha_t$
@@ -142,20 +143,20 @@ for t in (1, 500, 1000):
 #
 # Let $\alpha_t = 1 - \beta_t$ and above all
 #
-# $$\bar\alpha_t = \prod_{s=1}^{t} \alpha_s ,\qquad \bar\alpha_0 = 1 .$$
+# $$\bar\alpha_t = \prod_{k=1}^{t} \alpha_k ,\qquad \bar\alpha_0 = 1 .$$
 #
-# $\bar\alpha_t$ is **the share of signal that survives** $t$ steps (squared). It is the only quantity we
-# will really need. Its final value $\bar\alpha_T$ tells whether we do end on pure noise:
+# $\sqrt{\bar\alpha_t}$ is the coefficient that multiplies $x_0$ after $t$ steps, and $\bar\alpha_t$ is **the share of
+# the variance of $x_t$ that is still signal**. It is the only quantity we will really need. Its final value $\bar\alpha_T$ tells whether we do end on pure noise:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 abar = alphas_cumprod(betas)  # abar[t] = ᾱ_t
 print(f"len(betas) = {len(betas)} (T + 1),  β_1 = {betas[1].item():.4g},  β_T = {betas[T].item():.4g}")
-print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T = {abar[T].item():.4e}")
+print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T = {abar[T].item():.4e},  √ᾱ_T = {abar[T].sqrt().item():.4f}")
 
 # %% [markdown] lang="fr"
-# Après 1000 étapes, $\sqrt{\bar\alpha_T} \approx 0{,}006$ : il reste 0,6 % de l'image, noyée dans un
-# bruit d'écart-type $\approx 1$. Pour le réseau, c'est du bruit pur.
+# Après 1000 étapes, $\sqrt{\bar\alpha_T} \approx 0{,}006$ : l'image est réduite à 0,6 % de son amplitude
+# et noyée dans un bruit d'écart-type $\approx 1$. Pour le réseau, c'est du bruit pur.
 
 # %% [markdown] lang="en"
 # After 1000 steps, $\sqrt{\bar\alpha_T} \approx 0.006$: 0.6% of the image is left, drowned in noise of
@@ -164,14 +165,14 @@ print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T 
 # %% [markdown] lang="fr"
 # ## 3. Sauter directement à l'étape $t$ : la forme close
 #
-# Pour entraîner le réseau, on aura besoin de $x_t$ pour des $t$ tirés au hasard — des millions de fois.
+# Pour entraîner le réseau, il nous faudra $x_t$ pour des $t$ tirés au hasard — des millions de fois.
 # Appliquer $t$ fois l'étape ci-dessus serait bien trop lent. Heureusement, une somme de gaussiennes
-# indépendantes est encore une gaussienne. Sur deux étapes :
+# indépendantes est encore gaussienne. Sur deux étapes :
 #
 # $$x_2 = \sqrt{\alpha_2}\big(\sqrt{\alpha_1}\,x_0 + \sqrt{\beta_1}\,\varepsilon_1\big) + \sqrt{\beta_2}\,\varepsilon_2
 #       = \sqrt{\alpha_1\alpha_2}\;x_0 + \underbrace{\sqrt{\alpha_2\beta_1}\,\varepsilon_1 + \sqrt{\beta_2}\,\varepsilon_2}_{\text{variance } \alpha_2\beta_1 + \beta_2 \;=\; 1-\alpha_1\alpha_2}$$
 #
-# et, en répétant, la **forme close** (Ho et al. 2020, éq. 4) :
+# et, en itérant, on obtient la **forme close** (Ho et al. 2020, éq. 4) :
 #
 # $$q(x_t \mid x_0) = \mathcal N\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\,I\right)
 # \quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\;x_0 + \sqrt{1-\bar\alpha_t}\;\varepsilon .$$
@@ -179,13 +180,13 @@ print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T 
 # ### ✏️ Exercice 1 — `q_sample`
 #
 # Écrivez la fonction qui calcule $x_t$ pour **un lot** d'images : `x0` et `eps` sont de forme
-# `(B, C, H, W)`, `t` est un tenseur d'entiers de forme `(B,)` (un $t$ par image), `alphas_cumprod`
-# contient $\bar\alpha_0, \dots, \bar\alpha_T$. Puis exécutez la cellule : la vérification vous dit ce qui
-# ne va pas.
+# `(B, C, H, W)`, `t` est un tenseur d'entiers de forme `(B,)` (un $t$ par image) et `alphas_cumprod`
+# contient $\bar\alpha_0, \dots, \bar\alpha_T$. Exécutez ensuite la cellule : la vérification vous signale
+# ce qui ne va pas.
 #
 # <details><summary>Indice</summary>
 #
-# `alphas_cumprod[t]` a la forme `(B,)` : un nombre par image. Pour le multiplier avec une image
+# `alphas_cumprod[t]` est de forme `(B,)` : un nombre par image. Pour le multiplier par un lot d'images
 # `(B, C, H, W)`, donnez-lui la forme `(B, 1, 1, 1)` avec `.view(-1, 1, 1, 1)`.
 # </details>
 
@@ -221,7 +222,7 @@ print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T 
 def my_q_sample(x0, t, eps, alphas_cumprod):
     """x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε (Ho et al. 2020, eq. 4). x0, eps: (B, C, H, W); t: (B,)."""
     # BEGIN SOLUTION
-    # HINT: abar_t = alphas_cumprod[t] has shape (B,) → .view(-1, 1, 1, 1); then x_t = √abar_t·x0 + √(1 − abar_t)·eps
+    # HINT: one ᾱ_t per image — make it broadcast against (B, C, H, W), then apply the formula above
     abar_t = alphas_cumprod[t].view(-1, 1, 1, 1)  # (B, 1, 1, 1)
     return abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * eps
     # END SOLUTION
@@ -230,36 +231,43 @@ def my_q_sample(x0, t, eps, alphas_cumprod):
 check_q_sample(my_q_sample)
 
 # %% [markdown] lang="fr"
-# À partir d'ici on utilise `course.forward.q_sample` : la même formule, plus des messages clairs quand
-# `t` sort de $[0, T]$ ou quand les formes ne collent pas. Essayez `q_sample(x0, 1001, eps, abar)`…
+# Désormais, on utilise `course.forward.q_sample` : la même formule, avec en plus des messages clairs quand
+# `t` sort de $[0, T]$ ou quand les formes ne concordent pas. Essayez par exemple
+# `q_sample(torch.zeros(2, 3, 8, 8), 1001, torch.zeros(2, 3, 8, 8), abar)` dans une cellule…
 #
-# ### La forme close est-elle *vraiment* la même chose que $t$ étapes ?
+# ### La forme close équivaut-elle *vraiment* à $t$ étapes ?
 #
-# Oui, et on peut le vérifier **exactement**, pas seulement en moyenne. Si l'on garde les bruits
-# $\varepsilon_1, \dots, \varepsilon_t$ tirés pendant les $t$ étapes, le calcul ci-dessus montre que
+# Oui, et on peut le vérifier **exactement**, pas seulement en moyenne. Si l'on conserve les bruits
+# $\varepsilon_1, \dots, \varepsilon_t$ tirés au cours des $t$ étapes, le calcul ci-dessus montre que
 #
-# $$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sum_{s=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_s}\,\beta_s}\;\varepsilon_s
+# $$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sum_{k=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_k}\,\beta_k}\;\varepsilon_k
 # \qquad\text{et donc}\qquad
-# \bar\varepsilon = \frac{1}{\sqrt{1-\bar\alpha_t}} \sum_{s=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_s}\,\beta_s}\;\varepsilon_s$$
+# \bar\varepsilon = \frac{1}{\sqrt{1-\bar\alpha_t}} \sum_{k=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_k}\,\beta_k}\;\varepsilon_k$$
 #
-# est **un** bruit $\mathcal N(0, I)$ (ses coefficients au carré somment à 1, par télescopage) pour lequel
-# la forme close redonne exactement le même $x_t$. Vérifions sur le chat :
+# est **un** bruit $\mathcal N(0, I)$ pour lequel
+# la forme close redonne exactement le même $x_t$. Pourquoi de variance 1 ? Comme
+# $\beta_k/\bar\alpha_k = 1/\bar\alpha_k - 1/\bar\alpha_{k-1}$, la somme des carrés des coefficients se télescope :
+# $\sum_{k=1}^{t} \bar\alpha_t\beta_k/\bar\alpha_k = \bar\alpha_t\,(1/\bar\alpha_t - 1) = 1 - \bar\alpha_t$, que l'on divise
+# par $1 - \bar\alpha_t$. Vérifions-le sur le chat :
 
 # %% [markdown] lang="en"
 # From here on we use `course.forward.q_sample`: the same formula, plus clear messages when `t` leaves
-# $[0, T]$ or when shapes do not match. Try `q_sample(x0, 1001, eps, abar)`…
+# $[0, T]$ or when shapes do not match. Try, for instance,
+# `q_sample(torch.zeros(2, 3, 8, 8), 1001, torch.zeros(2, 3, 8, 8), abar)` in a cell…
 #
 # ### Is the closed form *really* the same as $t$ steps?
 #
 # Yes, and we can check it **exactly**, not only on average. If we keep the noises
 # $\varepsilon_1, \dots, \varepsilon_t$ drawn during the $t$ steps, the computation above shows that
 #
-# $$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sum_{s=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_s}\,\beta_s}\;\varepsilon_s
+# $$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sum_{k=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_k}\,\beta_k}\;\varepsilon_k
 # \qquad\text{hence}\qquad
-# \bar\varepsilon = \frac{1}{\sqrt{1-\bar\alpha_t}} \sum_{s=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_s}\,\beta_s}\;\varepsilon_s$$
+# \bar\varepsilon = \frac{1}{\sqrt{1-\bar\alpha_t}} \sum_{k=1}^{t} \sqrt{\tfrac{\bar\alpha_t}{\bar\alpha_k}\,\beta_k}\;\varepsilon_k$$
 #
-# is **a** noise $\mathcal N(0, I)$ (its squared coefficients sum to 1, by telescoping) for which the
-# closed form gives back exactly the same $x_t$. Let us check it on the cat:
+# is **a** noise $\mathcal N(0, I)$ for which the closed form gives back exactly the same $x_t$. Why variance 1?
+# Since $\beta_k/\bar\alpha_k = 1/\bar\alpha_k - 1/\bar\alpha_{k-1}$, the sum of the squared coefficients telescopes:
+# $\sum_{k=1}^{t} \bar\alpha_t\beta_k/\bar\alpha_k = \bar\alpha_t\,(1/\bar\alpha_t - 1) = 1 - \bar\alpha_t$, which we divide
+# by $1 - \bar\alpha_t$. Let us check it on the cat:
 
 # %%
 x0 = cat(size=64)[None].double()  # (1, 3, 64, 64) in [−1, 1]; float64 to see the formula, not rounding
@@ -268,10 +276,10 @@ gen = torch.Generator().manual_seed(0)
 
 t = 300
 x, eps_bar = x0, torch.zeros_like(x0)
-for s in range(1, t + 1):  # t noising steps, keeping track of the combined noise
-    eps_s = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
-    x = q_step(x, s, eps_s, betas64)
-    eps_bar += (abar64[t] / abar64[s] * betas64[s]).sqrt() * eps_s
+for k in range(1, t + 1):  # t noising steps, keeping track of the combined noise
+    eps_k = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+    x = q_step(x, k, eps_k, betas64)
+    eps_bar += (abar64[t] / abar64[k] * betas64[k]).sqrt() * eps_k
 eps_bar /= (1 - abar64[t]).sqrt()
 
 x_closed = q_sample(x0, t, eps_bar, abar64)
@@ -279,13 +287,13 @@ print(f"after {t} steps: max |x_t(steps) − x_t(closed form)| = {(x - x_closed)
 print(f"the combined noise ε̄: mean {eps_bar.mean().item():+.3f}, std {eps_bar.std().item():.3f}  (N(0, I) expected)")
 
 # %% [markdown] lang="fr"
-# L'écart est de l'ordre de $10^{-15}$ : l'erreur d'arrondi du float64. Les deux chemins donnent la même
-# image, aux derniers bits près.
+# L'écart est de l'ordre de $10^{-15}$, c'est-à-dire l'erreur d'arrondi du float64 : les deux chemins
+# donnent la même image, aux derniers bits près.
 #
 # **Et en loi ?** Deuxième vérification, statistique cette fois : on part d'un même pixel $x_0 = 0{,}8$,
-# on le bruite `P.n_samples` fois indépendamment, étape par étape jusqu'à $T$, et l'on compare à chaque
-# $t$ la moyenne et l'écart-type observés aux valeurs de la forme close $\sqrt{\bar\alpha_t}\,x_0$ et
-# $\sqrt{1-\bar\alpha_t}$.
+# on le bruite `P.n_samples` fois indépendamment, étape par étape jusqu'à $T$, et l'on compare, à chaque
+# $t$, la moyenne et l'écart-type observés aux valeurs données par la forme close,
+# $\sqrt{\bar\alpha_t}\,x_0$ et $\sqrt{1-\bar\alpha_t}$.
 
 # %% [markdown] lang="en"
 # The gap is around $10^{-15}$: float64 rounding. Both paths give the same image, to the last bits.
@@ -298,8 +306,8 @@ print(f"the combined noise ε̄: mean {eps_bar.mean().item():+.3f}, std {eps_bar
 gen = torch.Generator().manual_seed(1)
 pixel = torch.full((P.n_samples, 1), 0.8)
 means, stds = [pixel.mean().item()], [pixel.std().item()]
-for s in range(1, T + 1):
-    pixel = q_step(pixel, s, torch.randn(pixel.shape, generator=gen), betas)
+for k in range(1, T + 1):
+    pixel = q_step(pixel, k, torch.randn(pixel.shape, generator=gen), betas)
     means.append(pixel.mean().item())
     stds.append(pixel.std().item())
 means, stds = torch.tensor(means), torch.tensor(stds)
@@ -326,20 +334,21 @@ fig.tight_layout()
 
 # %% [markdown] lang="fr"
 # Les points (simulation étape par étape) tombent sur les courbes (forme close), à l'erreur de
-# Monte-Carlo près : les écarts mesurés en erreurs-types sont ceux du hasard (une simulation est un
-# tirage : environ 95 % des écarts doivent rester sous 2 erreurs-types). La moyenne s'éteint, l'écart-type monte vers 1 : le pixel oublie qu'il valait 0,8.
+# Monte-Carlo près : mesurés en erreurs types, les écarts sont ceux qu'on attend du hasard (une simulation
+# est un tirage aléatoire : environ 95 % des écarts doivent rester sous 2 erreurs types). La moyenne
+# s'éteint, l'écart-type monte vers 1 : le pixel oublie qu'il valait 0,8.
 #
 # ## 4. Trois plannings
 #
 # Le planning linéaire a un défaut : il détruit l'image trop vite. Dès $t \approx 600$, $\bar\alpha_t$ est
-# presque nul, et les dernières centaines d'étapes ne font que bruiter du bruit — des étapes gâchées.
-# Deux alternatives :
+# presque nul, et les dernières centaines d'étapes ne font qu'ajouter du bruit à du bruit : autant
+# d'étapes gâchées. Deux autres choix possibles :
 #
 # - **cosinus** (Nichol & Dhariwal, 2021, éq. 17) : on choisit directement la forme de $\bar\alpha_t$,
 #   $$\bar\alpha_t = \frac{f(t)}{f(0)},\qquad f(t) = \cos^2\!\left(\frac{t/T + s}{1 + s}\cdot\frac{\pi}{2}\right),\quad s = 0{,}008,$$
 #   puis $\beta_t = 1 - \bar\alpha_t/\bar\alpha_{t-1}$ (plafonné à 0,999) ;
-# - **scaled-linear** : celui de Stable Diffusion, où c'est $\sqrt{\beta_t}$ qui est linéaire, de
-#   $\sqrt{0{,}00085}$ à $\sqrt{0{,}012}$.
+# - **scaled-linear** : celui de Stable Diffusion, dans lequel c'est $\sqrt{\beta_t}$ qui varie
+#   linéairement, de $\sqrt{0{,}00085}$ à $\sqrt{0{,}012}$.
 #
 # ### ✏️ Exercice 2 — le $\bar\alpha_t$ du planning cosinus
 #
@@ -348,8 +357,8 @@ fig.tight_layout()
 #
 # <details><summary>Indice</summary>
 #
-# `t = torch.arange(T + 1)` donne tous les $t$ d'un coup ; `torch.cos` et `math.pi` font le reste.
-# N'oubliez pas de diviser par $f(0)$ : on doit avoir $\bar\alpha_0 = 1$.
+# `u = torch.arange(T + 1) / T` donne tous les $t/T$ d'un coup ; `torch.cos` et `math.pi` font le reste.
+# N'oubliez pas de diviser par $f(0)$ : il faut que $\bar\alpha_0 = 1$.
 # </details>
 
 # %% [markdown] lang="en"
@@ -377,7 +386,7 @@ fig.tight_layout()
 #
 # <details><summary>Hint</summary>
 #
-# `t = torch.arange(T + 1)` gives every $t$ at once; `torch.cos` and `math.pi` do the rest. Do not forget
+# `u = torch.arange(T + 1) / T` gives every $t/T$ at once; `torch.cos` and `math.pi` do the rest. Do not forget
 # to divide by $f(0)$: we need $\bar\alpha_0 = 1$.
 # </details>
 
@@ -386,9 +395,9 @@ fig.tight_layout()
 def my_cosine_alphas_cumprod(T, s=0.008):
     """ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s)·π/2), for t = 0 … T (Nichol & Dhariwal 2021, eq. 17)."""
     # BEGIN SOLUTION
-    # HINT: t = torch.arange(T + 1) / T; f = cos²(…); return f / f[0]
-    t = torch.arange(T + 1, dtype=torch.float64) / T
-    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    # HINT: u = torch.arange(T + 1) / T holds every t/T at once
+    u = torch.arange(T + 1, dtype=torch.float64) / T  # t/T for t = 0 … T
+    f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     return f / f[0]
     # END SOLUTION
 
@@ -418,6 +427,7 @@ ax[0].set(xlabel="t", ylabel="β_t", yscale="log", title="β_t")
 ax[1].set(xlabel="t", ylabel="ᾱ_t", title="ᾱ_t  (signal kept)")
 ax[2].set(xlabel="t", ylabel="log₁₀ SNR(t)", title="SNR = ᾱ_t / (1 − ᾱ_t)")
 ax[2].axhline(0, color="grey", lw=0.8)
+ax[2].set_ylim(-5, 5)  # the cosine curve plunges off the plot at t = T, where β_T is capped at 0.999
 for a in ax:
     a.legend(fontsize=8)
 fig.tight_layout()
@@ -428,25 +438,30 @@ for label, b in schedules.items():
     print(f"{label:>13}: ᾱ_T = {a[T].item():.2e}   signal and noise equal (SNR = 1) at t = {half}")
 
 # %% [markdown] lang="fr"
-# À lire sur les courbes :
-# - le **linéaire** passe sous SNR = 1 vers $t \approx 250$ et atteint le bruit pur bien avant $T$ ;
-# - le **cosinus** descend régulièrement : chaque étape retire à peu près la même quantité d'information ;
-# - le **scaled-linear** de Stable Diffusion finit avec $\bar\alpha_T \approx 0{,}005$ : **pas** tout à fait
-#   du bruit pur. Stable Diffusion travaille dans un espace latent (leçon 05) où cela suffit en pratique,
-#   mais c'est un défaut connu (Lin et al., 2024, *Common Diffusion Noise Schedules and Sample Steps are
-#   Flawed*) : le modèle ne voit jamais de bruit pur à l'entraînement, alors qu'on part de bruit pur en
-#   génération.
+# Ce que disent les courbes :
+# - le **linéaire** passe sous SNR = 1 vers $t \approx 250$ ; au-delà de $t \approx 600$ il ne reste
+#   presque plus rien de l'image, et les 400 dernières étapes ne font qu'ajouter du bruit à du bruit ;
+# - le **cosinus** fait décroître $\log \mathrm{SNR}$ presque linéairement sur l'essentiel du parcours : chaque
+#   étape retire à peu près la même quantité d'information (la chute finale vient du plafond
+#   $\beta_T = 0{,}999$) ;
+# - le **scaled-linear** de Stable Diffusion finit avec $\bar\alpha_T \approx 0{,}005$ : ce n'est **pas**
+#   tout à fait du bruit pur. Stable Diffusion travaille dans un espace latent (leçon 05) où cela ne pose
+#   guère de problème en pratique, mais c'est un défaut connu (Lin et al., 2024, *Common Diffusion Noise
+#   Schedules and Sample Steps are Flawed*) : le modèle ne voit jamais de bruit pur à l'entraînement, alors
+#   que la génération part de bruit pur.
 #
 # ## 5. Le chat tigré sous le bruit
 #
 # La diapositive *3 éléments majeurs* prend l'exemple d'« un chat blanc tigré en gros plan ». Voici le
-# nôtre (`skimage.data.chelsea()`, livré avec scikit-image, domaine public), bruité à plusieurs $t$ avec
-# **le même** $\varepsilon$ : seule la quantité de bruit change d'une image à l'autre.
+# nôtre, un chat tigré brun (`skimage.data.chelsea()`, fourni avec scikit-image, domaine public), bruité pour plusieurs
+# valeurs de $t$ avec **le même** $\varepsilon$ : seule la quantité de bruit change d'une image à l'autre.
 
 # %% [markdown] lang="en"
 # What the curves say:
-# - the **linear** schedule crosses SNR = 1 around $t \approx 250$ and reaches pure noise well before $T$;
-# - the **cosine** one falls steadily: each step removes about the same amount of information;
+# - the **linear** schedule crosses SNR = 1 around $t \approx 250$; beyond $t \approx 600$ almost nothing of
+#   the image is left, and the last 400 steps merely add noise to noise;
+# - the **cosine** one makes $\log \mathrm{SNR}$ fall almost linearly over most of the range: each step removes
+#   about the same amount of information (the final plunge comes from the cap $\beta_T = 0.999$);
 # - Stable Diffusion's **scaled-linear** ends at $\bar\alpha_T \approx 0.005$: **not** quite pure noise.
 #   Stable Diffusion works in a latent space (lesson 05) where this is fine in practice, but it is a known
 #   flaw (Lin et al., 2024, *Common Diffusion Noise Schedules and Sample Steps are Flawed*): the model
@@ -454,8 +469,8 @@ for label, b in schedules.items():
 #
 # ## 5. The tabby cat under noise
 #
-# The slide *3 éléments majeurs* uses "a white tabby cat in close-up". Here is ours
-# (`skimage.data.chelsea()`, shipped with scikit-image, public domain), noised at several $t$ with
+# The slide *3 éléments majeurs* uses "a white tabby cat in close-up". Here is ours, a brown
+# tabby (`skimage.data.chelsea()`, shipped with scikit-image, public domain), noised at several $t$ with
 # **the same** $\varepsilon$: only the amount of noise changes from one image to the next.
 
 # %%
@@ -468,9 +483,9 @@ for label in ("linear", "cosine"):
     show_strip(strip, [f"t = {t}" for t in t_values], suptitle=f"{label} schedule")
 
 # %% [markdown] lang="fr"
-# Avec le planning linéaire, le chat a disparu avant la mi-parcours ; avec le cosinus, on le devine
-# encore au-delà. Promenez-vous sur $t$ avec le curseur (il faut un noyau Jupyter actif ; sinon,
-# une figure fixe s'affiche à la place) :
+# Avec le planning linéaire, le chat a disparu avant mi-parcours ; avec le cosinus, on le devine encore
+# au-delà. Faites varier $t$ avec le curseur (il faut un noyau Jupyter actif ; sinon, une figure fixe
+# s'affiche à la place) :
 
 # %% [markdown] lang="en"
 # With the linear schedule the cat is gone before half-way; with the cosine one it is still visible
@@ -493,10 +508,10 @@ int_slider(draw, name="t", min=0, max=T, value=250, static_values=[100, 400])
 # ## 6. La variance du bruit sur 30 étapes
 #
 # La diapositive *Rôle du Scheduler* montre « l'évolution de la variance du bruit au cours des étapes de
-# diffusion (30 étapes) ». En génération, on ne parcourt pas les 1000 pas : un échantillonneur en visite
-# une trentaine, par exemple $t = 1000, 967, \dots, 33, 0$. La variance du bruit présent dans $x_t$ est
-# $1 - \bar\alpha_t$ ; traçons-la le long de ces 30 étapes, du bruit pur vers l'image, pour chaque
-# planning, ainsi que la part de variance que chaque étape doit retirer.
+# diffusion (30 étapes) ». En génération, on ne parcourt pas les 1000 étapes : un échantillonneur n'en
+# visite qu'une trentaine, par exemple $t = 1000, 967, \dots, 33, 0$. La variance du bruit présent dans
+# $x_t$ vaut $1 - \bar\alpha_t$ ; traçons-la le long de ces 30 étapes, du bruit pur vers l'image, pour
+# chaque planning, ainsi que la part de variance que chaque étape doit retirer.
 
 # %% [markdown] lang="en"
 # ## 6. The variance of the noise over 30 steps
@@ -514,7 +529,8 @@ fig, ax = figure(1, 2, figsize=(10, 3.2))
 for label, b in schedules.items():
     variance = 1 - alphas_cumprod(b)[visited]
     ax[0].plot(range(n_steps + 1), variance, "o-", ms=3, label=label)
-    ax[1].bar([i + 0.27 * list(schedules).index(label) for i in range(1, n_steps + 1)], variance[:-1] - variance[1:], width=0.27, label=label)
+    offset = 0.27 * (list(schedules).index(label) - 1)  # three bars side by side, centred on each step
+    ax[1].bar([i + offset for i in range(1, n_steps + 1)], variance[:-1] - variance[1:], width=0.27, label=label)
 ax[0].set(xlabel="sampling step (0 = pure noise)", ylabel="1 − ᾱ_t", title="noise variance in x_t, 30 steps")
 ax[1].set(xlabel="sampling step", ylabel="variance removed", title="variance removed by each step")
 for a in ax:
@@ -523,23 +539,26 @@ fig.tight_layout()
 
 # %% [markdown] lang="fr"
 # Avec le planning linéaire, les dix premières étapes ne retirent presque rien (on reste dans le bruit
-# pur) et tout se joue à la fin ; le cosinus répartit l'effort. C'est pourquoi « le choix du scheduler
-# affecte significativement la qualité et l'efficacité » : le planning décide **où** l'on dépense ses
-# étapes. La leçon 06 refera cette figure pour chaque échantillonneur (DDPM, DDIM, PNDM, Euler a,
-# DPM-Solver).
+# pur) et tout se joue à la fin ; le cosinus, lui, répartit l'effort. C'est pourquoi « le choix du
+# scheduler affecte significativement la qualité et l'efficacité » : le planning décide **où** l'on
+# dépense ses étapes. La leçon 06 reprendra cette figure pour chaque échantillonneur (DDPM, DDIM, PNDM,
+# Euler a, DPM-Solver++).
 #
 # ## À retenir
 #
-# - Une étape : $x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon$ — on rétrécit et on bruite,
-#   la variance reste à 1.
-# - D'un coup : $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$, avec
-#   $\bar\alpha_t = \prod_{s \le t}(1-\beta_s)$ — vérifié exactement et en loi.
-# - Le planning des $\beta_t$ décide à quelle vitesse le signal s'éteint ; le SNR le résume.
+# - Une étape : $x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon$ — on atténue et on bruite,
+#   la variance reste égale à 1.
+# - D'un seul coup : $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$, avec
+#   $\bar\alpha_t = \prod_{k \le t}(1-\beta_k)$ — vérifié exactement et en loi.
+# - Le planning des $\beta_t$ fixe la vitesse à laquelle le signal s'éteint ; le SNR la résume.
 #
-# **Pour l'enseignant·e.** La diapositive *Processus Forward* est correcte ; notez que le « scheduler »
-# des diapositives désigne à la fois le planning des $\beta_t$ (cette leçon) et l'algorithme
-# d'échantillonnage (leçon 06) : deux rôles que diffusers réunit dans une même classe, et que le cours
-# sépare.
+# <details><summary><b>Pour les enseignants</b></summary>
+#
+# La diapositive *Processus Forward* est correcte ; notez que le « scheduler » des diapositives désigne à
+# la fois le planning des $\beta_t$ (cette leçon) et l'algorithme d'échantillonnage (leçon 06) : deux
+# rôles que diffusers réunit dans une même classe et que le cours distingue. Les erreurs relevées dans les
+# diapositives sont rassemblées dans `ERRATA.md`, à la racine du dépôt.
+# </details>
 #
 # **Et ensuite ?** Leçon 02 : on entraîne un réseau à prédire $\varepsilon$ à partir de $x_t$, puis on
 # remonte le temps.
@@ -548,18 +567,22 @@ fig.tight_layout()
 # With the linear schedule, the first ten steps remove almost nothing (we stay in pure noise) and
 # everything happens at the end; the cosine one spreads the effort. That is why "the choice of scheduler
 # significantly affects quality and efficiency": the schedule decides **where** the steps are spent.
-# Lesson 06 redraws this figure for each sampler (DDPM, DDIM, PNDM, Euler a, DPM-Solver).
+# Lesson 06 redraws this figure for each sampler (DDPM, DDIM, PNDM, Euler a, DPM-Solver++).
 #
 # ## Key points
 #
 # - One step: $x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon$ — shrink and add noise,
 #   the variance stays at 1.
 # - In one jump: $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$, with
-#   $\bar\alpha_t = \prod_{s \le t}(1-\beta_s)$ — checked exactly and in distribution.
+#   $\bar\alpha_t = \prod_{k \le t}(1-\beta_k)$ — checked exactly and in distribution.
 # - The schedule of $\beta_t$ decides how fast the signal fades; the SNR sums it up.
 #
-# **For lecturers.** The slide *Processus Forward* is correct; note that the slides' "scheduler" means
-# both the schedule of $\beta_t$ (this lesson) and the sampling algorithm (lesson 06): two roles that
-# diffusers puts in one class and that the course keeps apart.
+# <details><summary><b>For lecturers</b></summary>
+#
+# The slide *Processus Forward* (forward process) is correct; note that the slides' "scheduler" means both
+# the schedule of $\beta_t$ (this lesson) and the sampling algorithm (lesson 06): two roles that diffusers
+# puts in one class and that the course keeps apart. The slides' errors are gathered in `ERRATA.md`, at
+# the root of the repository.
+# </details>
 #
 # **Next.** Lesson 02: we train a network to predict $\varepsilon$ from $x_t$, then run time backwards.

@@ -128,7 +128,9 @@ def diagnose(
             return failed(name, f"expected a torch.Tensor, got {type(actual).__name__}")
     if actual.shape != expected.shape:
         why = f"wrong shape: got {tuple(actual.shape)}, expected {tuple(expected.shape)}"
-        if actual.numel() == expected.numel():
+        if sorted(actual.shape) == sorted(expected.shape):
+            why += " (the same dimensions in another order: a permute is wrong or missing)"
+        elif actual.numel() == expected.numel():
             why += " (same number of values: a reshape/view is wrong or missing)"
         elif actual.dim() == expected.dim() == 1 and abs(actual.numel() - expected.numel()) == 1:
             why += " (one element too many or too few: an off-by-one in a range?)"

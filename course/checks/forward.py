@@ -12,6 +12,7 @@ from course.forward import q_sample
 from course.schedules import alphas_cumprod, cosine_alphas_cumprod, linear_betas
 
 _BROADCAST_HINT = "ᾱ_t has one value per image, shape (B,): reshape it to (B, 1, 1, 1) to broadcast over the image"
+_MATH_HINT = "math.sqrt/math.cos take one number: use the tensor versions, x.sqrt() or torch.sqrt(x), torch.cos(x)"
 
 
 def check_q_sample(fn: Callable) -> CheckResult:
@@ -23,18 +24,23 @@ def check_q_sample(fn: Callable) -> CheckResult:
         x0 = torch.randn(4, 3, 8, 8, generator=gen)
         eps = torch.randn(4, 3, 8, 8, generator=gen)
         t = torch.tensor([1, 10, 500, 1000])
-        abar = alphas_cumprod(linear_betas(1000))
-        actual = call(name, fn, x0, t, eps, abar, error_hints={"must match the size": _BROADCAST_HINT})
+        abar = alphas_cumprod(linear_betas(1000)).float()  # float32 like the images, so x_t stays float32
+        expected = q_sample(x0, t, eps, abar)
+        hints = {"must match the size": _BROADCAST_HINT, "converted to Python scalars": _MATH_HINT}
+        # the learner's function gets copies: an in-place answer must not change the reference inputs
+        actual = call(name, fn, x0.clone(), t.clone(), eps.clone(), abar.clone(), error_hints=hints)
         a = abar[t].view(-1, 1, 1, 1)
         a_prev = abar[t - 1].view(-1, 1, 1, 1)
         mistakes = {
             "ᾱ_{t−1} was used instead of ᾱ_t (an off-by-one in the index)": a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps,
             "the square roots are missing: use √ᾱ_t and √(1 − ᾱ_t)": a * x0 + (1 - a) * eps,
+            "the square root on ᾱ_t is missing (the x_0 term is √ᾱ_t·x_0)": a * x0 + (1 - a).sqrt() * eps,
+            "the square root on 1 − ᾱ_t is missing (the noise term is √(1 − ᾱ_t)·ε)": a.sqrt() * x0 + (1 - a) * eps,
             "the coefficients of x_0 and ε are swapped": (1 - a).sqrt() * x0 + a.sqrt() * eps,
             "the noise term √(1 − ᾱ_t)·ε is missing": a.sqrt() * x0,
             "√(1 − ᾱ_t) was written √1 − ᾱ_t: the square root covers the whole 1 − ᾱ_t": a.sqrt() * x0 + (1 - a.sqrt()) * eps,
         }
-        problem = diagnose(name, actual, q_sample(x0, t, eps, abar), mistakes=mistakes)
+        problem = diagnose(name, actual, expected, mistakes=mistakes, dtype_hint="x_t must keep the dtype of x0: cast ᾱ_t with .to(x0)")
         return problem if problem is not None else passed(name, "x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε")
 
     return run(name, body)
@@ -45,8 +51,13 @@ def _cosine_mistakes(T: int, s: float) -> dict[str, torch.Tensor]:
     angle = (t / T + s) / (1 + s) * math.pi / 2
     f = torch.cos(angle) ** 2
     f_no_s = torch.cos(t / T * math.pi / 2) ** 2
+    u_twice = t / T / T
+    f_twice = torch.cos((u_twice + s) / (1 + s) * math.pi / 2) ** 2
+    f_no_T = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
     return {
         "the division by f(0) is missing (ᾱ_0 must be exactly 1)": f,
+        "t was divided by T twice (t/T is already in [0, 1])": f_twice / f_twice[0],
+        "the division t/T is missing: the cosine needs t/T ∈ [0, 1], not t": f_no_T / f_no_T[0],
         "the cosine is not squared": torch.cos(angle) / torch.cos(angle[0]),
         "the offset s is missing": f_no_s / f_no_s[0],
         "the division by (1 + s) is missing": (torch.cos((t / T + s) * math.pi / 2) ** 2) / (math.cos(s * math.pi / 2) ** 2),
@@ -59,7 +70,7 @@ def check_cosine_alphas_cumprod(fn: Callable) -> CheckResult:
 
     def body() -> CheckResult:
         for T, s in ((1000, 0.008), (50, 0.02)):
-            actual = call(name, fn, T, s)
+            actual = call(name, fn, T, s, error_hints={"converted to Python scalars": _MATH_HINT})
             if isinstance(actual, torch.Tensor):
                 actual = actual.double()
             problem = diagnose(

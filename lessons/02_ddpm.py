@@ -1,0 +1,570 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] lang="fr"
+# # 02 — Prédire le bruit : l'objectif $\varepsilon$ et l'échantillonnage DDPM
+#
+# > « Durant l'entraînement, le modèle […] apprend à prédire le bruit qui a été ajouté à chaque étape.
+# > Lors de l'inférence, […] partant d'un bruit gaussien pur, le modèle retire progressivement le bruit
+# > qu'il prédit. » — diapositive *Principe Fondamental*
+#
+# La leçon 01 savait abîmer une image. Ici, on apprend à **la réparer** : on entraîne un réseau
+# $\varepsilon_\theta(x_t, t, c)$ à deviner le bruit contenu dans $x_t$, puis on s'en sert pour remonter le
+# temps, de $x_T$ (du bruit pur) jusqu'à $x_0$ (une image). C'est le DDPM de Ho et al. (2020), le premier
+# scheduler du tableau des diapositives.
+#
+# **Au programme** (diapositives *Processus Reverse* et *Objectif d'Entraînement*)
+# 1. le processus reverse et ce qu'il faut prédire ;
+# 2. la perte $\lVert \varepsilon - \varepsilon_\theta \rVert^2$ — *exercice 1* — et l'erreur de la diapositive ;
+# 3. un premier modèle sur des points du plan : on regarde le nuage se former ;
+# 4. une étape de débruitage — *exercice 2* — et l'échantillonnage ancestral complet ;
+# 5. des images : le jeu de formes légendées, un petit réseau convolutif, la trajectoire de débruitage,
+#    et un juge indépendant qui note ce que le modèle produit.
+
+# %% [markdown] lang="en"
+# # 02 — Predicting the noise: the $\varepsilon$ objective and DDPM sampling
+#
+# > "During training, the model […] learns to predict the noise that was added at each step. At
+# > inference, […] starting from pure Gaussian noise, the model gradually removes the noise it predicts."
+# > — slide *Principe Fondamental* (fundamental principle)
+#
+# Lesson 01 could ruin an image. Here we learn to **repair** it: we train a network
+# $\varepsilon_\theta(x_t, t, c)$ to guess the noise inside $x_t$, then use it to run time backwards, from
+# $x_T$ (pure noise) to $x_0$ (an image). This is the DDPM of Ho et al. (2020), the first scheduler of the
+# slides' table.
+#
+# **Plan** (slides *Processus Reverse*, "reverse process", and *Objectif d'Entraînement*, "training objective")
+# 1. the reverse process and what to predict;
+# 2. the loss $\lVert \varepsilon - \varepsilon_\theta \rVert^2$ — *exercise 1* — and the slide's mistake;
+# 3. a first model on points of the plane: watch the cloud form;
+# 4. one denoising step — *exercise 2* — and full ancestral sampling;
+# 5. images: the captioned shapes dataset, a small conv net, the denoising trajectory, and an independent
+#    judge that scores what the model makes.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from course import current_profile
+from course.checks.ddpm import check_epsilon_loss, check_p_sample_step
+from course.data import ShapesDataset, render_scenes
+from course.ddpm import ddpm_sample, predict_x0, training_loss
+from course.denoisers import MLPDenoiser
+from course.forward import q_sample
+from course.plotting import figure, show_grid, show_strip
+from course.schedules import alphas_cumprod, linear_betas
+from course.toy2d import make_points, sliced_wasserstein
+from course.train import TrainConfig, train
+
+P = current_profile()
+torch.manual_seed(0)
+T = 1000
+betas = linear_betas(T)  # the DDPM schedule of lesson 01: betas[t] = β_t, t = 0 … T
+abar = alphas_cumprod(betas)  # abar[t] = ᾱ_t
+print(f"profile: {P.name}  ·  T = {T}")
+
+# %% [markdown] lang="fr"
+# ## 1. Le processus reverse
+#
+# La diapositive *Processus Reverse* écrit
+#
+# $$p_\theta(x_{t-1} \mid x_t) = \mathcal N\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \Sigma_\theta(x_t, t)\right).$$
+#
+# Pourquoi une gaussienne, et que doit valoir $\mu_\theta$ ? Parce que, **si l'on connaissait $x_0$**, le
+# pas en arrière serait connu exactement (Ho et al. 2020, éq. 6–7) :
+#
+# $$q(x_{t-1} \mid x_t, x_0) = \mathcal N\!\left(x_{t-1};\ \tilde\mu_t(x_t, x_0),\ \tilde\beta_t I\right),\qquad
+# \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,
+# \qquad \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
+#
+# On ne connaît pas $x_0$ — c'est justement ce qu'on cherche. Mais la forme close de la leçon 01,
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$, dit que connaître le bruit $\varepsilon$
+# revient à connaître $x_0$ : $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$.
+# On demande donc au réseau de **prédire le bruit**, et en remplaçant $x_0$ par $\hat x_0$ dans
+# $\tilde\mu_t$ on obtient (éq. 11)
+#
+# $$\mu_\theta(x_t, t) = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta(x_t, t)\right).$$
+#
+# Pour la variance, Ho et al. ne l'apprennent pas : ils fixent $\Sigma = \sigma_t^2 I$ avec $\sigma_t^2 = \beta_t$
+# ou $\sigma_t^2 = \tilde\beta_t$ — les deux marchent presque aussi bien.
+
+# %% [markdown] lang="en"
+# ## 1. The reverse process
+#
+# The slide *Processus Reverse* writes
+#
+# $$p_\theta(x_{t-1} \mid x_t) = \mathcal N\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \Sigma_\theta(x_t, t)\right).$$
+#
+# Why a Gaussian, and what should $\mu_\theta$ be? Because **if we knew $x_0$**, the step backwards would
+# be known exactly (Ho et al. 2020, eq. 6–7):
+#
+# $$q(x_{t-1} \mid x_t, x_0) = \mathcal N\!\left(x_{t-1};\ \tilde\mu_t(x_t, x_0),\ \tilde\beta_t I\right),\qquad
+# \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,
+# \qquad \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
+#
+# We do not know $x_0$ — that is what we are after. But lesson 01's closed form,
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$, says that knowing the noise $\varepsilon$
+# means knowing $x_0$: $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$. So we ask
+# the network to **predict the noise**, and putting $\hat x_0$ in place of $x_0$ in $\tilde\mu_t$ gives (eq. 11)
+#
+# $$\mu_\theta(x_t, t) = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta(x_t, t)\right).$$
+#
+# Ho et al. do not learn the variance: they fix $\Sigma = \sigma_t^2 I$ with $\sigma_t^2 = \beta_t$ or
+# $\sigma_t^2 = \tilde\beta_t$ — both work almost equally well.
+
+# %% [markdown] lang="fr"
+# ## 2. L'objectif d'entraînement
+#
+# La diapositive *Objectif d'Entraînement* imprime
+#
+# $$L = E_{t, x_0, \epsilon}\big[\lVert \epsilon_\theta(x_t, t, c) \rVert_2^2\big]$$
+#
+# **Il manque la cible !** Telle quelle, cette perte est minimale pour un réseau qui répond toujours 0,
+# et il n'apprendrait rien. La bonne perte (Ho et al. 2020, éq. 14, dite $L_\text{simple}$) compare la
+# prédiction au vrai bruit :
+#
+# $$L = E_{t, x_0, \varepsilon}\big[\lVert \varepsilon - \varepsilon_\theta(x_t, t, c) \rVert_2^2\big],\qquad
+# x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\quad t \sim \mathcal U\{1,\dots,T\}.$$
+#
+# C'est l'algorithme 1 de l'article : on tire une image, un $t$, un bruit ; on bruite ; on demande au
+# réseau quel bruit il voit ; on corrige.
+#
+# ### ✏️ Exercice 1 — la perte
+#
+# Écrivez `my_epsilon_loss(model, x0, t, eps, alphas_cumprod)` : construisez $x_t$, appelez
+# `model(x_t, t)` et renvoyez la moyenne des carrés de l'écart (un seul nombre). Ici $t$ et $\varepsilon$
+# sont donnés, pour que la vérification soit exacte ; dans l'entraînement, `course.ddpm.training_loss` les
+# tire au hasard.
+#
+# <details><summary>Indice</summary>
+#
+# `q_sample(x0, t, eps, alphas_cumprod)` (leçon 01) donne $x_t$ ; `(a - b).square().mean()` donne la
+# moyenne des carrés.
+# </details>
+
+# %% [markdown] lang="en"
+# ## 2. The training objective
+#
+# The slide *Objectif d'Entraînement* prints
+#
+# $$L = E_{t, x_0, \epsilon}\big[\lVert \epsilon_\theta(x_t, t, c) \rVert_2^2\big]$$
+#
+# **The target is missing!** As printed, this loss is smallest for a network that always answers 0, and it
+# would learn nothing. The right loss (Ho et al. 2020, eq. 14, called $L_\text{simple}$) compares the
+# prediction with the true noise:
+#
+# $$L = E_{t, x_0, \varepsilon}\big[\lVert \varepsilon - \varepsilon_\theta(x_t, t, c) \rVert_2^2\big],\qquad
+# x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\quad t \sim \mathcal U\{1,\dots,T\}.$$
+#
+# This is the paper's Algorithm 1: draw an image, a $t$, a noise; add the noise; ask the network which
+# noise it sees; correct it.
+#
+# ### ✏️ Exercise 1 — the loss
+#
+# Write `my_epsilon_loss(model, x0, t, eps, alphas_cumprod)`: build $x_t$, call `model(x_t, t)` and
+# return the mean of the squared differences (a single number). Here $t$ and $\varepsilon$ are given, so
+# the check is exact; in training, `course.ddpm.training_loss` draws them at random.
+#
+# <details><summary>Hint</summary>
+#
+# `q_sample(x0, t, eps, alphas_cumprod)` (lesson 01) gives $x_t$; `(a - b).square().mean()` gives the mean
+# of the squares.
+# </details>
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_epsilon_loss(model, x0, t, eps, alphas_cumprod):
+    """L_simple = mean ‖ε − ε_θ(x_t, t)‖², x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε (Ho et al. 2020, eq. 14)."""
+    # BEGIN SOLUTION
+    # HINT: noise x0 to x_t, ask the model, compare with the true noise
+    x_t = q_sample(x0, t, eps, alphas_cumprod)
+    return (eps - model(x_t, t)).square().mean()
+    # END SOLUTION
+
+
+check_epsilon_loss(my_epsilon_loss)
+
+# %% [markdown] lang="fr"
+# Pour voir l'erreur de la diapositive en chiffres : un « réseau » qui répond toujours 0 obtient une
+# perte nulle avec la formule imprimée, et une perte de 1 (la variance du bruit) avec la bonne.
+
+# %% [markdown] lang="en"
+# To see the slide's mistake in numbers: a "network" that always answers 0 gets zero loss with the printed
+# formula, and a loss of 1 (the variance of the noise) with the right one.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+lazy = lambda x_t, t, cond=None: torch.zeros_like(x_t)  # noqa: E731  a "model" that predicts no noise
+x0 = torch.randn(512, 2, generator=torch.Generator().manual_seed(0))
+eps = torch.randn(512, 2, generator=torch.Generator().manual_seed(1))
+t = torch.randint(1, T + 1, (512,), generator=torch.Generator().manual_seed(2))
+print(f"slide's formula  E‖ε_θ‖²    = {lazy(q_sample(x0, t, eps, abar), t).square().mean().item():.3f}")
+print(f"right formula    E‖ε − ε_θ‖² = {(eps - lazy(q_sample(x0, t, eps, abar), t)).square().mean().item():.3f}")
+
+# %% [markdown] lang="fr"
+# ## 3. Un premier modèle, dans le plan
+#
+# Avant les images, un cas où l'on voit tout : des points du plan disposés en spirale. Chaque point est
+# une « donnée » $x_0 \in \mathbb R^2$. Le réseau est un petit perceptron (MLP) qui reçoit $x_t$ et $t$
+# (codé par des sinusoïdes, comme les positions d'un transformer) et renvoie $\varepsilon_\theta \in \mathbb R^2$.
+#
+# L'entraînement utilise la boucle du cours, `course.train.train` : AdamW, moyenne exponentielle des poids
+# (EMA), écrêtage du gradient, barre de progression. Chaque pas tire un lot de points neufs.
+
+# %% [markdown] lang="en"
+# ## 3. A first model, in the plane
+#
+# Before images, a case where we can see everything: points of the plane laid out in a spiral. Each point
+# is a "data item" $x_0 \in \mathbb R^2$. The network is a small perceptron (MLP) that takes $x_t$ and $t$
+# (encoded with sinusoids, like a transformer's positions) and returns $\varepsilon_\theta \in \mathbb R^2$.
+#
+# Training uses the course's loop, `course.train.train`: AdamW, an exponential moving average of the
+# weights (EMA), gradient clipping, a progress bar. Each step draws a fresh batch of points.
+
+# %%
+data = make_points("spiral", P.toy_points, torch.Generator().manual_seed(0))
+toy = MLPDenoiser(dim=2, hidden=128, layers=3)
+print(f"MLP denoiser: {sum(p.numel() for p in toy.parameters()):,} parameters")
+
+
+def toy_batch(step):
+    return make_points("spiral", 256, torch.Generator().manual_seed(10_000 + step))
+
+
+toy_run = train(
+    toy,
+    lambda model, x0: training_loss(model, x0, abar),
+    toy_batch,
+    TrainConfig(steps=P.toy_steps, lr=2e-3, warmup=100, decay="cosine", ema_decay=0.995, log_every=50),
+    desc="toy denoiser",
+)
+fig, ax = figure(1, 2, figsize=(9, 3))
+ax[0].scatter(*data.T, s=2, alpha=0.5)
+ax[0].set(title="data x_0 (spiral)", aspect="equal")
+ax[1].plot(toy_run.history.steps, toy_run.history.losses)
+ax[1].set(xlabel="training step", ylabel="loss (smoothed)", title=f"L_simple, {toy_run.history.wall_time:.0f} s of training")
+fig.tight_layout()
+
+# %% [markdown] lang="fr"
+# La perte ne descend pas vers 0 : même un réseau parfait ne peut pas deviner tout le bruit quand $t$
+# est petit (le bruit est alors minuscule et noyé dans l'incertitude sur $x_0$). Ce qui compte, c'est la
+# qualité des échantillons.
+#
+# ## 4. Une étape de débruitage, puis toutes
+#
+# L'algorithme 2 de Ho et al. part de $x_T \sim \mathcal N(0, I)$ et répète, pour $t = T, \dots, 1$ :
+#
+# $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta(x_t, t)\right) + \sigma_t\,z,
+# \qquad z \sim \mathcal N(0, I),$$
+#
+# **sauf à la dernière étape** ($t = 1$), où l'on n'ajoute pas de bruit : $x_0$ est la moyenne.
+#
+# ### ✏️ Exercice 2 — une étape
+#
+# Écrivez `my_p_sample_step(x_t, t, eps_pred, z, betas, alphas_cumprod)` avec $\sigma_t = \sqrt{\beta_t}$.
+# `t` est un tenseur `(B,)` : un pas par échantillon, et certains valent 1.
+#
+# <details><summary>Indice</summary>
+#
+# Prenez `b = betas[t]` et `a = alphas_cumprod[t]`, mis en forme `(B, 1, …)` comme dans la leçon 01.
+# Pour ne pas bruiter à $t = 1$, multipliez $\sigma_t z$ par `(t > 1)` (mis en forme lui aussi).
+# </details>
+
+# %% [markdown] lang="en"
+# The loss does not go to 0: even a perfect network cannot guess all of the noise when $t$ is small (the
+# noise is then tiny and drowned in the uncertainty about $x_0$). What matters is the quality of samples.
+#
+# ## 4. One denoising step, then all of them
+#
+# Algorithm 2 of Ho et al. starts from $x_T \sim \mathcal N(0, I)$ and repeats, for $t = T, \dots, 1$:
+#
+# $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta(x_t, t)\right) + \sigma_t\,z,
+# \qquad z \sim \mathcal N(0, I),$$
+#
+# **except at the last step** ($t = 1$), where no noise is added: $x_0$ is the mean.
+#
+# ### ✏️ Exercise 2 — one step
+#
+# Write `my_p_sample_step(x_t, t, eps_pred, z, betas, alphas_cumprod)` with $\sigma_t = \sqrt{\beta_t}$.
+# `t` is a `(B,)` tensor: one step per sample, and some of them are 1.
+#
+# <details><summary>Hint</summary>
+#
+# Take `b = betas[t]` and `a = alphas_cumprod[t]`, shaped `(B, 1, …)` as in lesson 01. To add no noise at
+# $t = 1$, multiply $\sigma_t z$ by `(t > 1)` (shaped too).
+# </details>
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_p_sample_step(x_t, t, eps_pred, z, betas, alphas_cumprod):
+    """x_{t−1} = (x_t − β_t/√(1 − ᾱ_t)·ε_θ)/√α_t + σ_t·z, σ_t = √β_t, no noise at t = 1 (Ho et al. 2020, Alg. 2)."""
+    # BEGIN SOLUTION
+    # HINT: per-sample b = β_t and a = ᾱ_t shaped (B, 1, …); the noise term is multiplied by (t > 1)
+    shape = (-1,) + (1,) * (x_t.dim() - 1)  # (B, 1, …, 1)
+    b, a = betas[t].view(shape).to(x_t), alphas_cumprod[t].view(shape).to(x_t)
+    mean = (x_t - b / (1 - a).sqrt() * eps_pred) / (1 - b).sqrt()
+    return mean + (t > 1).view(shape).to(x_t) * b.sqrt() * z
+    # END SOLUTION
+
+
+check_p_sample_step(my_p_sample_step)
+
+# %% [markdown] lang="fr"
+# La boucle complète est `course.ddpm.ddpm_sample` (la même étape, répétée de $t = T$ à $1$). Son
+# argument `callback` nous montre chaque étape : on garde le nuage à quelques instants pour le voir se
+# former.
+
+# %% [markdown] lang="en"
+# The full loop is `course.ddpm.ddpm_sample` (the same step, repeated from $t = T$ down to $1$). Its
+# `callback` argument shows us every step: we keep the cloud at a few instants to watch it form.
+
+# %%
+keep = [1000, 600, 300, 150, 50, 1]
+snapshots = {}
+
+
+def remember(t, x_t, x0_hat):
+    if t in keep:
+        snapshots[t] = x_t.clone()
+
+
+samples = ddpm_sample(toy_run.ema, (P.toy_points, 2), betas, generator=torch.Generator().manual_seed(1), callback=remember)
+fig, ax = figure(1, len(keep) + 1, figsize=(2.2 * (len(keep) + 1), 2.4), sharex=True, sharey=True)
+for a, t in zip(ax, keep):
+    a.scatter(*snapshots[t].T, s=1, alpha=0.4)
+    a.set_title(f"x_{t}", fontsize=9)
+ax[-1].scatter(*samples.T, s=1, alpha=0.4, color="C2")
+ax[-1].set_title("x_0 (samples)", fontsize=9)
+for a in ax:
+    a.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal", xticks=[], yticks=[])
+fig.tight_layout()
+
+reference = make_points("spiral", P.toy_points, torch.Generator().manual_seed(2))
+print(f"sliced Wasserstein distance to the data: samples {sliced_wasserstein(samples, data):.3f}, "
+      f"another draw of the data {sliced_wasserstein(reference, data):.3f}, pure noise {sliced_wasserstein(torch.randn_like(data), data):.3f}")
+
+# %% [markdown] lang="fr"
+# De gauche à droite, le temps remonte : le bruit gaussien se contracte puis s'enroule en spirale. La
+# distance de Wasserstein « par tranches » (on projette les deux nuages sur des directions au hasard et on
+# compare les projections triées) chiffre la ressemblance : plus elle est proche de celle entre deux tirages
+# des vraies données, mieux c'est.
+#
+# ## 5. Des images
+#
+# ### Le jeu de données : des formes légendées
+#
+# Pour tout le reste du cours, nos images viennent d'un générateur de **scènes de formes** : 8 formes,
+# 8 couleurs, 3 fonds, 2 tailles, 9 positions sur une grille 3 × 3, de 1 à 3 objets, et des paires reliées
+# par une relation (« au-dessus de », « à gauche de »). Chaque image est dessinée par programme, donc ses
+# attributs sont connus exactement, et elle est légendée en français et en anglais, de plusieurs façons
+# et avec les accords (« deux petites étoiles grises »). Certaines combinaisons forme + couleur (une
+# étoile rouge, un cercle violet…) n'apparaissent **jamais** dans la partie d'entraînement : les leçons
+# suivantes s'en serviront pour tester des prompts jamais vus.
+
+# %% [markdown] lang="en"
+# From left to right, time runs backwards: the Gaussian noise contracts, then winds into a spiral. The
+# "sliced" Wasserstein distance (project both clouds on random directions and compare the sorted
+# projections) puts a number on the likeness: the closer to the distance between two draws of the real
+# data, the better.
+#
+# ## 5. Images
+#
+# ### The dataset: captioned shapes
+#
+# For the rest of the course our images come from a generator of **shape scenes**: 8 shapes, 8 colours,
+# 3 backgrounds, 2 sizes, 9 positions on a 3 × 3 grid, 1 to 3 objects, and pairs linked by a relation
+# ("above", "to the left of"). Each image is drawn by code, so its attributes are known exactly, and it is
+# captioned in French and in English, in several phrasings, with correct agreement ("deux petites étoiles
+# grises"). Some shape + colour combinations (a red star, a purple circle…) **never** appear in the
+# training split: later lessons use them to test prompts never seen.
+
+# %%
+shapes = ShapesDataset(12, size=64, split="train", seed=3)
+items = [shapes[i] for i in range(12)]
+show_grid([item["image"] for item in items], [item["caption"] for item in items], ncols=6, size=2.0)
+
+# %% [markdown] lang="fr"
+# ### Le modèle : un petit réseau convolutif conditionné
+#
+# Pour les images, $\varepsilon_\theta$ est un petit réseau convolutif en forme de U (32 → 16 → 8 pixels et
+# retour, avec des connexions de saut ; la leçon 04 construira le vrai U-Net avec attention). Le
+# conditionnement $c$ de la formule est ici le plus simple possible : deux étiquettes, **la forme et la
+# couleur**, changées en vecteurs appris et ajoutées au codage de $t$. À la leçon 03, $c$ deviendra le texte
+# d'un prompt, encodé par CLIP. Pendant l'entraînement, on efface $c$ une fois sur dix : le même réseau
+# apprend aussi à débruiter sans consigne, ce qui servira à la *classifier-free guidance* (leçon 07).
+#
+# On s'en tient aux scènes à un seul objet, en 32 × 32. Entraîner ce réseau prend un peu moins d'une heure
+# sur deux cœurs de CPU : les profils `smoke` et `cpu` chargent donc le modèle livré dans `data/` (entraîné
+# par `python -m course.shapes_ddpm train`), puis font quelques pas d'entraînement pour montrer la boucle ;
+# le profil `gpu` l'entraîne de zéro.
+
+# %% [markdown] lang="en"
+# ### The model: a small conditioned conv net
+#
+# For images, $\varepsilon_\theta$ is a small U-shaped conv net (32 → 16 → 8 pixels and back, with skip
+# connections; lesson 04 builds the real U-Net with attention). The slide formula's conditioning $c$ is
+# as simple as can be here: two labels, **the shape and the colour**, turned into learned vectors and added
+# to the encoding of $t$. In lesson 03, $c$ becomes the text of a prompt, encoded by CLIP. During training
+# $c$ is erased one time in ten: the same network also learns to denoise without instructions, which
+# classifier-free guidance will use (lesson 07).
+#
+# We stick to one-object scenes at 32 × 32. Training this network takes a little under an hour on two CPU
+# cores, so the `smoke` and `cpu` profiles load the model shipped in `data/` (trained by
+# `python -m course.shapes_ddpm train`) and run a few training steps to show the loop; the `gpu` profile
+# trains it from scratch.
+
+# %%
+from course import shapes_ddpm
+from course.checkpoints import read_manifest
+from course.paths import data_dir
+
+device = "cuda" if torch.cuda.is_available() else "cpu"
+get_batch = shapes_ddpm.batch_getter(batch_size=128 if P.train_image_model else 32)
+net = shapes_ddpm.make_model()
+print(f"conv denoiser: {sum(p.numel() for p in net.parameters()):,} parameters")
+if P.train_image_model:  # gpu: from scratch
+    config = TrainConfig(steps=P.image_steps, lr=1e-3, warmup=200, decay="cosine", ema_decay=0.999, log_every=50)
+else:  # smoke, cpu: a few steps on a copy of the shipped model, to see the loop run; sampling uses the shipped model
+    shipped = read_manifest(data_dir() / shapes_ddpm.CHECKPOINT)
+    print(f"shipped model: {shipped['samples_seen']:,} training images, {shipped['wall_time_s'] / 60:.0f} min on {shipped['hardware']}")
+    net.load_state_dict(shapes_ddpm.load_model().state_dict())
+    config = TrainConfig(steps=P.image_steps, lr=1e-4, ema_decay=None, log_every=max(1, P.image_steps // 10))
+image_run = train(net, shapes_ddpm.loss_fn(abar), get_batch, config, device=device, desc="image denoiser")
+print(f"{config.steps} steps: loss {image_run.history.losses[0]:.4f} → {image_run.history.losses[-1]:.4f} in {image_run.history.wall_time:.0f} s")
+model = image_run.ema.eval() if P.train_image_model else shapes_ddpm.load_model().to(device)
+
+# %% [markdown] lang="fr"
+# ### Générer, et regarder le débruitage
+#
+# On demande une forme et une couleur par image, et on lance les 1000 étapes de DDPM. À côté de $x_t$, on
+# affiche aussi $\hat x_0$ — l'image propre que le réseau « croit voir » à cet instant. C'est la figure
+# *Visualisation du Processus de Débruitage* des diapositives ; attention, celle-ci se lit de droite à
+# gauche, la nôtre de gauche à droite.
+
+# %% [markdown] lang="en"
+# ### Generating, and watching the denoising
+#
+# We ask for one shape and one colour per image and run the 1000 DDPM steps. Next to $x_t$ we also show
+# $\hat x_0$ — the clean image the network "believes it sees" at that instant. This is the slides' figure
+# *Visualisation du Processus de Débruitage* (denoising process); note that it reads right to left, ours
+# left to right.
+
+# %%
+pairs = shapes_ddpm.prompts(P.image_samples, seed=0)
+strip_at = [1000, 800, 600, 400, 250, 100, 30, 1]
+trajectory = {}
+
+
+def keep_first(t, x_t, x0_hat):
+    if t in strip_at:
+        trajectory[t] = (x_t[0].cpu(), x0_hat[0].clamp(-1, 1).cpu())
+
+
+images = shapes_ddpm.sample(model, pairs, seed=0, device=device, callback=keep_first).cpu()
+show_strip([trajectory[t][0] for t in strip_at], [f"x_{t}" for t in strip_at], suptitle=f"{pairs[0][1]} {pairs[0][0]}: x_t")
+show_strip([trajectory[t][1] for t in strip_at], [f"x̂_0 at t={t}" for t in strip_at], suptitle="x̂_0: the clean image predicted at each step")
+
+# %% [markdown] lang="fr"
+# Au début ($t$ proche de 1000), $\hat x_0$ est une tache floue, grise ou colorée : le réseau ne sait que la
+# couleur moyenne. Vers $t \approx 400$, la position et la couleur sont fixées ; la forme et les bords nets
+# arrivent en dernier. Les structures globales d'abord, les détails ensuite : exactement ce que décrivent les
+# diapositives.
+#
+# ### Un juge indépendant
+#
+# Comment savoir si le modèle fait ce qu'on lui demande, sans regarder chaque image ? Le cours livre un
+# **évaluateur** (`course.eval`) : un classifieur entraîné sur des rendus propres de toutes les combinaisons,
+# qui lit la forme, la couleur, la position… d'une image. Il n'a jamais vu d'image générée. On lui fait
+# lire nos échantillons et on compte combien montrent la forme et la couleur demandées (*l'adhérence au
+# prompt*). On calcule aussi une distance de type FID entre les caractéristiques internes de l'évaluateur
+# sur nos images et sur de vrais rendus : 0 pour deux ensembles identiques, et d'autant plus grande que les
+# images générées s'écartent des vraies.
+
+# %% [markdown] lang="en"
+# Early on ($t$ near 1000), $\hat x_0$ is a blurry grey or coloured blob: the network only knows the mean
+# colour. Around $t \approx 400$, position and colour are settled; the shape and sharp edges come last.
+# Global structure first, details later: exactly what the slides describe.
+#
+# ### An independent judge
+#
+# How do we know whether the model does what it is asked, without looking at every image? The course
+# ships an **evaluator** (`course.eval`): a classifier trained on clean renders of every combination, which
+# reads the shape, colour, position… of an image. It has never seen a generated image. We let it read our
+# samples and count how many show the requested shape and colour (*prompt adherence*). We also compute an
+# FID-like distance between the evaluator's internal features on our images and on real renders: 0 for two
+# identical sets, and the larger the further generated images stray from real ones.
+
+# %%
+from course.eval import adherence, fid_like
+from course.scenes import single
+
+n_show = min(16, len(images))
+show_grid(images[:n_show], [f"{colour} {shape}" for shape, colour in pairs[:n_show]], ncols=8, size=1.3, wrap=10)
+
+score = adherence(images, [{"shape": s, "colour": c} for s, c in pairs])
+real = render_scenes([single(s, c) for s, c in pairs], size=32, seed=0)
+print(f"{score['n']} samples — colour right {score['per_attribute']['colour']:.0%}, shape right "
+      f"{score['per_attribute']['shape']:.0%}, both {score['all_correct']:.0%}")
+if len(images) >= 16:
+    print(f"FID-like to real renders: {fid_like(images, real):.1f} (two sets of real renders: "
+          f"{fid_like(render_scenes([single(s, c) for s, c in pairs], size=32, seed=1), real):.1f})")
+if not P.train_image_model:
+    m = shipped["metrics"]
+    print(f"shipped model on {m['n']} samples: colour {m['per_attribute']['colour']:.0%}, shape "
+          f"{m['per_attribute']['shape']:.0%}, both {m['all_correct']:.0%}, FID-like {m['fid_like']:.1f}")
+
+# %% [markdown] lang="fr"
+# Avec peu d'échantillons (profils `smoke` et `cpu`), ces pourcentages sont approximatifs ; la dernière
+# ligne rappelle la mesure faite sur 256 échantillons lors de l'entraînement du modèle livré. La couleur
+# est presque toujours juste ; la forme est plus difficile : à 32 × 32 pixels, un hexagone et un cercle ne
+# diffèrent que de quelques pixels, et notre petit réseau n'a vu qu'une fraction de ce qu'il faudrait.
+# Toute la suite du cours cherche à faire mieux : un vrai U-Net avec attention (leçon 04), un espace
+# latent pour calculer moins (leçon 05), de meilleurs échantillonneurs (leçon 06), la guidance (leçon 07).
+#
+# ## À retenir
+#
+# - On entraîne $\varepsilon_\theta$ à retrouver le bruit : $L = E\lVert \varepsilon - \varepsilon_\theta(x_t, t, c) \rVert^2$
+#   — avec la cible $\varepsilon$, qui manque sur la diapositive.
+# - Prédire $\varepsilon$, c'est prédire $\hat x_0$, donc la moyenne du pas en arrière (éq. 11).
+# - L'échantillonnage ancestral fait $T$ pas, de $t = T$ à $t = 1$, sans bruit au dernier.
+#
+# <details><summary><b>Pour les enseignants</b></summary>
+#
+# La diapositive *Objectif d'Entraînement* imprime la perte sans la cible $\varepsilon$ ; elle parle aussi
+# de « minimiser la divergence », alors que $L_\text{simple}$ est une borne variationnelle repondérée
+# (Ho et al. 2020, §3.4). La diapositive *Visualisation du Processus de Débruitage* se lit de droite à
+# gauche. Voir `ERRATA.md`.
+# </details>
+#
+# **Et ensuite ?** Leçon 03 : CLIP, pour que $c$ devienne une phrase.
+
+# %% [markdown] lang="en"
+# With few samples (`smoke` and `cpu` profiles) these percentages are rough; the last line recalls the
+# measurement made on 256 samples when the shipped model was trained. The colour is almost always right;
+# the shape is harder: at 32 × 32 pixels a hexagon and a circle differ by a few pixels, and our small
+# network has seen only a fraction of what it would need. The rest of the course is about doing better:
+# a real U-Net with attention (lesson 04), a latent space to compute less (lesson 05), better samplers
+# (lesson 06), guidance (lesson 07).
+#
+# ## Key points
+#
+# - We train $\varepsilon_\theta$ to recover the noise: $L = E\lVert \varepsilon - \varepsilon_\theta(x_t, t, c) \rVert^2$
+#   — with the target $\varepsilon$, which the slide leaves out.
+# - Predicting $\varepsilon$ means predicting $\hat x_0$, hence the mean of the backward step (eq. 11).
+# - Ancestral sampling takes $T$ steps, from $t = T$ down to $t = 1$, with no noise at the last one.
+#
+# <details><summary><b>For lecturers</b></summary>
+#
+# The slide *Objectif d'Entraînement* prints the loss without the target $\varepsilon$; it also speaks of
+# "minimising the divergence", whereas $L_\text{simple}$ is a reweighted variational bound (Ho et al. 2020,
+# §3.4). The slide *Visualisation du Processus de Débruitage* reads right to left. See `ERRATA.md`.
+# </details>
+#
+# **Next.** Lesson 03: CLIP, so that $c$ becomes a sentence.
