@@ -1,8 +1,8 @@
 """Small ε-prediction networks for lesson 02: an MLP for 2-D points and a little convolutional net for images.
 
 Both have the signature ``model(x_t, t, cond) -> eps_pred`` used by :mod:`course.ddpm`. The image
-net is a two-level U-shaped conv net with residual blocks and no attention (lesson 04 builds the
-full U-Net with attention). Its condition ``cond`` is a (B, 2) tensor of (shape, colour) label
+net is a two-level U-shaped conv net with the U-Net's residual blocks and no attention (lesson 04
+builds the full U-Net with attention). Its condition ``cond`` is a (B, 2) tensor of (shape, colour) label
 indices from :mod:`course.scenes`; −1 means "no condition" (a learned null embedding), which is
 what classifier-free guidance needs later.
 """
@@ -15,6 +15,7 @@ from torch import nn
 
 from course.embeddings import timestep_embedding
 from course.scenes import COLOURS, SHAPES
+from course.unet import ResBlock
 
 
 class MLPDenoiser(nn.Module):
@@ -33,23 +34,6 @@ class MLPDenoiser(nn.Module):
         return self.net(torch.cat([x_t, timestep_embedding(t, self.time_dim)], dim=1))
 
 
-class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv, plus the time/condition embedding, twice, with a skip (Ho et al. 2020, App. B)."""
-
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int = 8):
-        super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
-        self.norm2, self.conv2 = nn.GroupNorm(groups, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]  # (B, C, 1, 1): the same shift at every pixel
-        h = self.conv2(F.silu(self.norm2(h)))
-        return h + self.skip(x)
-
-
 class ConvDenoiser(nn.Module):
     """ε_θ(x_t, t, c) for small images: 32 → 16 → 8 pixels and back, with skip connections."""
 
@@ -64,11 +48,12 @@ class ConvDenoiser(nn.Module):
             self.colour_emb = nn.Embedding(len(COLOURS) + 1, emb_dim)
         self.conditional = conditional
         self.stem = nn.Conv2d(channels, w, 3, padding=1)
-        self.down1 = ResBlock(w, w, emb_dim)
-        self.down2 = ResBlock(w, 2 * w, emb_dim)
-        self.mid = ResBlock(2 * w, 2 * w, emb_dim)
-        self.up2 = ResBlock(4 * w, 2 * w, emb_dim)
-        self.up1 = ResBlock(3 * w, w, emb_dim)
+        block = lambda c_in, c_out: ResBlock(c_in, c_out, emb_dim, emb_activation=False)  # noqa: E731
+        self.down1 = block(w, w)
+        self.down2 = block(w, 2 * w)
+        self.mid = block(2 * w, 2 * w)
+        self.up2 = block(4 * w, 2 * w)
+        self.up1 = block(3 * w, w)
         self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)  # start by predicting ε = 0
         nn.init.zeros_(self.out[-1].bias)

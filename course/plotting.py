@@ -66,3 +66,44 @@ def show_grid(
             if titles is not None:
                 ax.set_title("\n".join(textwrap.wrap(titles[i], wrap)), fontsize=fontsize)
     fig.tight_layout()
+
+
+class LiveLoss:
+    """An ``on_log`` callback for :func:`course.train.train` that redraws the loss curve in place.
+
+    In a notebook the figure is updated under the cell as training runs (a display handle, so the
+    progress bar is left alone); outside a notebook it does nothing until :meth:`show`.
+    """
+
+    def __init__(self, title: str = "training loss", every: int = 1):
+        self.title, self.every, self.calls = title, every, 0
+        self.fig, self.ax = figure(figsize=(6, 2.8))
+        plt.close(self.fig)  # shown through the display handle only
+        self.handle = None
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+
+            if get_ipython() is not None:
+                self.handle = display(self.fig, display_id=True)
+        except ImportError:
+            pass
+
+    def draw(self, history) -> None:
+        self.ax.clear()
+        self.ax.plot(history.steps, history.losses)
+        self.ax.set(xlabel="step", ylabel="loss (smoothed)", title=self.title)
+        self.fig.tight_layout()
+
+    def __call__(self, history) -> None:
+        self.calls += 1
+        if self.calls % self.every == 0:
+            self.draw(history)
+            if self.handle is not None:
+                self.handle.update(self.fig)
+
+    def show(self, history) -> None:
+        """Draw the final curve (call once training is over)."""
+        self.draw(history)
+        if self.handle is not None:
+            self.handle.update(self.fig)

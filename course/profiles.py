@@ -41,6 +41,11 @@ class Profile:
     train_image_model: bool
     image_steps: int
     image_samples: int
+    # lesson 03: CLIP — trained from scratch (gpu) or loaded from data/ after a short demo of clip_steps
+    # steps (smoke, cpu); images used for zero-shot and retrieval figures
+    train_clip: bool
+    clip_steps: int
+    clip_eval_images: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -55,6 +60,9 @@ PROFILES: dict[str, Profile] = {
         train_image_model=False,
         image_steps=5,
         image_samples=8,
+        train_clip=False,
+        clip_steps=10,
+        clip_eval_images=100,
     ),
     "cpu": Profile(
         name="cpu",
@@ -67,6 +75,9 @@ PROFILES: dict[str, Profile] = {
         train_image_model=False,
         image_steps=100,
         image_samples=32,
+        train_clip=False,
+        clip_steps=150,
+        clip_eval_images=400,
     ),
     "gpu": Profile(
         name="gpu",
@@ -79,6 +90,9 @@ PROFILES: dict[str, Profile] = {
         train_image_model=True,
         image_steps=8_000,
         image_samples=256,
+        train_clip=True,
+        clip_steps=1_500,
+        clip_eval_images=1_000,
     ),
 }
 

@@ -15,7 +15,7 @@
 # > Lors de l'inférence, […] partant d'un bruit gaussien pur, le modèle retire progressivement le bruit
 # > qu'il prédit. » — diapositive *Principe Fondamental*
 #
-# La leçon 01 savait abîmer une image. Ici, on apprend à **la réparer** : on entraîne un réseau
+# Dans la leçon 01, on a appris à abîmer une image. Ici, on apprend à **la réparer** : on entraîne un réseau
 # $\varepsilon_\theta(x_t, t, c)$ à deviner le bruit contenu dans $x_t$, puis on s'en sert pour remonter le
 # temps, de $x_T$ (du bruit pur) jusqu'à $x_0$ (une image). C'est le DDPM de Ho et al. (2020), le premier
 # scheduler du tableau des diapositives.
@@ -73,7 +73,7 @@ print(f"profile: {P.name}  ·  T = {T}")
 # %% [markdown] lang="fr"
 # ## 1. Le processus reverse
 #
-# La diapositive *Processus Reverse* écrit
+# La diapositive *Processus Reverse* donne
 #
 # $$p_\theta(x_{t-1} \mid x_t) = \mathcal N\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \Sigma_\theta(x_t, t)\right).$$
 #
@@ -87,13 +87,13 @@ print(f"profile: {P.name}  ·  T = {T}")
 # On ne connaît pas $x_0$ — c'est justement ce qu'on cherche. Mais la forme close de la leçon 01,
 # $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$, dit que connaître le bruit $\varepsilon$
 # revient à connaître $x_0$ : $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$.
-# On demande donc au réseau de **prédire le bruit**, et en remplaçant $x_0$ par $\hat x_0$ dans
-# $\tilde\mu_t$ on obtient (éq. 11)
+# On demande donc au réseau de **prédire le bruit** ; en remplaçant $x_0$ par $\hat x_0$ dans
+# $\tilde\mu_t$, on obtient (éq. 11)
 #
 # $$\mu_\theta(x_t, t) = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta(x_t, t)\right).$$
 #
-# Pour la variance, Ho et al. ne l'apprennent pas : ils fixent $\Sigma = \sigma_t^2 I$ avec $\sigma_t^2 = \beta_t$
-# ou $\sigma_t^2 = \tilde\beta_t$ — les deux marchent presque aussi bien.
+# Quant à la variance, Ho et al. ne l'apprennent pas : ils fixent $\Sigma = \sigma_t^2 I$, avec $\sigma_t^2 = \beta_t$
+# ou $\sigma_t^2 = \tilde\beta_t$ — les deux choix donnent des résultats presque équivalents.
 
 # %% [markdown] lang="en"
 # ## 1. The reverse process
@@ -122,26 +122,26 @@ print(f"profile: {P.name}  ·  T = {T}")
 # %% [markdown] lang="fr"
 # ## 2. L'objectif d'entraînement
 #
-# La diapositive *Objectif d'Entraînement* imprime
+# La diapositive *Objectif d'Entraînement* affiche la formule
 #
 # $$L = E_{t, x_0, \epsilon}\big[\lVert \epsilon_\theta(x_t, t, c) \rVert_2^2\big]$$
 #
-# **Il manque la cible !** Telle quelle, cette perte est minimale pour un réseau qui répond toujours 0,
-# et il n'apprendrait rien. La bonne perte (Ho et al. 2020, éq. 14, dite $L_\text{simple}$) compare la
-# prédiction au vrai bruit :
+# **Il manque la cible !** Telle qu'elle est écrite, cette perte est minimale pour un réseau qui répond
+# toujours 0 : il n'apprendrait rien. La bonne perte (Ho et al. 2020, éq. 14), appelée $L_\text{simple}$,
+# compare la prédiction au vrai bruit :
 #
 # $$L = E_{t, x_0, \varepsilon}\big[\lVert \varepsilon - \varepsilon_\theta(x_t, t, c) \rVert_2^2\big],\qquad
 # x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\quad t \sim \mathcal U\{1,\dots,T\}.$$
 #
-# C'est l'algorithme 1 de l'article : on tire une image, un $t$, un bruit ; on bruite ; on demande au
-# réseau quel bruit il voit ; on corrige.
+# C'est l'algorithme 1 de l'article : on tire une image, un $t$ et un bruit ; on bruite l'image ; on
+# demande au réseau quel bruit il voit ; on corrige le réseau.
 #
 # ### ✏️ Exercice 1 — la perte
 #
 # Écrivez `my_epsilon_loss(model, x0, t, eps, alphas_cumprod)` : construisez $x_t$, appelez
-# `model(x_t, t)` et renvoyez la moyenne des carrés de l'écart (un seul nombre). Ici $t$ et $\varepsilon$
-# sont donnés, pour que la vérification soit exacte ; dans l'entraînement, `course.ddpm.training_loss` les
-# tire au hasard.
+# `model(x_t, t)` et renvoyez la moyenne des écarts au carré (un seul nombre). Ici, $t$ et $\varepsilon$
+# vous sont fournis, pour que la vérification soit exacte ; pendant l'entraînement, c'est
+# `course.ddpm.training_loss` qui les tire au hasard.
 #
 # <details><summary>Indice</summary>
 #
@@ -192,8 +192,8 @@ def my_epsilon_loss(model, x0, t, eps, alphas_cumprod):
 check_epsilon_loss(my_epsilon_loss)
 
 # %% [markdown] lang="fr"
-# Pour voir l'erreur de la diapositive en chiffres : un « réseau » qui répond toujours 0 obtient une
-# perte nulle avec la formule imprimée, et une perte de 1 (la variance du bruit) avec la bonne.
+# L'erreur de la diapositive, chiffres à l'appui : un « réseau » qui répond toujours 0 obtient une perte
+# nulle avec la formule de la diapositive, et une perte de 1 (la variance du bruit) avec la bonne.
 
 # %% [markdown] lang="en"
 # To see the slide's mistake in numbers: a "network" that always answers 0 gets zero loss with the printed
@@ -212,11 +212,12 @@ print(f"right formula    E‖ε − ε_θ‖² = {(eps - lazy(q_sample(x0, t, ep
 # ## 3. Un premier modèle, dans le plan
 #
 # Avant les images, un cas où l'on voit tout : des points du plan disposés en spirale. Chaque point est
-# une « donnée » $x_0 \in \mathbb R^2$. Le réseau est un petit perceptron (MLP) qui reçoit $x_t$ et $t$
-# (codé par des sinusoïdes, comme les positions d'un transformer) et renvoie $\varepsilon_\theta \in \mathbb R^2$.
+# une « donnée » $x_0 \in \mathbb R^2$. Le réseau est un petit perceptron multicouche (MLP) qui reçoit $x_t$
+# et $t$ (codé par des sinusoïdes, comme les positions dans un transformer) et renvoie $\varepsilon_\theta \in \mathbb R^2$.
 #
-# L'entraînement utilise la boucle du cours, `course.train.train` : AdamW, moyenne exponentielle des poids
-# (EMA), écrêtage du gradient, barre de progression. Chaque pas tire un lot de points neufs.
+# L'entraînement utilise la boucle du cours, `course.train.train` : AdamW, moyenne mobile exponentielle
+# des poids (EMA), écrêtage du gradient, barre de progression. À chaque pas, on tire un nouveau lot de
+# points.
 
 # %% [markdown] lang="en"
 # ## 3. A first model, in the plane
@@ -253,8 +254,8 @@ ax[1].set(xlabel="training step", ylabel="loss (smoothed)", title=f"L_simple, {t
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
-# La perte ne descend pas vers 0 : même un réseau parfait ne peut pas deviner tout le bruit quand $t$
-# est petit (le bruit est alors minuscule et noyé dans l'incertitude sur $x_0$). Ce qui compte, c'est la
+# La perte ne tend pas vers 0 : même un réseau parfait ne peut pas deviner tout le bruit quand $t$ est
+# petit (le bruit est alors minuscule, noyé dans l'incertitude sur $x_0$). Ce qui compte, c'est la
 # qualité des échantillons.
 #
 # ## 4. Une étape de débruitage, puis toutes
@@ -269,12 +270,12 @@ fig.tight_layout()
 # ### ✏️ Exercice 2 — une étape
 #
 # Écrivez `my_p_sample_step(x_t, t, eps_pred, z, betas, alphas_cumprod)` avec $\sigma_t = \sqrt{\beta_t}$.
-# `t` est un tenseur `(B,)` : un pas par échantillon, et certains valent 1.
+# `t` est un tenseur de forme `(B,)` : une étape par échantillon, dont certaines valent 1.
 #
 # <details><summary>Indice</summary>
 #
-# Prenez `b = betas[t]` et `a = alphas_cumprod[t]`, mis en forme `(B, 1, …)` comme dans la leçon 01.
-# Pour ne pas bruiter à $t = 1$, multipliez $\sigma_t z$ par `(t > 1)` (mis en forme lui aussi).
+# Prenez `b = betas[t]` et `a = alphas_cumprod[t]`, et donnez-leur la forme `(B, 1, …)`, comme dans la
+# leçon 01. Pour ne pas bruiter à $t = 1$, multipliez $\sigma_t z$ par `(t > 1)`, mis à la même forme.
 # </details>
 
 # %% [markdown] lang="en"
@@ -317,8 +318,8 @@ def my_p_sample_step(x_t, t, eps_pred, z, betas, alphas_cumprod):
 check_p_sample_step(my_p_sample_step)
 
 # %% [markdown] lang="fr"
-# La boucle complète est `course.ddpm.ddpm_sample` (la même étape, répétée de $t = T$ à $1$). Son
-# argument `callback` nous montre chaque étape : on garde le nuage à quelques instants pour le voir se
+# La boucle complète, c'est `course.ddpm.ddpm_sample` : la même étape, répétée de $t = T$ à $1$. Son
+# argument `callback` donne accès à chaque étape : on garde le nuage à quelques instants, pour le voir se
 # former.
 
 # %% [markdown] lang="en"
@@ -352,9 +353,9 @@ print(f"sliced Wasserstein distance to the data: samples {sliced_wasserstein(sam
 
 # %% [markdown] lang="fr"
 # De gauche à droite, le temps remonte : le bruit gaussien se contracte puis s'enroule en spirale. La
-# distance de Wasserstein « par tranches » (on projette les deux nuages sur des directions au hasard et on
-# compare les projections triées) chiffre la ressemblance : plus elle est proche de celle entre deux tirages
-# des vraies données, mieux c'est.
+# distance de Wasserstein « par tranches » (*sliced Wasserstein* : on projette les deux nuages sur des
+# directions aléatoires et on compare les projections triées) chiffre la ressemblance : plus elle est
+# proche de la distance entre deux tirages des vraies données, mieux c'est.
 #
 # ## 5. Des images
 #
@@ -363,10 +364,10 @@ print(f"sliced Wasserstein distance to the data: samples {sliced_wasserstein(sam
 # Pour tout le reste du cours, nos images viennent d'un générateur de **scènes de formes** : 8 formes,
 # 8 couleurs, 3 fonds, 2 tailles, 9 positions sur une grille 3 × 3, de 1 à 3 objets, et des paires reliées
 # par une relation (« au-dessus de », « à gauche de »). Chaque image est dessinée par programme, donc ses
-# attributs sont connus exactement, et elle est légendée en français et en anglais, de plusieurs façons
-# et avec les accords (« deux petites étoiles grises »). Certaines combinaisons forme + couleur (une
-# étoile rouge, un cercle violet…) n'apparaissent **jamais** dans la partie d'entraînement : les leçons
-# suivantes s'en serviront pour tester des prompts jamais vus.
+# attributs sont connus exactement, et elle est légendée en français et en anglais, de plusieurs façons,
+# avec des accords corrects (« deux petites étoiles grises »). Certaines combinaisons forme + couleur (une
+# étoile rouge, un cercle violet…) n'apparaissent **jamais** dans les données d'entraînement : les leçons
+# suivantes s'en serviront pour tester des prompts inédits.
 
 # %% [markdown] lang="en"
 # From left to right, time runs backwards: the Gaussian noise contracts, then winds into a spiral. The
@@ -395,15 +396,16 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 #
 # Pour les images, $\varepsilon_\theta$ est un petit réseau convolutif en forme de U (32 → 16 → 8 pixels et
 # retour, avec des connexions de saut ; la leçon 04 construira le vrai U-Net avec attention). Le
-# conditionnement $c$ de la formule est ici le plus simple possible : deux étiquettes, **la forme et la
-# couleur**, changées en vecteurs appris et ajoutées au codage de $t$. À la leçon 03, $c$ deviendra le texte
-# d'un prompt, encodé par CLIP. Pendant l'entraînement, on efface $c$ une fois sur dix : le même réseau
-# apprend aussi à débruiter sans consigne, ce qui servira à la *classifier-free guidance* (leçon 07).
+# conditionnement $c$ de la formule des diapositives est ici le plus simple possible : deux étiquettes,
+# **la forme et la couleur**, transformées en vecteurs appris et ajoutées au codage de $t$. À la leçon 05,
+# $c$ deviendra le texte d'un prompt, encodé par le CLIP de la leçon 03. Pendant l'entraînement, on efface $c$ une fois sur
+# dix : le même réseau apprend aussi à débruiter sans consigne, ce qui servira à la *classifier-free
+# guidance* (leçon 07).
 #
 # On s'en tient aux scènes à un seul objet, en 32 × 32. Entraîner ce réseau prend un peu moins d'une heure
 # sur deux cœurs de CPU : les profils `smoke` et `cpu` chargent donc le modèle livré dans `data/` (entraîné
 # par `python -m course.shapes_ddpm train`), puis font quelques pas d'entraînement pour montrer la boucle ;
-# le profil `gpu` l'entraîne de zéro.
+# le profil `gpu`, lui, l'entraîne à partir de zéro.
 
 # %% [markdown] lang="en"
 # ### The model: a small conditioned conv net
@@ -411,7 +413,7 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # For images, $\varepsilon_\theta$ is a small U-shaped conv net (32 → 16 → 8 pixels and back, with skip
 # connections; lesson 04 builds the real U-Net with attention). The slide formula's conditioning $c$ is
 # as simple as can be here: two labels, **the shape and the colour**, turned into learned vectors and added
-# to the encoding of $t$. In lesson 03, $c$ becomes the text of a prompt, encoded by CLIP. During training
+# to the encoding of $t$. In lesson 05, $c$ becomes the text of a prompt, encoded by lesson 03's CLIP. During training
 # $c$ is erased one time in ten: the same network also learns to denoise without instructions, which
 # classifier-free guidance will use (lesson 07).
 #
@@ -443,10 +445,10 @@ model = image_run.ema.eval() if P.train_image_model else shapes_ddpm.load_model(
 # %% [markdown] lang="fr"
 # ### Générer, et regarder le débruitage
 #
-# On demande une forme et une couleur par image, et on lance les 1000 étapes de DDPM. À côté de $x_t$, on
-# affiche aussi $\hat x_0$ — l'image propre que le réseau « croit voir » à cet instant. C'est la figure
-# *Visualisation du Processus de Débruitage* des diapositives ; attention, celle-ci se lit de droite à
-# gauche, la nôtre de gauche à droite.
+# On demande une forme et une couleur pour chaque image, et on lance les 1000 étapes de DDPM. À côté de
+# $x_t$, on affiche aussi $\hat x_0$ — l'image propre que le réseau « croit voir » à cet instant. C'est la figure
+# *Visualisation du Processus de Débruitage* des diapositives ; attention : celle des diapositives se lit
+# de droite à gauche, la nôtre de gauche à droite.
 
 # %% [markdown] lang="en"
 # ### Generating, and watching the denoising
@@ -472,20 +474,20 @@ show_strip([trajectory[t][0] for t in strip_at], [f"x_{t}" for t in strip_at], s
 show_strip([trajectory[t][1] for t in strip_at], [f"x̂_0 at t={t}" for t in strip_at], suptitle="x̂_0: the clean image predicted at each step")
 
 # %% [markdown] lang="fr"
-# Au début ($t$ proche de 1000), $\hat x_0$ est une tache floue, grise ou colorée : le réseau ne sait que la
+# Au début ($t$ proche de 1000), $\hat x_0$ est une tache floue, grise ou colorée : le réseau ne connaît que la
 # couleur moyenne. Vers $t \approx 400$, la position et la couleur sont fixées ; la forme et les bords nets
-# arrivent en dernier. Les structures globales d'abord, les détails ensuite : exactement ce que décrivent les
-# diapositives.
+# arrivent en dernier. Les structures globales d'abord, les détails ensuite : c'est exactement ce que
+# décrivent les diapositives.
 #
 # ### Un juge indépendant
 #
-# Comment savoir si le modèle fait ce qu'on lui demande, sans regarder chaque image ? Le cours livre un
+# Comment savoir si le modèle fait ce qu'on lui demande, sans regarder chaque image ? Le cours fournit un
 # **évaluateur** (`course.eval`) : un classifieur entraîné sur des rendus propres de toutes les combinaisons,
-# qui lit la forme, la couleur, la position… d'une image. Il n'a jamais vu d'image générée. On lui fait
-# lire nos échantillons et on compte combien montrent la forme et la couleur demandées (*l'adhérence au
-# prompt*). On calcule aussi une distance de type FID entre les caractéristiques internes de l'évaluateur
-# sur nos images et sur de vrais rendus : 0 pour deux ensembles identiques, et d'autant plus grande que les
-# images générées s'écartent des vraies.
+# qui lit la forme, la couleur, la position… d'une image. Il n'a jamais vu d'image générée. On lui soumet
+# nos échantillons et l'on compte ceux qui montrent la forme et la couleur demandées (*l'adhérence au
+# prompt*). On calcule aussi une distance de type FID entre les caractéristiques internes que l'évaluateur
+# extrait de nos images et celles qu'il extrait de vrais rendus : elle vaut 0 pour deux ensembles
+# identiques, et elle est d'autant plus grande que les images générées s'écartent des vraies.
 
 # %% [markdown] lang="en"
 # Early on ($t$ near 1000), $\hat x_0$ is a blurry grey or coloured blob: the network only knows the mean
@@ -526,18 +528,18 @@ if not P.train_image_model:
 # est presque toujours juste ; la forme est plus difficile : à 32 × 32 pixels, un hexagone et un cercle ne
 # diffèrent que de quelques pixels, et notre petit réseau n'a vu qu'une fraction de ce qu'il faudrait.
 # Toute la suite du cours cherche à faire mieux : un vrai U-Net avec attention (leçon 04), un espace
-# latent pour calculer moins (leçon 05), de meilleurs échantillonneurs (leçon 06), la guidance (leçon 07).
+# latent pour réduire les calculs (leçon 05), de meilleurs échantillonneurs (leçon 06), la guidance (leçon 07).
 #
 # ## À retenir
 #
 # - On entraîne $\varepsilon_\theta$ à retrouver le bruit : $L = E\lVert \varepsilon - \varepsilon_\theta(x_t, t, c) \rVert^2$
 #   — avec la cible $\varepsilon$, qui manque sur la diapositive.
 # - Prédire $\varepsilon$, c'est prédire $\hat x_0$, donc la moyenne du pas en arrière (éq. 11).
-# - L'échantillonnage ancestral fait $T$ pas, de $t = T$ à $t = 1$, sans bruit au dernier.
+# - L'échantillonnage ancestral compte $T$ étapes, de $t = T$ à $t = 1$, sans bruit à la dernière.
 #
 # <details><summary><b>Pour les enseignants</b></summary>
 #
-# La diapositive *Objectif d'Entraînement* imprime la perte sans la cible $\varepsilon$ ; elle parle aussi
+# La diapositive *Objectif d'Entraînement* donne la perte sans la cible $\varepsilon$ ; elle parle aussi
 # de « minimiser la divergence », alors que $L_\text{simple}$ est une borne variationnelle repondérée
 # (Ho et al. 2020, §3.4). La diapositive *Visualisation du Processus de Débruitage* se lit de droite à
 # gauche. Voir `ERRATA.md`.

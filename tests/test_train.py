@@ -94,3 +94,17 @@ def test_export_writes_a_verifiable_manifest(tmp_path):
     (tmp_path / "m.safetensors").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(checkpoints.CheckpointError, match="sha256 mismatch"):
         checkpoints.load(tmp_path / "m.safetensors")
+
+
+def test_periodic_sample_grids_are_saved(tmp_path):
+    model, get_batch, loss_fn = regression_problem()
+    seen = []
+
+    def sample_fn(ema, step):
+        seen.append(step)
+        return torch.zeros(4, 3, 8, 8)
+
+    config = TrainConfig(steps=6, sample_every=3, checkpoint_every=None)
+    train(model, loss_fn, get_batch, config, run_dir=tmp_path, sample_fn=sample_fn, progress=False)
+    assert seen == [3, 6]
+    assert sorted(p.name for p in tmp_path.glob("samples_*.png")) == ["samples_000003.png", "samples_000006.png"]

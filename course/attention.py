@@ -1,0 +1,52 @@
+"""Multi-head attention, written out (Vaswani et al. 2017, eq. 1): softmax(QKᵀ/√d)·V.
+
+Used by CLIP's text transformer (causal self-attention, lesson 03) and by the U-Net (self- and
+cross-attention, lesson 04). ``mask`` is boolean, True where a query may attend to a key; it
+broadcasts to (B, heads, queries, keys).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + mask)·v for q (B, h, Lq, d), k and v (B, h, Lk, d); masked keys get weight 0."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, Lq, Lk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v  # (B, h, Lq, d)
+
+
+def causal_mask(length: int, device=None) -> torch.Tensor:
+    """(L, L) boolean: position i may attend to positions j ≤ i (a text model reads left to right)."""
+    return torch.ones(length, length, dtype=torch.bool, device=device).tril()
+
+
+class MultiHeadAttention(nn.Module):
+    """Queries from ``x``; keys and values from ``context`` (cross-attention) or from ``x`` (self-attention)."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        context_dim = context_dim or dim
+        self.heads = heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(context_dim, dim)
+        self.v_proj = nn.Linear(context_dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        return x.view(B, L, self.heads, D // self.heads).transpose(1, 2)  # (B, heads, L, d)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        q, k, v = self.split(self.q_proj(x)), self.split(self.k_proj(context)), self.split(self.v_proj(context))
+        out = attention(q, k, v, mask)  # (B, heads, Lq, d)
+        B, _, L, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(B, L, -1))  # (B, Lq, dim)
