@@ -13,12 +13,17 @@ import torch
 from torch import nn
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(q·kᵀ/√d + mask)·v for q (B, h, Lq, d), k and v (B, h, Lk, d); masked keys get weight 0."""
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q·kᵀ/√d) over the keys, masked keys getting weight 0: (B, h, Lq, Lk), each row sums to 1."""
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, Lq, Lk)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return scores.softmax(dim=-1) @ v  # (B, h, Lq, d)
+    return scores.softmax(dim=-1)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + mask)·v for q (B, h, Lq, d), k and v (B, h, Lk, d); masked keys get weight 0."""
+    return attention_weights(q, k, mask) @ v  # (B, h, Lq, d)
 
 
 def causal_mask(length: int, device=None) -> torch.Tensor:
@@ -39,6 +44,8 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(context_dim, dim)
         self.v_proj = nn.Linear(context_dim, dim)
         self.out_proj = nn.Linear(dim, dim)
+        self.record = False  # when True, keep the last attention weights (B, heads, Lq, Lk) in .weights
+        self.weights: torch.Tensor | None = None
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
@@ -47,6 +54,9 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context
         q, k, v = self.split(self.q_proj(x)), self.split(self.k_proj(context)), self.split(self.v_proj(context))
-        out = attention(q, k, v, mask)  # (B, heads, Lq, d)
+        weights = attention_weights(q, k, mask)  # (B, heads, Lq, Lk)
+        if self.record:  # kept for plots (lesson 04's attention maps)
+            self.weights = weights.detach()
+        out = weights @ v  # (B, heads, Lq, d)
         B, _, L, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(B, L, -1))  # (B, Lq, dim)

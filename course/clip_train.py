@@ -21,7 +21,7 @@ import torch
 from course import checkpoints
 from course.captions import caption, caption_variants
 from course.clip import CLIP, ClipConfig, contrastive_loss
-from course.data import ShapesDataset, item_rng, render_scenes
+from course.data import ShapesDataset, render_scenes
 from course.paths import data_dir
 from course.scenes import Scene, sample_scene
 from course.tokenizer import encode, load_tokenizer

@@ -63,7 +63,7 @@ class ShapesDataset(Dataset):
     """``n`` captioned shape scenes of side ``size`` from ``split`` ("train", "heldout" or "all").
 
     ``lang`` is "en", "fr" or "both" (each item picks one language at random); ``kinds`` restricts
-    the scene kinds ("single", "count", "pair").
+    the scene kinds ("single", "count", "pair") and ``backgrounds`` the backgrounds.
     """
 
     def __init__(
@@ -74,6 +74,7 @@ class ShapesDataset(Dataset):
         seed: int = 0,
         kinds: tuple[str, ...] = KINDS,
         lang: str = "both",
+        backgrounds: tuple[str, ...] = BACKGROUNDS,
     ):
         if n < 1:
             raise ValueError(f"n must be ≥ 1, got {n}")
@@ -84,8 +85,12 @@ class ShapesDataset(Dataset):
         for kind in kinds:
             if kind not in KINDS:
                 raise ValueError(f"unknown scene kind {kind!r}: choose among {', '.join(KINDS)}")
+        for background in backgrounds:
+            if background not in BACKGROUNDS:
+                raise ValueError(f"unknown background {background!r}: choose among {', '.join(BACKGROUNDS)}")
         render(sample_scene(np.random.default_rng(0)), size)  # fails early, with a clear message, on a bad size
         self.n, self.size, self.split, self.seed, self.kinds, self.lang = n, size, split, seed, tuple(kinds), lang
+        self.backgrounds = tuple(backgrounds)
 
     def __len__(self) -> int:
         return self.n
@@ -94,7 +99,7 @@ class ShapesDataset(Dataset):
         if not 0 <= index < self.n:
             raise IndexError(f"index {index} out of range for a dataset of {self.n} items")
         rng = item_rng(self.seed, self.split, index)
-        scene = sample_scene(rng, self.split, self.kinds)
+        scene = sample_scene(rng, self.split, self.kinds, self.backgrounds)
         image = render(scene, self.size, rng)
         lang = LANGS[int(rng.integers(2))] if self.lang == "both" else self.lang
         return scene, image, caption(scene, lang, rng), lang

@@ -52,6 +52,7 @@ class ConvDenoiser(nn.Module):
         self.down1 = block(w, w)
         self.down2 = block(w, 2 * w)
         self.mid = block(2 * w, 2 * w)
+        self.global_context = nn.Linear(2 * w, 2 * w)  # the whole image's mean, broadcast back to every pixel
         self.up2 = block(4 * w, 2 * w)
         self.up1 = block(3 * w, w)
         self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, channels, 3, padding=1))
@@ -75,6 +76,7 @@ class ConvDenoiser(nn.Module):
         h1 = self.down1(self.stem(x_t), emb)  # (B, w, H, W)
         h2 = self.down2(F.avg_pool2d(h1, 2), emb)  # (B, 2w, H/2, W/2)
         h = self.mid(F.avg_pool2d(h2, 2), emb)  # (B, 2w, H/4, W/4)
+        h = h + self.global_context(h.mean(dim=(2, 3)))[:, :, None, None]  # global information (placement, balance)
         h = self.up2(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h2], dim=1), emb)  # (B, 2w, H/2, W/2)
         h = self.up1(torch.cat([F.interpolate(h, scale_factor=2.0, mode="nearest"), h1], dim=1), emb)  # (B, w, H, W)
         return self.out(h)

@@ -11,11 +11,20 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 
 def guidance_combination(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
     """w·ε(c) + (1 − w)·ε(∅), the slides' formula (equal to ε(∅) + w·(ε(c) − ε(∅)))."""
     return w * eps_cond + (1 - w) * eps_uncond
+
+
+def _pad(context: torch.Tensor, mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token states (B, L, D) and mask (B, L) to ``length`` tokens; the padding is masked out."""
+    extra = length - context.shape[1]
+    if extra == 0:
+        return context, mask
+    return F.pad(context, (0, 0, 0, extra)), F.pad(mask, (0, extra), value=False)
 
 
 def guided(
@@ -29,9 +38,9 @@ def guided(
     """A sampler-ready ``(x_t, t) -> ε̃``: one batched forward pass computes ε(∅) and ε(c) together."""
     if w < 0:
         raise ValueError(f"guidance scale w must be ≥ 0 (0: unconditional, 1: conditional, > 1: guided), got {w}")
-    B = context.shape[0]
-    null_context = null_context.expand(B, -1, -1)
-    null_mask = null_mask.expand(B, -1)
+    B, L = context.shape[0], max(context.shape[1], null_context.shape[1])
+    context, context_mask = _pad(context, context_mask, L)
+    null_context, null_mask = _pad(null_context.expand(B, -1, -1), null_mask.expand(B, -1), L)
 
     def eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if w == 1:

@@ -46,6 +46,13 @@ class Profile:
     train_clip: bool
     clip_steps: int
     clip_eval_images: int
+    # lessons 04–05: the latent text-to-image model — trained from scratch (gpu) or loaded from data/ after
+    # short demos (smoke, cpu); images generated and judged in the notebook; DDIM steps when generating
+    train_latent: bool
+    ae_steps: int
+    ldm_steps: int
+    latent_samples: int
+    sample_steps: int
 
 
 PROFILES: dict[str, Profile] = {
@@ -63,6 +70,11 @@ PROFILES: dict[str, Profile] = {
         train_clip=False,
         clip_steps=10,
         clip_eval_images=100,
+        train_latent=False,
+        ae_steps=5,
+        ldm_steps=5,
+        latent_samples=16,
+        sample_steps=10,
     ),
     "cpu": Profile(
         name="cpu",
@@ -78,6 +90,11 @@ PROFILES: dict[str, Profile] = {
         train_clip=False,
         clip_steps=150,
         clip_eval_images=400,
+        train_latent=False,
+        ae_steps=100,
+        ldm_steps=100,
+        latent_samples=128,
+        sample_steps=50,
     ),
     "gpu": Profile(
         name="gpu",
@@ -93,6 +110,11 @@ PROFILES: dict[str, Profile] = {
         train_clip=True,
         clip_steps=1_500,
         clip_eval_images=1_000,
+        train_latent=True,
+        ae_steps=6_000,
+        ldm_steps=8_000,
+        latent_samples=512,
+        sample_steps=50,
     ),
 }
 

@@ -144,13 +144,17 @@ def _allowed_combos(split: str) -> list[tuple[str, str]]:
     return _COMBOS[_check(split, SPLITS, "split")]
 
 
-def sample_scene(rng: np.random.Generator, split: str = "train", kinds: tuple[str, ...] = KINDS) -> Scene:
-    """Draw a random scene of one of ``kinds`` whose (shape, colour) pairs belong to ``split``."""
+def sample_scene(
+    rng: np.random.Generator, split: str = "train", kinds: tuple[str, ...] = KINDS, backgrounds: tuple[str, ...] = BACKGROUNDS
+) -> Scene:
+    """Draw a random scene of one of ``kinds``, on one of ``backgrounds``, whose (shape, colour) pairs belong to ``split``."""
     for kind in kinds:
         _check(kind, KINDS, "scene kind")
+    for background in backgrounds:
+        _check(background, BACKGROUNDS, "background")
     combos = _allowed_combos(split)
     kind = kinds[rng.integers(len(kinds))]
-    background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    background = backgrounds[rng.integers(len(backgrounds))]
     if kind == "single":
         shape, colour = combos[rng.integers(len(combos))]
         cell = divmod(int(rng.integers(9)), 3)

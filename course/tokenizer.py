@@ -86,11 +86,14 @@ def load_tokenizer(path: str | None = None):
     return tok
 
 
-def encode(prompts: list[str] | str, max_length: int = MAX_LENGTH):
+def encode(prompts: list[str] | str, max_length: int = MAX_LENGTH, pad_to_longest: bool = False, allow_empty: bool = False):
     """Token ids (B, max_length) and attention mask (B, max_length) for prompts in French or English.
 
-    An empty prompt is a ``ValueError``; a prompt too long is truncated with a warning (its <eos> kept);
-    unknown words become <unk> (``unknown_words`` lists them).
+    An empty prompt is a ``ValueError`` (unless ``allow_empty``: the empty prompt "" is the
+    unconditional input ∅ of classifier-free guidance, <bos> <eos>); a prompt too long is truncated
+    with a warning (its <eos> kept); unknown words become <unk> (``unknown_words`` lists them).
+    ``pad_to_longest`` pads only to the batch's longest prompt (cheaper; same results, since padded
+    positions are masked and positions are absolute).
     """
     import torch
 
@@ -99,10 +102,12 @@ def encode(prompts: list[str] | str, max_length: int = MAX_LENGTH):
     if not prompts:
         raise ValueError("give at least one prompt")
     for p in prompts:
-        if not isinstance(p, str) or not p.strip():
+        if not isinstance(p, str) or (not p.strip() and not allow_empty):
             raise ValueError(f"prompts must be non-empty strings, got {p!r}")
     tok = load_tokenizer()
     ids = [tok(p)["input_ids"] for p in prompts]
+    if pad_to_longest:
+        max_length = min(max_length, max(len(i) for i in ids))
     too_long = [p for p, i in zip(prompts, ids) if len(i) > max_length]
     if too_long:
         warnings.warn(f"{len(too_long)} prompt(s) longer than {max_length} tokens were truncated, e.g. {too_long[0][:60]!r}…", stacklevel=2)

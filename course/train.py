@@ -161,13 +161,15 @@ def train(
     device: str | torch.device | None = None,
     desc: str = "training",
     progress: bool = True,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``config.steps`` steps of ``loss_fn(model, get_batch(step))``.
 
     With ``run_dir``, a resume state is saved every ``checkpoint_every`` steps and at the end, and a
     run found there is continued from its last step. ``sample_fn(ema_model, step)`` returns images in
     [−1, 1] saved as a grid every ``sample_every`` steps. ``on_log(history)`` is called every
-    ``log_every`` steps (e.g. to redraw a live loss curve).
+    ``log_every`` steps (e.g. to redraw a live loss curve). ``stop_at`` pauses after that many steps
+    (the schedule still runs to ``config.steps``); calling again with the same ``run_dir`` continues.
     """
     from tqdm.auto import tqdm
 
@@ -191,11 +193,12 @@ def train(
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-    bar = tqdm(total=config.steps, initial=start, desc=desc, disable=not progress or start >= config.steps, leave=True)
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    bar = tqdm(total=config.steps, initial=start, desc=desc, disable=not progress or start >= end, leave=True)
     smoothed = history.losses[-1] if history.losses else None
     tick = time.perf_counter()
     model.train()
-    for step in range(start, config.steps):
+    for step in range(start, end):
         batch = _to(get_batch(step), device)
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(step, config)
@@ -226,7 +229,7 @@ def train(
                 on_log(history)
         if sample_fn is not None and config.sample_every and (done % config.sample_every == 0 or done == config.steps):
             _save_samples(sample_fn, ema, done, run_dir)
-        if run_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps:
+        if run_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done < end:
             history.wall_time += time.perf_counter() - tick
             tick = time.perf_counter()
             _save_state(run_dir, model, ema, optimizer, done, history, config)
@@ -234,8 +237,8 @@ def train(
     history.wall_time += time.perf_counter() - tick
     model.eval()
     ema.eval()
-    if run_dir is not None and config.steps > start:
-        _save_state(run_dir, model, ema, optimizer, config.steps, history, config)
+    if run_dir is not None and end > start:
+        _save_state(run_dir, model, ema, optimizer, end, history, config)
     return TrainResult(model, ema, history)
 
 

@@ -67,7 +67,6 @@
 # environment variable `COURSE_PROFILE` before starting Jupyter, e.g. `COURSE_PROFILE=smoke jupyter lab`.
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -150,7 +149,8 @@ ax.set_ylim(0, 1)
 ax.set_axis_off()
 box(ax, 0.9, 0.5, "prompt\n« un chat blanc tigré »\n“a white tabby cat”", "white", "")
 box(ax, 3.0, 0.5, "CLIP\ntext encoder", "#cfe2f3", "lesson 03")
-box(ax, 5.5, 0.5, "U-Net\n(diffusion model)\n× ~50 steps", "#fce5cd", "lessons 02, 04, 05")
+box(ax, 5.5, 0.5, "U-Net\n(diffusion model)\n× ~50 steps", "#fce5cd", "")
+ax.text(6.3, 0.27, "lessons 02, 04, 05", ha="left", va="center", fontsize=8, color="0.35")
 box(ax, 5.5, 0.93, "scheduler", "#d9ead3", "")
 ax.text(6.3, 0.93, "lessons 01, 06", ha="left", va="center", fontsize=8, color="0.35")
 box(ax, 8.0, 0.5, "decoder", "#ead1dc", "lesson 05")

@@ -49,13 +49,12 @@
 #    judge that scores what the model makes.
 
 # %%
-import matplotlib.pyplot as plt
 import torch
 
 from course import current_profile
 from course.checks.ddpm import check_epsilon_loss, check_p_sample_step
 from course.data import ShapesDataset, render_scenes
-from course.ddpm import ddpm_sample, predict_x0, training_loss
+from course.ddpm import ddpm_sample, training_loss
 from course.denoisers import MLPDenoiser
 from course.forward import q_sample
 from course.plotting import figure, show_grid, show_strip
@@ -395,14 +394,17 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # ### Le modèle : un petit réseau convolutif conditionné
 #
 # Pour les images, $\varepsilon_\theta$ est un petit réseau convolutif en forme de U (32 → 16 → 8 pixels et
-# retour, avec des connexions de saut ; la leçon 04 construira le vrai U-Net avec attention). Le
+# retour, avec des connexions de saut, et au fond une moyenne de toute l'image rediffusée à chaque pixel,
+# pour que le réseau ait une vue d'ensemble ; la leçon 04 construira le vrai U-Net avec attention). Le
 # conditionnement $c$ de la formule des diapositives est ici le plus simple possible : deux étiquettes,
 # **la forme et la couleur**, transformées en vecteurs appris et ajoutées au codage de $t$. À la leçon 05,
 # $c$ deviendra le texte d'un prompt, encodé par le CLIP de la leçon 03. Pendant l'entraînement, on efface $c$ une fois sur
 # dix : le même réseau apprend aussi à débruiter sans consigne, ce qui servira à la *classifier-free
 # guidance* (leçon 07).
 #
-# On s'en tient aux scènes à un seul objet, en 32 × 32. Entraîner ce réseau prend un peu moins d'une heure
+# On s'en tient aux scènes à un seul objet sur fond blanc, en 32 × 32 : un premier essai avec les trois
+# fonds donnait des fonds gris, mélange des trois, et peu de formes — la capacité du petit réseau va
+# maintenant aux formes, aux couleurs et aux positions. Entraîner ce réseau prend environ une heure
 # sur deux cœurs de CPU : les profils `smoke` et `cpu` chargent donc le modèle livré dans `data/` (entraîné
 # par `python -m course.shapes_ddpm train`), puis font quelques pas d'entraînement pour montrer la boucle ;
 # le profil `gpu`, lui, l'entraîne à partir de zéro.
@@ -411,13 +413,16 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # ### The model: a small conditioned conv net
 #
 # For images, $\varepsilon_\theta$ is a small U-shaped conv net (32 → 16 → 8 pixels and back, with skip
-# connections; lesson 04 builds the real U-Net with attention). The slide formula's conditioning $c$ is
+# connections, and at the bottom a mean over the whole image broadcast back to every pixel, so the network
+# gets an overall view; lesson 04 builds the real U-Net with attention). The slide formula's conditioning $c$ is
 # as simple as can be here: two labels, **the shape and the colour**, turned into learned vectors and added
 # to the encoding of $t$. In lesson 05, $c$ becomes the text of a prompt, encoded by lesson 03's CLIP. During training
 # $c$ is erased one time in ten: the same network also learns to denoise without instructions, which
 # classifier-free guidance will use (lesson 07).
 #
-# We stick to one-object scenes at 32 × 32. Training this network takes a little under an hour on two CPU
+# We stick to one-object scenes on a white background at 32 × 32: a first attempt with all three
+# backgrounds gave grey backgrounds, a blend of the three, and few shapes — the small network's capacity
+# now goes to shapes, colours and positions. Training this network takes about an hour on two CPU
 # cores, so the `smoke` and `cpu` profiles load the model shipped in `data/` (trained by
 # `python -m course.shapes_ddpm train`) and run a few training steps to show the loop; the `gpu` profile
 # trains it from scratch.

@@ -58,10 +58,10 @@ import torch.nn.functional as F
 from course import clip_train, current_profile
 from course.captions import caption, caption_variants
 from course.checks.clip import check_contrastive_loss, check_similarity
-from course.clip import contrastive_loss, to_transformers
+from course.clip import to_transformers
 from course.data import ShapesDataset, render_scenes
 from course.plotting import LiveLoss, figure, show_grid
-from course.scenes import COLOURS, SHAPES, sample_scene, single
+from course.scenes import COLOURS, SHAPES, sample_scene
 from course.tokenizer import encode, load_tokenizer, unknown_words
 from course.train import TrainConfig, train
 

@@ -40,6 +40,6 @@ def test_unknown_profile_lists_the_choices(clean_env):
 
 def test_profiles_grow_from_smoke_to_gpu():
     assert tuple(PROFILES) == PROFILE_NAMES
-    for field in ("n_samples", "toy_steps", "toy_points", "image_steps", "image_samples", "clip_steps", "clip_eval_images"):
+    for field in ("n_samples", "toy_steps", "toy_points", "image_steps", "image_samples", "clip_steps", "clip_eval_images", "ae_steps", "ldm_steps", "latent_samples", "sample_steps"):
         sizes = [getattr(PROFILES[name], field) for name in PROFILE_NAMES]
         assert sizes == sorted(sizes), field

@@ -52,6 +52,17 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     assert resumed.history.losses == straight.history.losses
 
 
+def test_pausing_with_stop_at_then_continuing_is_exact(tmp_path):
+    config = TrainConfig(steps=24, lr=1e-2, checkpoint_every=None, log_every=4, decay="cosine", seed=3)
+    model, get_batch, loss_fn = regression_problem()
+    straight = train(model, loss_fn, get_batch, config, progress=False)
+    model, get_batch, loss_fn = regression_problem()
+    for stop in (8, 16, 24):
+        paused = train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False, stop_at=stop)
+    for a, b in zip(straight.ema.parameters(), paused.ema.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_ema_and_schedules():
     a, b = nn.Linear(2, 2), nn.Linear(2, 2)
     before = a.weight.detach().clone()

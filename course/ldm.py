@@ -1,0 +1,236 @@
+"""Text-to-image latent diffusion on the shapes (lesson 05): our mini Stable Diffusion.
+
+    python -m course.ldm train      # ships data/ldm_unet.safetensors (needs the autoencoder and CLIP)
+    python -m course.ldm evaluate   # prompt adherence on held-out combinations, FID-like
+
+Pipeline: prompt → frozen CLIP text encoder (lesson 03) → token states (B, L, 128) and padding mask →
+U-Net (lesson 04) denoising 8×8×4 latents, with the prompt erased 10 % of the time (the empty prompt
+"" is ∅) so that classifier-free guidance works → autoencoder decoder (this lesson) → 64×64 image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course import checkpoints
+from course.ae_train import IMAGE_SIZE, load_autoencoder, to_signed
+from course.captions import caption, caption_variants
+from course.clip_train import load_clip
+from course.data import render_scenes
+from course.ddpm import training_loss
+from course.guidance import guided
+from course.paths import data_dir
+from course.samplers import ddim_sample
+from course.scenes import Scene, sample_scene
+from course.schedules import alphas_cumprod, get_betas
+from course.tokenizer import encode
+from course.unet import UNet, UNetConfig, config_dict
+
+CHECKPOINT = "ldm_unet.safetensors"
+T = 1000
+SCHEDULE = "scaled_linear"  # Stable Diffusion's
+P_UNCOND = 0.1
+KIND_WEIGHTS = {"single": 0.7, "count": 0.15, "pair": 0.15}
+UNET = UNetConfig(in_channels=4, out_channels=4, channels=(96, 192, 192), attention=(True, True, True), heads=4, context_dim=128)
+
+
+def betas() -> torch.Tensor:
+    return get_betas(SCHEDULE, T)
+
+
+@torch.no_grad()
+def text_states(prompts: list[str], clip=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen CLIP token states (B, L, 128) and padding mask (B, L) for prompts ("" is the unconditional ∅)."""
+    clip = clip or load_clip()
+    ids, mask = encode(prompts, pad_to_longest=True, allow_empty=True)
+    device = next(clip.parameters()).device
+    hidden, _, _ = clip.text(ids.to(device), mask.to(device))
+    return hidden, mask.bool().to(device)
+
+
+def sample_kind(rng: np.random.Generator) -> str:
+    kinds, weights = zip(*KIND_WEIGHTS.items())
+    return kinds[rng.choice(len(kinds), p=np.array(weights) / sum(weights))]
+
+
+def pool(n: int, seed: int = 0) -> tuple[list[Scene], torch.Tensor]:
+    """n training scenes (mostly single objects) and their 64×64 renders (uint8)."""
+    rng = np.random.default_rng((seed, 5))
+    scenes = [sample_scene(rng, "train", (sample_kind(rng),)) for _ in range(n)]
+    images = torch.empty(n, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+    from course.render import render
+
+    for i, scene in enumerate(scenes):
+        images[i] = torch.from_numpy(np.ascontiguousarray(render(scene, IMAGE_SIZE, rng).transpose(2, 0, 1)))
+    return scenes, images
+
+
+@torch.no_grad()
+def encode_latents(images_uint8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Scaled latents z·scaling_factor (N, 4, 8, 8) of uint8 images, with the mean of q(z|x)."""
+    ae, factor = load_autoencoder()
+    return torch.cat([ae.encode(to_signed(chunk))[0] * factor for chunk in images_uint8.split(batch_size)])
+
+
+def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0):
+    """``get_batch(step)``: latents (B, 4, 8, 8) and captions (B,) — "" for the dropped ones."""
+
+    def get_batch(step: int):
+        g = torch.Generator().manual_seed(seed * 65_537 + step)
+        idx = torch.randint(len(scenes), (batch_size,), generator=g)
+        rng = np.random.default_rng((seed, step, 9))
+        texts = []
+        for i in idx.tolist():
+            if rng.random() < P_UNCOND:
+                texts.append("")
+            else:
+                variants = caption_variants(scenes[i], "en" if rng.integers(2) else "fr")
+                texts.append(variants[rng.integers(len(variants))])
+        context, mask = text_states(texts)
+        return latents[idx], context, mask
+
+    return get_batch
+
+
+def loss_fn(abar: torch.Tensor):
+    def loss(model: UNet, batch) -> torch.Tensor:
+        z0, context, mask = batch
+        return training_loss(lambda x, t, c: model(x, t, context, mask), z0, abar)
+
+    return loss
+
+
+def make_model() -> UNet:
+    return UNet(UNET)
+
+
+@functools.lru_cache(maxsize=1)
+def load_unet(path: str | None = None) -> UNet:
+    """The shipped latent U-Net (EMA weights), checksum and config verified, in eval mode."""
+    model = make_model()
+    tensors, _ = checkpoints.load(Path(path) if path else data_dir() / CHECKPOINT, config=config_dict(model.config))
+    model.load_state_dict(tensors)
+    return model.eval()
+
+
+@torch.no_grad()
+def generate(
+    prompts: list[str],
+    unet: UNet | None = None,
+    steps: int = 50,
+    guidance: float = 4.0,
+    seed: int = 0,
+    eta: float = 0.0,
+    device: str = "cpu",
+    callback=None,
+) -> torch.Tensor:
+    """Images (B, 3, 64, 64) in [−1, 1] for prompts: CLIP → guided DDIM on latents → decoder."""
+    unet = (unet or load_unet()).to(device)
+    ae, factor = load_autoencoder()
+    clip = load_clip().to(device)
+    context, mask = text_states(prompts, clip)
+    null, null_mask = text_states([""], clip)
+    g = torch.Generator(device=device).manual_seed(seed)
+    z_T = torch.randn((len(prompts), 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8), generator=g, device=device)
+    eps = guided(unet, context, mask, null, null_mask, guidance)
+    z0 = ddim_sample(eps, z_T, betas(), steps=steps, eta=eta, generator=g, callback=callback)
+    return ae.to(device).decode(z0 / factor).clamp(-1, 1).cpu()
+
+
+def heldout_prompts(n: int = 512, seed: int = 777) -> tuple[list[Scene], list[str]]:
+    """n single-object scenes whose shape + colour pair never appeared in training, with canonical captions
+    (size, colour, shape, position), alternately in English and in French."""
+    rng = np.random.default_rng(seed)
+    scenes = [sample_scene(rng, "heldout", ("single",)) for _ in range(n)]
+    return scenes, [caption(s, "en" if i % 2 == 0 else "fr") for i, s in enumerate(scenes)]
+
+
+def evaluate(unet: UNet | None = None, n: int = 512, steps: int = 50, guidance: float = 4.0, seed: int = 0, batch: int = 128) -> dict:
+    """Prompt adherence (evaluator) on n held-out prompts, and FID-like against real renders of the same scenes."""
+    from course.eval import adherence, fid_like, scene_attributes
+
+    scenes, prompts = heldout_prompts(n)
+    images = torch.cat([generate(prompts[i : i + batch], unet, steps, guidance, seed + i) for i in range(0, n, batch)])
+    asked = [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in scenes]
+    result = adherence(images, asked)
+    real = render_scenes(scenes, IMAGE_SIZE, seed=seed)
+    result["fid_like"] = round(fid_like(images, real), 2)
+    result["fid_like_real_vs_real"] = round(fid_like(render_scenes(scenes, IMAGE_SIZE, seed=seed + 1), real), 2)
+    result.update({"steps": steps, "guidance": guidance, "sampler": "DDIM eta=0", "prompts": "held-out shape+colour pairs, single objects, en/fr"})
+    return result
+
+
+def train_shipped(steps: int, batch_size: int = 128, n_pool: int = 60_000, seed: int = 0, run_dir: Path | None = None, eval_every: int = 1000) -> dict:
+    """Train, pausing every ``eval_every`` steps to measure adherence (128 held-out prompts, 20 DDIM steps):
+    the curve of adherence against training minutes goes into the manifest."""
+    from course.train import TrainConfig, export, train
+
+    start = time.perf_counter()
+    scenes, images = pool(n_pool, seed)
+    latents = encode_latents(images)
+    del images
+    print(f"pool of {n_pool} scenes rendered and encoded in {time.perf_counter() - start:.0f} s", flush=True)
+    model = make_model()
+    abar = alphas_cumprod(betas())
+    config = TrainConfig(steps=steps, lr=5e-4, warmup=300, decay="cosine", ema_decay=0.999, checkpoint_every=250, seed=seed)
+    get_batch = batch_getter(scenes, latents, batch_size, seed)
+    run_dir = run_dir or Path("runs/ldm")
+    curve_path = run_dir / "curve.json"
+    curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
+    for stop in list(range(eval_every, steps, eval_every)) + [steps]:
+        result = train(model, loss_fn(abar), get_batch, config, run_dir=run_dir, desc="latent U-Net", stop_at=stop)
+        if any(point["step"] == stop for point in curve):
+            continue
+        quick = evaluate(result.ema, n=128, steps=20, batch=128)
+        curve.append({"step": stop, "training_minutes": round(result.history.wall_time / 60, 2), "samples_seen": result.history.samples_seen,
+                      "per_attribute": quick["per_attribute"], "all_correct": quick["all_correct"]})
+        curve_path.write_text(json.dumps(curve, indent=1))
+        print(f"step {stop}: {curve[-1]}", flush=True)
+    metrics = evaluate(result.ema)
+    metrics["adherence_curve"] = curve
+    metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
+    manifest = export(
+        data_dir() / CHECKPOINT,
+        result.ema,
+        config=config_dict(model.config),
+        history=result.history,
+        metrics=metrics,
+        command=f"python -m course.ldm train --steps {steps} --batch-size {batch_size} --pool {n_pool} --seed {seed}",
+    )
+    load_unet.cache_clear()
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course.ldm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train and ship data/ldm_unet.safetensors")
+    t.add_argument("--steps", type=int, default=8000)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--pool", type=int, default=60_000)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--run-dir", type=Path, default=Path("runs/ldm"))
+    e = sub.add_parser("evaluate", help="adherence of the shipped model on held-out prompts")
+    e.add_argument("--n", type=int, default=512)
+    e.add_argument("--steps", type=int, default=50)
+    e.add_argument("--guidance", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        metrics = train_shipped(args.steps, args.batch_size, args.pool, args.seed, args.run_dir)["metrics"]
+    else:
+        metrics = evaluate(n=args.n, steps=args.steps, guidance=args.guidance)
+    for k, v in metrics.items():
+        print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
