@@ -43,3 +43,40 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_projections: int = 64
     directions /= directions.norm(dim=0, keepdim=True)
     pa, pb = (a.float() @ directions).sort(0).values, (b.float() @ directions).sort(0).values
     return (pa - pb).abs().mean().item()
+
+
+class GaussianMixture:
+    """p(x_0) = Σ_k π_k N(μ_k, s²I) in 2-D, for which the exact ε-predictor E[ε | x_t] is known in closed form.
+
+    x_t = √ᾱ x_0 + √(1 − ᾱ) ε is again a mixture, Σ_k π_k N(√ᾱ μ_k, v I) with v = ᾱ s² + 1 − ᾱ, and
+    E[ε | x_t] = −√(1 − ᾱ) ∇log p(x_t) = √(1 − ᾱ) Σ_k w_k(x_t) (x_t − √ᾱ μ_k) / v, w_k the posterior
+    weights. A sampler driven by it has no learning error: what remains is the sampler's own error.
+    """
+
+    def __init__(self, means: torch.Tensor, s: float, weights: torch.Tensor | None = None):
+        self.means = means.double()  # (K, 2)
+        self.s = s
+        self.weights = (weights if weights is not None else torch.full((len(means),), 1 / len(means))).double()
+
+    @classmethod
+    def ring(cls, k: int = 6, radius: float = 0.8, s: float = 0.08) -> "GaussianMixture":
+        angles = torch.arange(k, dtype=torch.float64) * 2 * math.pi / k
+        return cls(torch.stack([radius * torch.cos(angles), radius * torch.sin(angles)], 1), s)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        return self.means[k] + self.s * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+
+    def eps(self, alphas_cumprod: torch.Tensor):
+        """The exact ε-predictor as a model callable ``(x_t, t) -> ε``."""
+        abar = alphas_cumprod.double()
+
+        def model(x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
+            a = abar[t.cpu()].to(x_t.device)[:, None, None]  # (B, 1, 1)
+            v = a * self.s**2 + 1 - a
+            diff = x_t.double()[:, None, :] - a.sqrt() * self.means[None]  # (B, K, 2)
+            logits = torch.log(self.weights)[None] - diff.square().sum(-1) / (2 * v[:, :, 0])  # (B, K)
+            w = logits.softmax(1)[:, :, None]
+            return ((1 - a).sqrt() * (w * diff).sum(1, keepdim=True) / v)[:, 0].to(x_t.dtype)
+
+        return model

@@ -1,0 +1,33 @@
+"""Checks for lesson 07: the classifier-free guidance combination."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from course.checks.core import CheckResult, call, diagnose, passed, run
+from course.guidance import guidance_combination
+
+
+def check_guidance(fn: Callable) -> CheckResult:
+    """Check ``fn(eps_cond, eps_uncond, w)`` = w·ε(c) + (1 − w)·ε(∅) for several w."""
+    name = "guidance"
+
+    def body() -> CheckResult:
+        g = torch.Generator().manual_seed(11)
+        cond, uncond = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+        for w in (3.0, 0.0, 1.0, 7.5):
+            expected = guidance_combination(cond, uncond, w)
+            actual = call(name, fn, cond.clone(), uncond.clone(), w)
+            mistakes = {
+                "ε(c) and ε(∅) are swapped: the push must go towards the prompt": guidance_combination(uncond, cond, w),
+                "the (1 − w)·ε(∅) term is missing": w * cond,
+                "the sign of the (1 − w)·ε(∅) term is flipped": w * cond - (1 - w) * uncond,
+            }
+            problem = diagnose(f"{name} (w = {w})", actual, expected, mistakes=mistakes, atol=1e-5)
+            if problem is not None:
+                return problem
+        return passed(name, "w·ε(c) + (1 − w)·ε(∅): w = 0 unconditional, w = 1 conditional, w > 1 guided")
+
+    return run(name, body)

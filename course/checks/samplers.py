@@ -1,0 +1,53 @@
+"""Checks for lesson 06 (schedulers): one deterministic DDIM step and one Euler step."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from course.checks.core import CheckResult, call, diagnose, passed, run
+
+
+def check_ddim_step(fn: Callable) -> CheckResult:
+    """Check ``fn(x_t, eps, abar_t, abar_prev)`` = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev)·ε, x̂_0 = (x_t − √(1 − ᾱ_t)·ε)/√ᾱ_t (η = 0)."""
+    name = "ddim_step"
+
+    def body() -> CheckResult:
+        g = torch.Generator().manual_seed(9)
+        x_t, eps = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+        a_t, a_prev = torch.tensor(0.3), torch.tensor(0.6)
+        x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        expected = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        actual = call(name, fn, x_t.clone(), eps.clone(), a_t.clone(), a_prev.clone())
+        mistakes = {
+            "ᾱ_t and ᾱ_prev are swapped": a_t.sqrt() * ((x_t - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()) + (1 - a_t).sqrt() * eps,
+            "the ε term is missing: the step must re-noise x̂_0 to the level of t_prev": a_prev.sqrt() * x0,
+            "the square roots are missing on ᾱ": a_prev * ((x_t - (1 - a_t) * eps) / a_t) + (1 - a_prev) * eps,
+            "x̂_0 is multiplied by ᾱ_prev, not by √ᾱ_prev": a_prev * x0 + (1 - a_prev).sqrt() * eps,
+        }
+        problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5)
+        return problem if problem is not None else passed(name, "predict x̂_0, then re-noise it to t_prev with the same ε")
+
+    return run(name, body)
+
+
+def check_euler_step(fn: Callable) -> CheckResult:
+    """Check ``fn(y, eps, sigma, sigma_next)`` = y + (σ_next − σ)·ε, an Euler step of dy/dσ = ε (Karras et al. 2022)."""
+    name = "euler_step"
+
+    def body() -> CheckResult:
+        g = torch.Generator().manual_seed(10)
+        y, eps = torch.randn(3, 4, generator=g) * 5, torch.randn(3, 4, generator=g)
+        s, s_next = torch.tensor(4.0), torch.tensor(2.5)
+        expected = y + (s_next - s) * eps
+        actual = call(name, fn, y.clone(), eps.clone(), s.clone(), s_next.clone())
+        mistakes = {
+            "the step goes the wrong way: it is (σ_next − σ)·ε, and σ_next < σ": y + (s - s_next) * eps,
+            "the step size is missing: multiply ε by (σ_next − σ)": y - eps,
+            "the derivative was taken as x̂_0 instead of ε = (y − x̂_0)/σ": y + (s_next - s) * (y - s * eps),
+        }
+        problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5)
+        return problem if problem is not None else passed(name, "y_next = y + (σ_next − σ)·ε")
+
+    return run(name, body)

@@ -1,0 +1,79 @@
+"""The slides' scheduler table, rebuilt from measurement on the course's text-to-image model (lesson 06).
+
+    python -m course.scheduler_table            # writes data/scheduler_table.json
+
+For every sampler and number of steps: prompt adherence and FID-like (lesson 02's evaluator) on
+held-out prompts, time per image on this machine, and "determinism": whether the same starting noise
+x_T always gives the same image when the per-step noise changes (ODE samplers: yes; ancestral: no).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from course.ae_train import IMAGE_SIZE, load_autoencoder
+from course.checkpoints import hardware
+from course.clip_train import load_clip
+from course.data import render_scenes
+from course.eval import adherence, fid_like, scene_attributes
+from course.guidance import guided
+from course.ldm import betas, heldout_prompts, load_unet, text_states
+from course.paths import data_dir
+from course.samplers import SAMPLERS, sample
+
+OUTPUT = "scheduler_table.json"
+STEPS = (10, 20, 50, 100, 1000)
+
+
+@torch.no_grad()
+def generate_with(name: str, prompts: list[str], steps: int, guidance: float = 4.0, seed: int = 0, noise_seed: int = 1) -> torch.Tensor:
+    """Images for prompts with sampler ``name``: x_T from ``seed``, per-step noise from ``noise_seed``."""
+    unet, clip = load_unet(), load_clip()
+    ae, factor = load_autoencoder()
+    context, mask = text_states(prompts, clip)
+    null, null_mask = text_states([""], clip)
+    z_T = torch.randn((len(prompts), 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8), generator=torch.Generator().manual_seed(seed))
+    eps = guided(unet, context, mask, null, null_mask, guidance)
+    z0 = sample(name, eps, z_T, betas(), steps, generator=torch.Generator().manual_seed(noise_seed))
+    return ae.decode(z0 / factor).clamp(-1, 1)
+
+
+def measure(n: int = 64, steps_list=STEPS, samplers=tuple(SAMPLERS), guidance: float = 4.0) -> dict:
+    scenes, prompts = heldout_prompts(n)
+    real = render_scenes(scenes, IMAGE_SIZE, seed=0)
+    asked = [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in scenes]
+    rows = []
+    for steps in steps_list:
+        for name in samplers:
+            start = time.perf_counter()
+            images = generate_with(name, prompts, steps, guidance)
+            seconds = (time.perf_counter() - start) / n
+            again = generate_with(name, prompts[:4], steps, guidance, noise_seed=2)
+            score = adherence(images, asked)
+            rows.append({
+                "sampler": name, "steps": steps, "all_correct": score["all_correct"], "per_attribute": score["per_attribute"],
+                "fid_like": round(fid_like(images, real), 1), "seconds_per_image": round(seconds, 3),
+                "same_x_T_same_image": bool((again - images[:4]).abs().max() < 1e-4),
+            })
+            print(rows[-1], flush=True)
+    return {"rows": rows, "n_prompts": n, "guidance": guidance, "hardware": hardware(),
+            "fid_like_real_vs_real": round(fid_like(render_scenes(scenes, IMAGE_SIZE, seed=1), real), 1),
+            "command": "python -m course.scheduler_table --n " + str(n)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course.scheduler_table", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=64, help="held-out prompts per row")
+    args = parser.parse_args(argv)
+    result = measure(args.n)
+    (data_dir() / OUTPUT).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] lang="fr"
+# # 07 — La guidance et le pipeline complet : du prompt à l'image
+#
+# > « Prompt textuel → Encodage CLIP → Initialisation du bruit → Débruitage conditionné → Image finale »
+# > — diapositive *Intégration de CLIP et du Modèle de Diffusion*
+#
+# Toutes les pièces sont là. Il reste la dernière idée des diapositives, la **classifier-free guidance**, puis
+# on assemble le pipeline : celui qui répond à `python -m course generate "un cercle rouge en haut à gauche"`.
+#
+# **Au programme**
+# 1. la guidance — *exercice* — et le compromis adhérence / diversité, mesuré ;
+# 2. le pipeline, étape par étape, face à celui de diffusers ;
+# 3. la chronologie d'une génération (la figure du lion des diapositives) ;
+# 4. le contrôle par le prompt ; un terrain de jeu.
+
+# %% [markdown] lang="en"
+# # 07 — Guidance and the full pipeline: from prompt to image
+#
+# > "Text prompt → CLIP encoding → noise initialisation → conditioned denoising → final image"
+# > — slide *Intégration de CLIP et du Modèle de Diffusion*
+#
+# Every piece is there. What remains is the slides' last idea, **classifier-free guidance**, then we assemble
+# the pipeline: the one behind `python -m course generate "un cercle rouge en haut à gauche"`.
+#
+# **Plan**
+# 1. guidance — *exercise* — and the adherence / diversity trade-off, measured;
+# 2. the pipeline, stage by stage, next to diffusers';
+# 3. the timeline of a generation (the slides' lion figure);
+# 4. control through the prompt; a playground.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+from course import current_profile
+from course.checks.guidance import check_guidance
+from course.eval import adherence, features, scene_attributes
+from course.ldm import heldout_prompts
+from course.pipeline import TextToImagePipeline
+from course.plotting import figure, show_grid, show_strip
+
+P = current_profile()
+torch.manual_seed(0)
+pipe = TextToImagePipeline()
+print(f"profile: {P.name} · device {pipe.device}")
+
+# %% [markdown] lang="fr"
+# ## 1. La classifier-free guidance
+#
+# Le modèle a appris deux choses à la fois (leçon 05) : débruiter avec le prompt, $\varepsilon(x_t, c)$, et
+# sans, $\varepsilon(x_t, \varnothing)$. La diapositive *Classifier-Free Guidance* les combine :
+#
+# $$\tilde\varepsilon = w\,\varepsilon(x_t, t, c) + (1 - w)\,\varepsilon(x_t, t, \varnothing)
+# \;=\; \varepsilon(x_t, t, \varnothing) + w\,\big(\varepsilon(x_t, t, c) - \varepsilon(x_t, t, \varnothing)\big).$$
+#
+# La seconde écriture dit tout : on part de la prédiction « sans consigne » et on pousse $w$ fois dans la
+# direction qu'ajoute le prompt. $w = 1$ : le modèle conditionnel tel quel ; $w > 1$ : on exagère ce que le
+# prompt change. Les deux prédictions se calculent en **un seul** passage du réseau, sur un lot doublé.
+#
+# ### ✏️ Exercice — la combinaison de guidance
+#
+# <details><summary>Indice</summary>
+#
+# Une ligne : la formule de la diapositive.
+# </details>
+
+# %% [markdown] lang="en"
+# ## 1. Classifier-free guidance
+#
+# The model learned two things at once (lesson 05): denoising with the prompt, $\varepsilon(x_t, c)$, and
+# without, $\varepsilon(x_t, \varnothing)$. The slide *Classifier-Free Guidance* combines them:
+#
+# $$\tilde\varepsilon = w\,\varepsilon(x_t, t, c) + (1 - w)\,\varepsilon(x_t, t, \varnothing)
+# \;=\; \varepsilon(x_t, t, \varnothing) + w\,\big(\varepsilon(x_t, t, c) - \varepsilon(x_t, t, \varnothing)\big).$$
+#
+# The second form says it all: start from the "no instruction" prediction and push $w$ times in the direction
+# the prompt adds. $w = 1$: the conditional model as is; $w > 1$: exaggerate what the prompt changes. Both
+# predictions come from **one** pass of the network, on a doubled batch.
+#
+# ### ✏️ Exercise — the guidance combination
+#
+# <details><summary>Hint</summary>
+#
+# One line: the slide's formula.
+# </details>
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_guidance(eps_cond, eps_uncond, w):
+    """ε̃ = w·ε(c) + (1 − w)·ε(∅) (Ho & Salimans 2022; the slides' form)."""
+    # BEGIN SOLUTION
+    # HINT: the slide's formula, with eps_cond = ε(x_t, t, c) and eps_uncond = ε(x_t, t, ∅)
+    return w * eps_cond + (1 - w) * eps_uncond
+    # END SOLUTION
+
+
+check_guidance(my_guidance)
+
+# %% [markdown] lang="fr"
+# ### Le compromis, mesuré
+#
+# Les diapositives : « des valeurs de $w$ plus élevées produisent des images plus fidèles au prompt mais
+# potentiellement moins diversifiées ». Mesurons les deux. L'**adhérence** : l'évaluateur lit-il ce que le
+# prompt demande, sur des prompts jamais vus ? La **diversité** : pour un même prompt et des graines
+# différentes, la distance moyenne entre les caractéristiques (celles de l'évaluateur) des images générées.
+
+# %% [markdown] lang="en"
+# ### The trade-off, measured
+#
+# The slides: "higher values of $w$ give images more faithful to the prompt but potentially less diverse".
+# Let us measure both. **Adherence**: does the evaluator read what the prompt asks, on prompts never seen?
+# **Diversity**: for one prompt and different seeds, the mean distance between the (evaluator) features of
+# the generated images.
+
+# %%
+scales = [0, 1, 2, 3, 5, 7.5, 10]
+n_prompts = {"smoke": 8, "cpu": 48, "gpu": 256}[P.name]
+n_seeds = {"smoke": 3, "cpu": 6, "gpu": 16}[P.name]
+scenes, prompts = heldout_prompts(n_prompts)
+asked = [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in scenes]
+sweep = []
+for w in scales:
+    images = pipe(prompts, num_inference_steps=P.sample_steps // 2, guidance_scale=w, generator=0, sampler="dpmpp").tensors
+    score = adherence(images, asked)
+    same = pipe(prompts[0], num_inference_steps=P.sample_steps // 2, guidance_scale=w, generator=1, num_images_per_prompt=n_seeds, sampler="dpmpp").tensors
+    f = features(same)
+    diversity = torch.cdist(f, f).sum().item() / (len(f) * (len(f) - 1))
+    sweep.append((w, score["all_correct"], score["per_attribute"]["shape"], diversity))
+    print(f"w = {w:>4}: all asked attributes right {score['all_correct']:.0%}, shape {score['per_attribute']['shape']:.0%}, diversity {diversity:.2f}")
+fig, ax = figure(figsize=(6, 3.2))
+ax.plot([s[3] for s in sweep], [s[1] for s in sweep], "o-")
+for w, acc, _, div in sweep:
+    ax.annotate(f"w={w}", (div, acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
+ax.set(xlabel="diversity (mean feature distance, same prompt)", ylabel="adherence (all attributes right)", title="guidance: adherence against diversity")
+fig.tight_layout()
+
+# %% [markdown] lang="fr"
+# ## 2. Le pipeline, pièce par pièce
+#
+# `course.pipeline.TextToImagePipeline` enchaîne exactement les étapes des diapositives ; son appel imite
+# celui de `StableDiffusionPipeline` de diffusers, pour que le passage à la vraie bibliothèque soit court :
+#
+# | étape | notre pipeline | `StableDiffusionPipeline` |
+# |---|---|---|
+# | 1. prompt → tokens | `course.tokenizer.encode` | `pipe.tokenizer` (`CLIPTokenizer`) |
+# | 2. tokens → états | `pipe.clip.text` (notre CLIP, leçon 03) | `pipe.text_encoder` (`CLIPTextModel`) |
+# | 3. bruit initial | `torch.randn(…, generator=…)`, 8 × 8 × 4 | `randn_tensor`, 64 × 64 × 4 pour 512 px |
+# | 4. débruitage guidé | `pipe.unet` + `course.guidance.guided` | `pipe.unet`, `guidance_scale` |
+# | 5. échantillonneur | `course.samplers` (`sampler="dpmpp"`…) | `pipe.scheduler` |
+# | 6. latent → image | `pipe.vae.decode(z / facteur)` | `pipe.vae.decode(z / 0.18215)` |
+#
+# `pipe("un cercle rouge en haut à gauche", num_inference_steps=25, guidance_scale=3, generator=0,
+# negative_prompt=None)` renvoie des images PIL, comme diffusers.
+
+# %% [markdown] lang="en"
+# ## 2. The pipeline, piece by piece
+#
+# `course.pipeline.TextToImagePipeline` chains exactly the slides' stages; its call imitates diffusers'
+# `StableDiffusionPipeline`, so the step to the real library is short:
+#
+# | stage | our pipeline | `StableDiffusionPipeline` |
+# |---|---|---|
+# | 1. prompt → tokens | `course.tokenizer.encode` | `pipe.tokenizer` (`CLIPTokenizer`) |
+# | 2. tokens → states | `pipe.clip.text` (our CLIP, lesson 03) | `pipe.text_encoder` (`CLIPTextModel`) |
+# | 3. initial noise | `torch.randn(…, generator=…)`, 8 × 8 × 4 | `randn_tensor`, 64 × 64 × 4 for 512 px |
+# | 4. guided denoising | `pipe.unet` + `course.guidance.guided` | `pipe.unet`, `guidance_scale` |
+# | 5. sampler | `course.samplers` (`sampler="dpmpp"`…) | `pipe.scheduler` |
+# | 6. latent → image | `pipe.vae.decode(z / factor)` | `pipe.vae.decode(z / 0.18215)` |
+#
+# `pipe("un cercle rouge en haut à gauche", num_inference_steps=25, guidance_scale=3, generator=0,
+# negative_prompt=None)` returns PIL images, like diffusers.
+
+# %%
+import time
+
+start = time.perf_counter()
+out = pipe("un cercle rouge en haut à gauche", num_inference_steps=25, guidance_scale=3.0, generator=0)
+seconds = time.perf_counter() - start
+again = pipe("un cercle rouge en haut à gauche", num_inference_steps=25, guidance_scale=3.0, generator=0)
+print(f"one image in {seconds:.2f} s on {pipe.device}; same seed, same image: {torch.equal(out.tensors, again.tensors)}")
+out.images[0].resize((192, 192), resample=0)
+
+# %% [markdown] lang="fr"
+# ## 3. La chronologie d'une génération
+#
+# La diapositive *Exemple de Génération* montre un lion à $t = 50, 40, 30, 20, 10, 1$ et décrit ce qui
+# apparaît quand : la composition d'abord, puis les formes, les détails à la fin. Refaisons-la avec notre
+# modèle : 50 étapes de DDIM, et l'image propre $\hat x_0$ que le modèle prédit à chaque étape. (Attention :
+# la diapositive numérote les étapes à rebours, 50 étant la première.)
+
+# %% [markdown] lang="en"
+# ## 3. The timeline of a generation
+#
+# The slide *Exemple de Génération* shows a lion at $t = 50, 40, 30, 20, 10, 1$ and describes what appears
+# when: composition first, then shapes, details at the end. Let us redo it with our model: 50 DDIM steps, and
+# the clean image $\hat x_0$ the model predicts at each step. (Note: the slide counts steps backwards, 50
+# being the first.)
+
+# %%
+timeline = pipe("une grande étoile jaune au centre sur fond noir", num_inference_steps=50, guidance_scale=3.0, generator=3,
+                sampler="ddim", keep_x0_hat=True)
+marks = [50, 40, 30, 20, 10, 1]  # the slide's labels: step k of 50, counted down
+picked = [timeline.x0_hats[50 - k] for k in marks]
+show_strip([x[1][0] for x in picked], [f"step {k} (t={t})" for k, (t, _) in zip(marks, picked)], suptitle="x̂_0 along the 50 steps")
+
+# %% [markdown] lang="fr"
+# ## 4. Le contrôle par le prompt
+#
+# Même graine, un seul mot change à chaque fois : couleur, position, taille, nombre. Le bruit de départ est
+# identique ; seule la phrase diffère.
+
+# %% [markdown] lang="en"
+# ## 4. Control through the prompt
+#
+# Same seed, one word changes each time: colour, position, size, count. The starting noise is the same; only
+# the sentence differs.
+
+# %%
+variations = [
+    "un grand cercle rouge en haut à gauche", "un grand cercle bleu en haut à gauche", "un grand cercle bleu en bas à droite",
+    "un petit cercle bleu en bas à droite", "deux petits cercles bleus", "trois petits cercles bleus",
+]
+show_grid(pipe(variations, num_inference_steps=P.sample_steps // 2, guidance_scale=3.0, generator=7).tensors, variations, ncols=6, size=1.8, wrap=20)
+
+# %% [markdown] lang="fr"
+# ### Un terrain de jeu
+#
+# Avec un noyau Jupyter actif, les contrôles ci-dessous génèrent à la demande (prompt, échantillonneur,
+# étapes, guidance, graine) ; sinon, un exemple fixe s'affiche.
+
+# %% [markdown] lang="en"
+# ### A playground
+#
+# With a live Jupyter kernel, the controls below generate on demand (prompt, sampler, steps, guidance, seed);
+# otherwise a fixed example is shown.
+
+# %%
+from course.playground import playground
+
+playground(pipe)
+
+# %% [markdown] lang="fr"
+# ## À retenir
+#
+# - La guidance combine deux prédictions du même réseau : $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ ;
+#   plus $w$ est grand, plus l'image suit le prompt, et moins elle varie (mesuré ci-dessus).
+# - Le pipeline est celui des diapositives, étape par étape, et celui de diffusers, nom pour nom.
+# - `python -m course generate "…"` fait tout cela en une commande.
+#
+# <details><summary><b>Pour les enseignants</b></summary>
+#
+# La légende du lion parle « du chien » ; les étapes y sont comptées à rebours (« $t = 50$–$40$ » est le
+# début de la génération). Voir `ERRATA.md`.
+# </details>
+
+# %% [markdown] lang="en"
+# ## Key points
+#
+# - Guidance combines two predictions of the same network: $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$;
+#   the larger $w$, the more the image follows the prompt, and the less it varies (measured above).
+# - The pipeline is the slides', stage by stage, and diffusers', name by name.
+# - `python -m course generate "…"` does all of this in one command.
+#
+# <details><summary><b>For lecturers</b></summary>
+#
+# The lion's caption speaks of "the dog"; its steps are counted backwards ("$t = 50$–$40$" is the start of
+# generation). See `ERRATA.md`.
+# </details>
