@@ -81,7 +81,7 @@ def batch_getter(scenes: list[Scene], images: torch.Tensor, batch_size: int, see
             if key not in variants:
                 variants[key] = caption_variants(scenes[i], lang)
             texts.append(variants[key][rng.integers(len(variants[key]))])
-        ids, mask = encode(texts)
+        ids, mask = encode(texts, pad_to_longest=True)
         return images[idx].float() / 127.5 - 1, ids, mask
 
     return get_batch
@@ -105,6 +105,8 @@ def retrieval(model: CLIP, n: int = 100, split: str = "train", seed: int = 12345
     A retrieved item counts as right when its scene has the attributes the caption states (two scenes
     identical in shape, colour, size and position cannot be told apart by their captions).
     """
+    was_training = model.training
+    model.eval()
     rng = np.random.default_rng(seed)
     scenes = [sample_scene(rng, split, ("single",)) for _ in range(n)]
     images = render_scenes(scenes, IMAGE_SIZE, seed=seed)
@@ -113,6 +115,7 @@ def retrieval(model: CLIP, n: int = 100, split: str = "train", seed: int = 12345
     sim = model.encode_image(images) @ model.encode_text_embeds(ids, mask).T  # (images, texts)
     t2i = sim.argmax(0).tolist()
     i2t = sim.argmax(1).tolist()
+    model.train(was_training)
     return {
         "text_to_image_top1": sum(same_attributes(scenes[j], scenes[i]) for i, j in enumerate(t2i)) / n,
         "image_to_text_top1": sum(same_attributes(scenes[i], scenes[j]) for i, j in enumerate(i2t)) / n,
@@ -120,6 +123,7 @@ def retrieval(model: CLIP, n: int = 100, split: str = "train", seed: int = 12345
 
 
 def evaluate(model: CLIP) -> dict:
+    model.eval()
     out = {}
     for split in ("train", "heldout"):
         for lang in ("en", "fr"):
@@ -138,7 +142,7 @@ def train_shipped(steps: int = 1500, batch_size: int = 128, n_pool: int = 40_000
     model = make_model()
     config = TrainConfig(steps=steps, lr=1e-3, weight_decay=0.05, warmup=100, decay="cosine", ema_decay=None, checkpoint_every=250, seed=seed)
     result = train(model, clip_loss, batch_getter(scenes, images, batch_size, seed), config, run_dir=run_dir, desc="CLIP")
-    metrics = evaluate(result.model)
+    metrics = evaluate(result.model.eval())
     metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
     metrics["temperature"] = round(1 / result.model.logit_scale.clamp(max=np.log(100)).exp().item(), 4)
     manifest = export(

@@ -104,7 +104,8 @@ def _to(batch: Any, device: torch.device) -> Any:
 
 def _state_tensors(model, ema, optimizer) -> dict[str, torch.Tensor]:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    if ema is not model:  # without EMA the "EMA" is the model itself: saving it twice would share memory
+        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     for i, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
             tensors[f"opt.{i}.{name}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
@@ -116,7 +117,8 @@ def _state_tensors(model, ema, optimizer) -> dict[str, torch.Tensor]:
 
 def _load_state(tensors, model, ema, optimizer) -> None:
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    if ema is not model:
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     opt_state = optimizer.state_dict()
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

@@ -52,6 +52,20 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     assert resumed.history.losses == straight.history.losses
 
 
+def test_resume_without_ema_is_exact(tmp_path):
+    """With EMA off the EMA is the model itself; its state is saved once (safetensors refuses shared tensors)."""
+    config = TrainConfig(steps=12, lr=1e-2, checkpoint_every=4, log_every=4, ema_decay=None, seed=5)
+    model, get_batch, loss_fn = regression_problem()
+    straight = train(model, loss_fn, get_batch, config, progress=False)
+    model, get_batch, loss_fn = regression_problem()
+    train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False, stop_at=8)
+    model, get_batch, loss_fn = regression_problem()
+    resumed = train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False)
+    assert resumed.ema is resumed.model
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_pausing_with_stop_at_then_continuing_is_exact(tmp_path):
     config = TrainConfig(steps=24, lr=1e-2, checkpoint_every=None, log_every=4, decay="cosine", seed=3)
     model, get_batch, loss_fn = regression_problem()
