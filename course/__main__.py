@@ -22,6 +22,15 @@ def generate(args) -> int:
     """``python -m course generate "un cercle rouge en haut à gauche" -o out.png``"""
     from pathlib import Path
 
+    from course import ae_train, ldm
+    from course.paths import data_dir
+
+    missing = [name for name in (ae_train.CHECKPOINT, ldm.CHECKPOINT) if not (data_dir() / name).exists()]
+    if missing:
+        raise SystemExit(
+            f"error: the text-to-image model is not shipped yet (missing data/{', data/'.join(missing)}). "
+            "Train it with `python -m course.ae_train train` then `python -m course.ldm train` (lesson 05)."
+        )
     from course.pipeline import TextToImagePipeline, grid, strip_image, upscale
 
     out = Path(args.output)

@@ -48,6 +48,7 @@ def show_grid(
     size: float = 1.6,
     wrap: int = 22,
     fontsize: int = 7,
+    suptitle: str | None = None,
 ):
     """Show images (each (C, H, W) in [−1, 1]) in rows of ``ncols``, titles wrapped at ``wrap`` characters."""
     import textwrap
@@ -65,6 +66,8 @@ def show_grid(
             ax.imshow(to_display(images[i]), interpolation="nearest")
             if titles is not None:
                 ax.set_title("\n".join(textwrap.wrap(titles[i], wrap)), fontsize=fontsize)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=fontsize + 2)
     fig.tight_layout()
 
 

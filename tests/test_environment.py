@@ -39,3 +39,18 @@ def test_main_command_runs_offline():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✅ torch" in result.stdout and "01  The forward process" in result.stdout
     assert "profile" in result.stdout
+
+
+def test_generate_explains_what_is_missing_or_bad(tmp_path):
+    from course import ldm
+    from course.paths import data_dir
+
+    result = subprocess.run([sys.executable, "-m", "course", "generate", "un cercle rouge", "-o", str(tmp_path / "x.png")],
+                            capture_output=True, text=True, timeout=120)
+    if not (data_dir() / ldm.CHECKPOINT).exists():
+        assert result.returncode == 1 and "not shipped yet" in result.stderr and "Traceback" not in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+    bad = subprocess.run([sys.executable, "-m", "course", "generate", "un cercle rouge", "-o", str(tmp_path / "x.gif")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

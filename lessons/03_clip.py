@@ -407,6 +407,20 @@ by_size = {size: np.mean([SHAPES[p] == s.objects[0].shape for p, s in zip(shape_
 print(f"shape, by object size: small {by_size['small']:.0%}, large {by_size['large']:.0%}")
 
 # %% [markdown] lang="fr"
+# La couleur se lit presque sans faute ; la forme, bien moins, et moins encore sur les petits objets, qui ne
+# couvrent que quelques pixels. Retenez-le : quand le modèle de diffusion se trompera de forme (leçon 05),
+# une partie de la faute viendra de là. La recherche qui suit paraîtra pourtant presque parfaite : parmi
+# 100 images, la couleur, la taille et la position suffisent le plus souvent à désigner la bonne, même
+# quand la forme est mal lue. Un score dépend toujours de la question posée.
+
+# %% [markdown] lang="en"
+# The colour is read almost without fault; the shape much less well, and worse still on small objects,
+# which cover only a few pixels. Remember it: when the diffusion model gets a shape wrong (lesson 05), part
+# of the blame lies here. The retrieval below will still look almost perfect: among 100 images, colour,
+# size and position are usually enough to single out the right one even when the shape is misread. A
+# score always depends on the question asked.
+
+# %% [markdown] lang="fr"
 # ### Recherche texte → image et image → texte
 #
 # Le test de référence du cours : 100 nouvelles images à un seul objet, chacune avec sa légende complète
@@ -415,6 +429,9 @@ print(f"shape, by object size: small {by_size['small']:.0%}, large {by_size['lar
 # énoncés par la légende (deux images identiques en forme, couleur, taille et position ne se distinguent pas
 # par leur légende). On fait aussi la mesure sur les combinaisons forme + couleur **jamais vues** à
 # l'entraînement.
+#
+# Puis trois prompts à nous : l'image qu'ils décrivent est cachée parmi 199 autres, et l'on affiche les
+# quatre images que CLIP juge les plus proches.
 
 # %% [markdown] lang="en"
 # ### Text → image and image → text retrieval
@@ -424,6 +441,9 @@ print(f"shape, by object size: small {by_size['small']:.0%}, large {by_size['lar
 # answer counts as right when the image found has every attribute the caption states (two images identical
 # in shape, colour, size and position cannot be told apart by their captions). We also measure on shape +
 # colour combinations **never seen** in training.
+#
+# Then three prompts of our own: the image each describes is hidden among 199 others, and we show the
+# four images CLIP finds closest.
 
 # %%
 for split in ("train", "heldout"):
@@ -432,16 +452,22 @@ for split in ("train", "heldout"):
         label = "seen combinations  " if split == "train" else "unseen combinations"
         print(f"{label} [{lang}]: text→image {r['text_to_image_top1']:.0%}, image→text {r['image_to_text_top1']:.0%}")
 
-queries = ["un grand cercle rouge au centre", "a small blue star at the bottom right", "un petit triangle jaune en haut à gauche"]
-gallery_scenes = [sample_scene(np.random.default_rng(100 + i), "train", ("single",)) for i in range(200)]
-gallery = render_scenes(gallery_scenes, size=64, seed=3)
-with torch.no_grad():
-    ids, mask = encode(queries)
-    scores = model.encode_text_embeds(ids, mask) @ model.encode_image(gallery).T
-for q, row in zip(queries, scores):
+from course.scenes import single
+
+queries = {  # a prompt, and the scene it describes, hidden among 199 random scenes
+    "un grand cercle rouge au centre": single("circle", "red", "centre", "large"),
+    "a small blue star at the bottom right": single("star", "blue", "bottom right", "small"),
+    "un petit triangle jaune en haut à gauche": single("triangle", "yellow", "top left", "small"),
+}
+for k, (q, target) in enumerate(queries.items()):
+    gallery_scenes = [sample_scene(np.random.default_rng(100 + i), "train", ("single",)) for i in range(199)] + [target]
+    gallery = render_scenes(gallery_scenes, size=64, seed=3 + k)
+    with torch.no_grad():
+        row = (model.encode_text_embeds(*encode(q)) @ model.encode_image(gallery).T)[0]
     top = row.topk(4).indices.tolist()
-    show_grid(gallery[top], [f"#{k + 1}: {row[i].item():.2f}" for k, i in enumerate(top)], ncols=4, size=1.5)
-    plt.suptitle(f"« {q} » — best 4 of 200", fontsize=9)
+    rank = int((row > row[-1]).sum()) + 1  # the described image is the last of the gallery
+    show_grid(gallery[top], [f"#{r + 1}: {row[i]:.2f}" + (" ✓" if clip_train.same_attributes(gallery_scenes[i], target) else "") for r, i in enumerate(top)],
+              ncols=4, size=1.5, suptitle=f"« {q} »: best 4 of 200 (✓ = matches the prompt; the described image ranks #{rank})")
 
 # %% [markdown] lang="fr"
 # ### Français ↔ anglais
