@@ -30,14 +30,39 @@ def epsilon_loss(eps: torch.Tensor, eps_pred: torch.Tensor) -> torch.Tensor:
 
 
 def training_loss(
-    model: EpsModel, x0: torch.Tensor, alphas_cumprod: torch.Tensor, cond=None, generator: torch.Generator | None = None
+    model: EpsModel,
+    x0: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    cond=None,
+    generator: torch.Generator | None = None,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
-    """One Monte-Carlo estimate of L_simple: t ~ U{1…T}, ε ~ N(0, I), x_t = q_sample (Ho et al. 2020, Algorithm 1)."""
+    """One Monte-Carlo estimate of L_simple: t ~ U{1…T}, ε ~ N(0, I), x_t = q_sample (Ho et al. 2020, Algorithm 1).
+
+    ``snr_gamma``: weight each sample by min(SNR(t), γ) / SNR(t) (Min-SNR-γ, Hang et al. 2023, eq. 10 for ε):
+    the almost-clean steps, easy and numerous, stop dominating the gradient. None: the plain L_simple.
+    """
     T = alphas_cumprod.numel() - 1
     t = torch.randint(1, T + 1, (x0.shape[0],), device=x0.device, generator=generator)
     eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     x_t = q_sample(x0, t, eps, alphas_cumprod)
-    return epsilon_loss(eps, model(x_t, t, cond))
+    eps_pred = model(x_t, t, cond)
+    if snr_gamma is None:
+        return epsilon_loss(eps, eps_pred)
+    if snr_gamma <= 0:
+        raise ValueError(f"snr_gamma must be > 0 (5 in Hang et al. 2023), got {snr_gamma}")
+    weight = min_snr_weight(t, alphas_cumprod, snr_gamma).to(x0.device, x0.dtype)
+    if eps.shape != eps_pred.shape:
+        raise ValueError(f"eps and eps_pred must have the same shape, got {tuple(eps.shape)} and {tuple(eps_pred.shape)}")
+    per_example = (eps_pred - eps).square().flatten(1).mean(1)
+    return (weight * per_example).mean()
+
+
+def min_snr_weight(t: torch.Tensor, alphas_cumprod: torch.Tensor, gamma: float) -> torch.Tensor:
+    """min(SNR(t), γ) / SNR(t) with SNR(t) = ᾱ_t / (1 − ᾱ_t): the Min-SNR-γ weight of the ε loss (Hang et al. 2023)."""
+    abar = alphas_cumprod[t.cpu()].double()
+    s = abar / (1 - abar)
+    return (s.clamp(max=gamma) / s).float()
 
 
 def predict_x0(x_t: torch.Tensor, t: torch.Tensor, eps_pred: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:

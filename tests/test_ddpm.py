@@ -126,3 +126,25 @@ def test_loss_has_the_target_and_errors_are_clear():
         reverse_std(torch.tensor([3]), BETAS, ABAR, "learned")
     with pytest.raises(ValueError, match=r"\[1, 1000\]"):
         p_sample_step(torch.zeros(1, 1), 0, torch.zeros(1, 1), torch.zeros(1, 1), BETAS, ABAR)
+
+
+def test_min_snr_weight_is_one_at_high_noise_and_gamma_over_snr_at_low_noise():
+    from course.ddpm import min_snr_weight
+    from course.schedules import snr
+
+    s = snr(ABAR)
+    t = torch.tensor([1, 10, ABAR.numel() - 1])
+    w = min_snr_weight(t, ABAR, 5.0)
+    expected = torch.where(s[t] > 5, 5 / s[t], torch.ones_like(s[t]))
+    torch.testing.assert_close(w, expected.float(), rtol=1e-5, atol=0)
+    assert w[-1] == 1.0 and w[0] < 0.01  # t = T is almost pure noise (SNR < γ); t = 1 is almost clean
+
+
+def test_min_snr_loss_equals_plain_loss_when_gamma_is_huge():
+    x0 = torch.randn(8, 2)
+    model = lambda x, t, c: 0.5 * x  # noqa: E731
+    plain = training_loss(model, x0, ABAR, generator=torch.Generator().manual_seed(3))
+    weighted = training_loss(model, x0, ABAR, generator=torch.Generator().manual_seed(3), snr_gamma=1e12)
+    torch.testing.assert_close(weighted, plain)
+    with pytest.raises(ValueError, match="snr_gamma"):
+        training_loss(model, x0, ABAR, snr_gamma=0)
