@@ -31,6 +31,7 @@ CHECKPOINT = "autoencoder.safetensors"
 IMAGE_SIZE = 64
 KL_WEIGHT = 1e-5
 EDGE_WEIGHT = 1.0
+OBJECT_WEIGHT = 10.0  # extra weight of object pixels in the reconstruction loss
 
 
 def config_dict(config: AEConfig) -> dict:
@@ -65,7 +66,7 @@ def batch_getter(images: torch.Tensor, batch_size: int, crop: int = 32, seed: in
 
 def ae_loss(model: Autoencoder, x: torch.Tensor) -> torch.Tensor:
     recon, mean, logvar = model(x)
-    return reconstruction_loss(x, recon, EDGE_WEIGHT) + KL_WEIGHT * kl_divergence(mean, logvar)
+    return reconstruction_loss(x, recon, EDGE_WEIGHT, OBJECT_WEIGHT) + KL_WEIGHT * kl_divergence(mean, logvar)
 
 
 @torch.no_grad()

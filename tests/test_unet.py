@@ -90,3 +90,17 @@ def test_autoencoder_round_trip_learns():
         opt.step()
     assert psnr(x, ae.decode(ae.encode(x)[0]).detach()) > before + 6
     assert kl_divergence(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8)).item() == 0
+
+
+def test_foreground_mask_finds_the_object_and_weights_it():
+    from course.autoencoder import foreground_mask
+
+    x = torch.full((1, 3, 16, 16), 0.8)
+    x[..., 6:9, 6:9] = -0.5  # a 3×3 dark object on a light background
+    mask = foreground_mask(x)
+    assert mask.shape == (1, 1, 16, 16)
+    assert mask[0, 0, 5:10, 5:10].eq(1).all() and mask.sum() == 25  # the object and its 1-pixel rim
+    x_hat = x.clone()
+    x_hat[..., 7, 7] = 0.8  # the object loses a pixel: weighted, that costs 11 times more
+    plain, weighted = reconstruction_loss(x, x_hat, edge_weight=0), reconstruction_loss(x, x_hat, edge_weight=0, object_weight=10)
+    torch.testing.assert_close(weighted, 11 * plain)
