@@ -101,7 +101,7 @@ def legibility(model: Autoencoder, n: int = 2000, seed: int = 4242) -> dict:
     return out
 
 
-def train_shipped(steps: int = 6000, batch_size: int = 64, n_pool: int = 30_000, seed: int = 0, run_dir: Path | None = None) -> dict:
+def train_shipped(steps: int = 4000, batch_size: int = 64, n_pool: int = 30_000, seed: int = 0, run_dir: Path | None = None) -> dict:
     from course.train import TrainConfig, train
 
     start = time.perf_counter()
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course.ae_train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train and ship data/autoencoder.safetensors")
-    t.add_argument("--steps", type=int, default=6000)
+    t.add_argument("--steps", type=int, default=4000)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--pool", type=int, default=30_000)
     t.add_argument("--seed", type=int, default=0)

@@ -22,7 +22,7 @@ from course.clip_train import load_clip
 from course.data import render_scenes
 from course.eval import adherence, fid_like, scene_attributes
 from course.guidance import guided
-from course.ldm import betas, heldout_prompts, load_unet, text_states
+from course.ldm import GUIDANCE, betas, heldout_prompts, load_unet, text_states
 from course.paths import data_dir
 from course.samplers import SAMPLERS, sample
 
@@ -31,7 +31,7 @@ STEPS = (10, 20, 50, 100, 1000)
 
 
 @torch.no_grad()
-def generate_with(name: str, prompts: list[str], steps: int, guidance: float = 4.0, seed: int = 0, noise_seed: int = 1) -> torch.Tensor:
+def generate_with(name: str, prompts: list[str], steps: int, guidance: float = GUIDANCE, seed: int = 0, noise_seed: int = 1) -> torch.Tensor:
     """Images for prompts with sampler ``name``: x_T from ``seed``, per-step noise from ``noise_seed``."""
     unet, clip = load_unet(), load_clip()
     ae, factor = load_autoencoder()
@@ -43,7 +43,7 @@ def generate_with(name: str, prompts: list[str], steps: int, guidance: float = 4
     return ae.decode(z0 / factor).clamp(-1, 1)
 
 
-def measure(n: int = 64, steps_list=STEPS, samplers=tuple(SAMPLERS), guidance: float = 4.0) -> dict:
+def measure(n: int = 64, steps_list=STEPS, samplers=tuple(SAMPLERS), guidance: float = GUIDANCE) -> dict:
     scenes, prompts = heldout_prompts(n)
     real = render_scenes(scenes, IMAGE_SIZE, seed=0)
     asked = [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in scenes]
