@@ -337,8 +337,8 @@ from course.scheduler_table import generate_with
 
 prompt = "une grande étoile rouge en haut à gauche"
 side_by_side = torch.cat([generate_with(name, [prompt], steps=20 if P.name != "smoke" else 5) for name in SAMPLERS])
-show_grid(side_by_side, [f"{name}, {20 if P.name != 'smoke' else 5} steps" for name in SAMPLERS], ncols=5, size=1.8)
-plt.suptitle(f"« {prompt} », seed 0", fontsize=9)
+show_grid(side_by_side, [f"{name}, {20 if P.name != 'smoke' else 5} steps" for name in SAMPLERS], ncols=5, size=1.8,
+          suptitle=f"« {prompt} », seed 0")
 
 fig, ax = figure(figsize=(7, 3))
 for name in SAMPLERS:

@@ -48,7 +48,6 @@
 # %%
 import math
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
@@ -340,8 +339,18 @@ for i, prompt in enumerate(prompts):
     words = [(j, tok) for j, tok in enumerate(tokens) if tok not in ("<bos>", "<eos>", "'", "d", "à", "en", "a", "at", "the", "une")]
     panels = [images[i]] + [attn[i, :, j].view(1, 8, 8).repeat(3, 1, 1) for j, _ in words]
     scaled = [panels[0]] + [2 * (p - p.min()) / (p.max() - p.min() + 1e-8) - 1 for p in panels[1:]]
-    show_grid(scaled, ["generated"] + [f"« {tok} »" for _, tok in words], ncols=len(scaled), size=1.5)
-    plt.suptitle(prompt, fontsize=9)
+    show_grid(scaled, ["generated"] + [f"« {tok} »" for _, tok in words], ncols=len(scaled), size=1.5, suptitle=prompt)
+
+# %% [markdown] lang="fr"
+# Ce que l'on voit : tous les mots qui décrivent l'objet (taille, couleur, forme, position) s'allument aux
+# mêmes cases, celles où l'objet apparaît, et presque pas ailleurs. Sur une scène à un seul objet, le modèle
+# ne sépare pas « rouge » de « étoile » : il se sert de la cross-attention pour amener toute la description
+# là où il dessine.
+
+# %% [markdown] lang="en"
+# What we see: all the words describing the object (size, colour, shape, position) light up in the same
+# cells, where the object appears, and hardly anywhere else. On a one-object scene the model does not
+# separate "red" from "star": it uses cross-attention to bring the whole description to where it draws.
 
 # %% [markdown] lang="fr"
 # ## À retenir

@@ -289,6 +289,16 @@ pixel_rate = training_images_per_second(pixel_unet, lambda n: x[:n], steps=1 if 
 print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×4: {latent_rate:.1f}, speed-up ×{latent_rate / pixel_rate:.0f}")
 
 # %% [markdown] lang="fr"
+# L'écart est énorme, et il vient surtout de la self-attention : son coût croît comme le **carré** du nombre
+# de positions, 4 096 pixels en 64 × 64 contre 64 cases en 8 × 8. Sans attention à pleine résolution l'écart
+# serait plus modeste, mais toujours là : chaque convolution traite 64 fois moins de positions.
+
+# %% [markdown] lang="en"
+# The gap is huge, and it comes mostly from self-attention: its cost grows as the **square** of the number of
+# positions, 4,096 pixels at 64 × 64 against 64 cells at 8 × 8. Without attention at full resolution the gap
+# would be smaller, but still there: every convolution handles 64 times fewer positions.
+
+# %% [markdown] lang="fr"
 # ## 5. Du texte à l'image
 #
 # On assemble les pièces. À chaque pas d'entraînement :
@@ -405,6 +415,20 @@ m = manifest["metrics"]
 print(f"shipped manifest ({m['n']} prompts, {m['steps']} steps, guidance {m['guidance']}): "
       + ", ".join(f"{k} {v:.0%}" for k, v in m["per_attribute"].items()) + f", all together {m['all_correct']:.0%}, FID-like {m['fid_like']} "
       f"(real vs real {m['fid_like_real_vs_real']})")
+
+# %% [markdown] lang="fr"
+# Lisons ces chiffres honnêtement. La position et la couleur sont presque toujours justes, la taille le plus
+# souvent ; **la forme est le point faible** : environ sept fois sur dix seulement, alors que le décodeur,
+# lui, rend des formes lisibles à 96 %. Revenez à la grille plus haut : quelles formes sont
+# justes, lesquelles ne le sont pas ? La courbe plus haut montre que la forme progressait encore quand l'entraînement s'est
+# arrêté : c'est là que du temps de calcul en plus (ou un GPU) rapporterait le plus.
+
+# %% [markdown] lang="en"
+# Let us read these numbers honestly. Position and colour are almost always right, size most of the time;
+# **shape is the weak point**: right only about seven times in ten, while the decoder renders shapes that
+# are 96 % legible. Go back to the grid above: which shapes are right, which are
+# not? The curve above shows shape was still improving when training stopped: that is where more compute (or a
+# GPU) would pay most.
 
 # %% [markdown] lang="fr"
 # ## À retenir
