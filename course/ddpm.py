@@ -51,10 +51,8 @@ def training_loss(
         return epsilon_loss(eps, eps_pred)
     if snr_gamma <= 0:
         raise ValueError(f"snr_gamma must be > 0 (5 in Hang et al. 2023), got {snr_gamma}")
-    weight = min_snr_weight(t, alphas_cumprod, snr_gamma).to(x0.device, x0.dtype)
-    if eps.shape != eps_pred.shape:
-        raise ValueError(f"eps and eps_pred must have the same shape, got {tuple(eps.shape)} and {tuple(eps_pred.shape)}")
-    per_example = (eps_pred - eps).square().flatten(1).mean(1)
+    weight = min_snr_weight(t, alphas_cumprod, snr_gamma).to(x0.device, x0.dtype)  # (B,)
+    per_example = F.mse_loss(eps_pred, eps, reduction="none").flatten(1).mean(1)
     return (weight * per_example).mean()
 
 

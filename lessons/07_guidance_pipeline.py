@@ -226,6 +226,18 @@ picked = [timeline.x0_hats[50 - k] for k in marks]
 show_strip([x[1][0] for x in picked], [f"step {k} (t={t})" for k, (t, _) in zip(marks, picked)], suptitle="x̂_0 along the 50 steps")
 
 # %% [markdown] lang="fr"
+# Ce que l'on voit : dès la première étape, la place de l'objet est décidée ; à l'étape 40, la prédiction
+# $\hat x_0$ est déjà une étoile jaune bien nette. La suite précise les détails… et ici les abîme un peu : les
+# branches s'amincissent, la couleur tire vers l'orange, le fond noir se tache de vert. Notre petit modèle
+# n'est pas infaillible ; essayez une autre graine ou une autre guidance dans le terrain de jeu plus bas.
+
+# %% [markdown] lang="en"
+# What we see: from the first step the object's place is decided; at step 40 the prediction $\hat x_0$ is
+# already a crisp yellow star. The rest refines the details… and here spoils them a little: the branches get
+# thinner, the colour drifts to orange, the black background gets green stains. Our small model is not
+# infallible; try another seed or another guidance in the playground below.
+
+# %% [markdown] lang="fr"
 # ## 4. Le contrôle par le prompt
 #
 # Même graine, un seul mot change à chaque fois : couleur, position, taille, nombre. Le bruit de départ est

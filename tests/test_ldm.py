@@ -44,4 +44,4 @@ def test_heldout_prompts_use_only_heldout_pairs_in_both_languages():
     scenes, prompts = ldm.heldout_prompts(40)
     assert all((o.shape, o.colour) in HELD_OUT for s in scenes for o in s.objects)
     assert len(set(prompts)) > 20
-    assert ldm.heldout_prompts(40, 778)[1] != prompts  # validation and test prompts differ
+    assert ldm.heldout_prompts(40, ldm.VALIDATION_SEED)[1] != prompts  # validation and test prompts differ
