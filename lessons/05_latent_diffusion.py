@@ -348,7 +348,7 @@ unet_run = train(
     ldm.make_model(),
     ldm.loss_fn(alphas_cumprod(ldm.betas())),
     ldm.batch_getter(scenes, latents, batch_size=128 if P.train_latent else 32),
-    TrainConfig(steps=P.ldm_steps, lr=5e-4, warmup=min(300, P.ldm_steps // 5), decay="cosine", ema_decay=0.999, log_every=max(1, P.ldm_steps // 20)),
+    TrainConfig(steps=P.ldm_steps, lr=ldm.LR, warmup=min(300, P.ldm_steps // 5), decay="cosine", ema_decay=0.999, log_every=max(1, P.ldm_steps // 20)),
     device=device,
     on_log=live,
     desc="latent U-Net",

@@ -45,3 +45,23 @@ def test_heldout_prompts_use_only_heldout_pairs_in_both_languages():
     assert all((o.shape, o.colour) in HELD_OUT for s in scenes for o in s.objects)
     assert len(set(prompts)) > 20
     assert ldm.heldout_prompts(40, ldm.VALIDATION_SEED)[1] != prompts  # validation and test prompts differ
+
+
+def test_pool_scenes_are_the_scenes_of_the_rendered_pool():
+    scenes, images = ldm.pool(12, seed=4)
+    assert ldm.pool_scenes(12, seed=4) == scenes
+    assert images.shape == (12, 3, 64, 64) and images.dtype == torch.uint8
+    assert ldm.pool_scenes(12, seed=5) != scenes
+
+
+def test_loss_without_min_snr_is_the_plain_epsilon_loss():
+    scenes, _ = ldm.pool(8, seed=2)
+    batch = ldm.batch_getter(scenes, torch.randn(8, 4, 8, 8), batch_size=64)(0)  # 64 draws of t: some have SNR(t) > γ
+    model = UNet(UNetConfig(channels=(32, 32), attention=(False, True), heads=2, context_dim=128))
+    abar = alphas_cumprod(ldm.betas())
+    torch.manual_seed(3)
+    plain = ldm.loss_fn(abar, snr_gamma=None)(model, batch)
+    torch.manual_seed(3)
+    weighted = ldm.loss_fn(abar, snr_gamma=ldm.SNR_GAMMA)(model, batch)
+    assert torch.isfinite(plain) and torch.isfinite(weighted)
+    assert weighted < plain  # Min-SNR weights are ≤ 1, and < 1 for every t with SNR(t) > γ
