@@ -116,6 +116,9 @@ def main() -> None:
     cfg = {**DEFAULTS, **VARIANTS[args.variant]}
     if args.steps:
         cfg["steps"] = args.steps
+    if not args.pool_file.exists():
+        print(f"{args.pool_file} not found: rendering and encoding the pool first ({args.workers} worker(s))", flush=True)
+        make_pool_file(args.pool_file, args.pool_size, workers=args.workers)
     pool = load_file(str(args.pool_file))
     n_pool, pool_seed = pool["meta"].tolist()
     scenes, latents = ldm.pool_scenes(n_pool, pool_seed), pool["latents"]

@@ -152,6 +152,18 @@ def adherence(images: torch.Tensor, attributes: Sequence[dict | Scene], model: A
     }
 
 
+def per_class_accuracy(predicted: torch.Tensor, truth: torch.Tensor, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """(right, asked) for each class that was asked at least once: where a judge's errors concentrate."""
+    if predicted.shape != truth.shape:
+        raise ValueError(f"predicted {tuple(predicted.shape)} and truth {tuple(truth.shape)} differ in shape")
+    out = {}
+    for i, name in enumerate(names):
+        asked = truth == i
+        if asked.any():
+            out[name] = (int((predicted[asked] == i).sum()), int(asked.sum()))
+    return out
+
+
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2(Σ_a Σ_b)^½) between Gaussian fits of two feature sets (Heusel et al. 2017)."""
     if a.shape[0] < 2 or b.shape[0] < 2:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course.data import LABELS, ShapesDataset, render_scenes, render_tensors
-from course.eval import accuracy_table, adherence, attributes_to_labels, frechet_distance, load_evaluator, scene_attributes
+from course.eval import accuracy_table, adherence, attributes_to_labels, frechet_distance, load_evaluator, per_class_accuracy, scene_attributes
 from course.paths import data_dir
 from course.scenes import single
 
@@ -79,3 +79,12 @@ def test_shipped_evaluator_judges_real_renders_as_adherent():
     assert result["all_correct"] >= 0.9
     noise = torch.rand(16, 3, 32, 32) * 2 - 1
     assert adherence(noise, [{"shape": s, "colour": c} for s, c in pairs])["all_correct"] < 0.5
+
+
+def test_per_class_accuracy_counts_right_and_asked_per_class():
+    truth = torch.tensor([0, 0, 0, 1, 1, 2])
+    predicted = torch.tensor([0, 1, 0, 1, 0, 0])
+    assert per_class_accuracy(predicted, truth, ["circle", "square", "star", "heart"]) == {
+        "circle": (2, 3), "square": (1, 2), "star": (0, 1)}  # heart never asked: absent
+    with pytest.raises(ValueError, match="differ in shape"):
+        per_class_accuracy(predicted[:3], truth, ["circle"])
