@@ -342,15 +342,19 @@ for i, prompt in enumerate(prompts):
     show_grid(scaled, ["generated"] + [f"« {tok} »" for _, tok in words], ncols=len(scaled), size=1.5, suptitle=prompt)
 
 # %% [markdown] lang="fr"
-# Ce que l'on voit : tous les mots qui décrivent l'objet (taille, couleur, forme, position) s'allument aux
-# mêmes cases, celles où l'objet apparaît, et presque pas ailleurs. Sur une scène à un seul objet, le modèle
-# ne sépare pas « rouge » de « étoile » : il se sert de la cross-attention pour amener toute la description
-# là où il dessine.
+# Ce que l'on voit : les mots de taille, de forme et de position s'allument aux cases où l'objet apparaît,
+# et presque pas ailleurs ; le mot de couleur s'y allume aussi, mais déborde bien plus sur le reste de
+# l'image. Sur une scène à un seul objet, le modèle ne sépare pas « rouge » de « étoile » : il se sert de la
+# cross-attention pour amener toute la description là où il dessine. Regardez aussi les images : la taille
+# demandée est-elle respectée ? (Dans le profil `cpu`, l'étoile « grande » sort petite : une erreur de
+# taille, de celles que la leçon 05 mesure.)
 
 # %% [markdown] lang="en"
-# What we see: all the words describing the object (size, colour, shape, position) light up in the same
-# cells, where the object appears, and hardly anywhere else. On a one-object scene the model does not
-# separate "red" from "star": it uses cross-attention to bring the whole description to where it draws.
+# What we see: the size, shape and position words light up in the cells where the object appears, and
+# hardly anywhere else; the colour word lights up there too, but spills much more over the rest of the image.
+# On a one-object scene the model does not separate "red" from "star": it uses cross-attention to bring the
+# whole description to where it draws. Look at the images too: is the requested size respected? (In the
+# `cpu` profile the "large" star comes out small: a size error, of the kind lesson 05 measures.)
 
 # %% [markdown] lang="fr"
 # ## À retenir

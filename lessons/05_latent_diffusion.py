@@ -428,18 +428,19 @@ print(f"shipped manifest ({m['n']} prompts, {m['steps']} steps, guidance {m['gui
       f"(real vs real {m['fid_like_real_vs_real']})")
 
 # %% [markdown] lang="fr"
-# Lisons ces chiffres honnêtement. La position et la couleur sont presque toujours justes, la taille le plus
-# souvent ; **la forme est le point faible** : environ sept fois sur dix seulement, alors que le décodeur,
-# lui, rend des formes lisibles à 96 %. Revenez à la grille plus haut : quelles formes sont
-# justes, lesquelles ne le sont pas ? La courbe plus haut montre que la forme progressait encore quand l'entraînement s'est
-# arrêté : c'est là que du temps de calcul en plus (ou un GPU) rapporterait le plus.
+# Lisons ces chiffres honnêtement. La position et la couleur sont presque toujours justes, la taille neuf
+# fois sur dix ; **la forme reste le point faible** : un peu plus de huit fois sur dix, alors que le
+# décodeur, lui, rend des formes lisibles à 96 %. Revenez à la grille plus haut : quelles formes sont
+# justes, lesquelles ne le sont pas ? La courbe montre que la forme progressait encore, mais de moins en
+# moins, quand l'entraînement s'est arrêté : du temps de calcul en plus (ou un GPU) rapporterait encore un
+# peu. La suite montre où se cache le reste.
 
 # %% [markdown] lang="en"
-# Let us read these numbers honestly. Position and colour are almost always right, size most of the time;
-# **shape is the weak point**: right only about seven times in ten, while the decoder renders shapes that
-# are 96 % legible. Go back to the grid above: which shapes are right, which are
-# not? The curve above shows shape was still improving when training stopped: that is where more compute (or a
-# GPU) would pay most.
+# Let us read these numbers honestly. Position and colour are almost always right, size nine times in ten;
+# **shape is still the weak point**: right a little over eight times in ten, while the decoder renders shapes
+# that are 96 % legible. Go back to the grid above: which shapes are right, which are not? The curve shows
+# shape was still improving, but less and less, when training stopped: more compute (or a GPU) would still
+# buy a little. What follows shows where the rest hides.
 
 # %% [markdown] lang="fr"
 # ### D'où viennent les erreurs de forme ?
@@ -475,29 +476,32 @@ for shape in SHAPES:
     print(f"{shape:8s} " + ", ".join(f"{label}: {t[shape][0]}/{t[shape][1]}" if shape in t else f"{label}: —" for label, t in tables.items()))
 
 # %% [markdown] lang="fr"
-# Deux choses ressortent (les effectifs par forme sont petits, lisez les tendances plutôt que les
+# Deux choses ressortent (les effectifs par forme sont petits : lisez les tendances plutôt que les
 # décimales). D'abord, **le plafond n'est pas le même pour toutes les formes** : sur les reconstructions, ce
-# sont les petits objets ronds ou fins qui souffrent. Un cercle de quelques pixels, redessiné à partir d'un
-# latent 8 × 8, prend de légers angles, et le juge y voit un hexagone. Ensuite, **les images générées
-# perdent surtout là où le plafond est bas** : le cercle et l'hexagone, nos deux formes rondes, se
-# confondent. Pour les départager, le U-Net doit poser une ou deux cases latentes à la bonne valeur près ;
-# la moindre erreur d'échantillonnage fait basculer la forme.
+# sont les petits objets ronds ou fins qui souffrent, le cercle et l'étoile surtout. Un cercle de quelques
+# pixels, redessiné à partir d'un latent 8 × 8, prend de légers angles, et le juge y voit un hexagone.
+# Ensuite, **les images générées perdent bien plus que ce plafond**, et le cercle est parmi les plus
+# touchés : il devient souvent un hexagone, son voisin rond. Pour départager deux formes aussi proches, le
+# U-Net doit poser une ou deux cases latentes à la bonne valeur près ; la moindre erreur d'échantillonnage
+# fait basculer la forme.
 #
-# Pour faire mieux, il faudrait donc relever ce plafond avant d'entraîner plus longtemps : un décodeur plus
-# fin. Stable Diffusion l'a fait après coup en réentraînant **son seul décodeur** (le VAE « ft-MSE ») :
-# l'encodeur ne bouge pas, les latents non plus, et le U-Net déjà entraîné reste valable.
+# Pour faire mieux, deux leviers : entraîner plus longtemps (la courbe monte encore un peu) et relever le
+# plafond avec un décodeur plus fin. Stable Diffusion a fait ce second pas après coup en réentraînant **son
+# seul décodeur** (le VAE « ft-MSE ») : l'encodeur ne bouge pas, les latents non plus, et le U-Net déjà
+# entraîné reste valable.
 
 # %% [markdown] lang="en"
 # Two things stand out (counts per shape are small: read the trends rather than the decimals). First, **the
-# ceiling is not the same for every shape**: on reconstructions, small round or thin objects suffer. A circle
-# a few pixels wide, redrawn from an 8 × 8 latent, gets slight corners, and the judge sees a hexagon. Second,
-# **the generated images lose most where the ceiling is low**: the circle and the hexagon, our two round
-# shapes, get mixed up. To tell them apart the U-Net must set one or two latent cells to just the right value;
-# the smallest sampling error tips the shape over.
+# ceiling is not the same for every shape**: on reconstructions, small round or thin objects suffer, the
+# circle and the star above all. A circle a few pixels wide, redrawn from an 8 × 8 latent, gets slight
+# corners, and the judge sees a hexagon. Second, **the generated images lose far more than that ceiling**,
+# and the circle is among the hardest hit: it often becomes a hexagon, its round neighbour. To tell two such
+# close shapes apart, the U-Net must set one or two latent cells to just the right value; the smallest
+# sampling error tips the shape over.
 #
-# To do better, one would therefore raise that ceiling before training longer: a finer decoder. Stable
-# Diffusion did exactly that afterwards by retraining **its decoder alone** (the "ft-MSE" VAE): the encoder
-# does not move, nor do the latents, and the U-Net already trained stays valid.
+# To do better, two levers: train longer (the curve still rises a little) and raise the ceiling with a finer
+# decoder. Stable Diffusion took that second step afterwards by retraining **its decoder alone** (the
+# "ft-MSE" VAE): the encoder does not move, nor do the latents, and the U-Net already trained stays valid.
 
 # %% [markdown] lang="fr"
 # ## À retenir

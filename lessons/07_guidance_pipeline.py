@@ -145,13 +145,15 @@ ax.set(xlabel="diversity (mean feature distance, same prompt)", ylabel="adherenc
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
-# Lecture : sur la diversité, les diapositives ont raison, elle baisse quand $w$ monte. Sur la fidélité, seulement
+# Lecture : sur la diversité, les diapositives ont raison, elle baisse quand $w$ monte (fortement jusqu'à
+# $w = 1$, puis lentement). Sur la fidélité, seulement
 # jusqu'à un point : sans guidance ($w = 0$, le modèle inconditionnel) l'évaluateur ne retrouve presque jamais
 # la scène demandée, $w = 1$ fait déjà bien mieux, le maximum est vers $w = 2$ ou 3, puis l'adhérence
 # redescend. Une guidance trop forte pousse l'image au-delà de ce que le modèle a appris.
 
 # %% [markdown] lang="en"
-# Reading: on diversity the slides are right, it falls as $w$ rises. On faithfulness, only up to a point:
+# Reading: on diversity the slides are right, it falls as $w$ rises (sharply up to $w = 1$, then slowly). On
+# faithfulness, only up to a point:
 # without guidance ($w = 0$, the unconditional model) the evaluator almost never finds the requested scene,
 # $w = 1$ already does much better, the peak is around $w = 2$ or 3, then adherence falls again. Too strong a
 # guidance pushes the image beyond what the model has learned.
@@ -228,13 +230,13 @@ show_strip([x[1][0] for x in picked], [f"step {k} (t={t})" for k, (t, _) in zip(
 # %% [markdown] lang="fr"
 # Ce que l'on voit : dès la première étape, la place de l'objet est décidée ; à l'étape 40, la prédiction
 # $\hat x_0$ est déjà une étoile jaune bien nette. La suite précise les détails… et ici les abîme un peu : les
-# branches s'amincissent, la couleur tire vers l'orange, le fond noir se tache de vert. Notre petit modèle
+# branches s'amincissent et tirent vers l'orange, et le fond noir garde des taches vertes. Notre petit modèle
 # n'est pas infaillible ; essayez une autre graine ou une autre guidance dans le terrain de jeu plus bas.
 
 # %% [markdown] lang="en"
 # What we see: from the first step the object's place is decided; at step 40 the prediction $\hat x_0$ is
 # already a crisp yellow star. The rest refines the details… and here spoils them a little: the branches get
-# thinner, the colour drifts to orange, the black background gets green stains. Our small model is not
+# thinner and drift to orange, and the black background keeps green stains. Our small model is not
 # infallible; try another seed or another guidance in the playground below.
 
 # %% [markdown] lang="fr"
