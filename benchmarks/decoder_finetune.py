@@ -27,9 +27,7 @@ from course.ae_train import IMAGE_SIZE, load_autoencoder, to_signed
 from course.autoencoder import reconstruction_loss
 from course.data import ShapesDataset, render_scenes, render_tensors
 from course.eval import predict
-from course.samplers import ddim_sample
 from course.scenes import SHAPES, sample_scene
-from course.guidance import guided
 
 
 def shape_table(decoder, latents: torch.Tensor, scenes) -> dict:
@@ -47,18 +45,9 @@ def shape_table(decoder, latents: torch.Tensor, scenes) -> dict:
 
 @torch.no_grad()
 def generated_latents(n: int, guidance: float, steps: int = 50):
-    """Latents z_0 (unscaled) drawn by the shipped U-Net for n validation prompts, as ldm.generate does."""
+    """Latents z_0 (unscaled) drawn by the shipped U-Net for n validation prompts, as ldm.evaluate draws them."""
     scenes, prompts = ldm.heldout_prompts(n, ldm.VALIDATION_SEED)
-    unet, clip = ldm.load_unet(), ldm.load_clip()
-    _, factor = load_autoencoder()
-    out = []
-    for i in range(0, n, 128):
-        context, mask = ldm.text_states(prompts[i : i + 128], clip)
-        null, null_mask = ldm.text_states([""], clip)
-        g = torch.Generator().manual_seed(i)
-        z_T = torch.randn((len(context), 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8), generator=g)
-        out.append(ddim_sample(guided(unet, context, mask, null, null_mask, guidance), z_T, ldm.betas(), steps=steps, generator=g) / factor)
-    return scenes, torch.cat(out)
+    return scenes, torch.cat([ldm.generate_latents(prompts[i : i + 128], steps=steps, guidance=guidance, seed=i) for i in range(0, n, 128)])
 
 
 def main() -> None:

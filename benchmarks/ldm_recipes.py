@@ -46,9 +46,20 @@ VARIANTS = {
     "b64x8000": {"batch": 64, "steps": 8000},
     "wide": {"channels": (96, 192, 192)},
     "long12000": {"steps": 12_000},
+    # sweep 3: around lr 1e-3, on a 2,000-step schedule (2,500 for the "+25 % steps" pair)
+    "r2000": {"lr": 1e-3, "steps": 2000},
+    "r2500": {"lr": 1e-3, "steps": 2500},
+    "pooled2000": {"lr": 1e-3, "steps": 2000, "pooled": True},
+    "pooled2500": {"lr": 1e-3, "steps": 2500, "pooled": True},
+    "heads8": {"lr": 1e-3, "steps": 2000, "heads": 8},
+    "puncond0.2": {"lr": 1e-3, "steps": 2000, "p_uncond": 0.2},
+    "wide80": {"lr": 1e-3, "steps": 2000, "channels": (80, 160, 160)},
+    "pooled_heads8": {"lr": 1e-3, "steps": 2000, "pooled": True, "heads": 8},
+    "noattn0": {"lr": 1e-3, "steps": 2000, "attention": (False, True, True)},
 }
 CHUNK = 2000
-DEFAULTS = {"steps": 4000, "batch": 128, "lr": 5e-4, "snr_gamma": ldm.SNR_GAMMA, "channels": ldm.UNET.channels}
+DEFAULTS = {"steps": 4000, "batch": 128, "lr": 5e-4, "snr_gamma": ldm.SNR_GAMMA, "channels": ldm.UNET.channels,
+            "attention": ldm.UNET.attention, "heads": ldm.UNET.heads, "pooled": ldm.UNET.pooled, "p_uncond": ldm.P_UNCOND}
 
 
 def _render_chunk(job: tuple[int, int, int]) -> torch.Tensor:
@@ -106,6 +117,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="validation prompts")
     parser.add_argument("--steps", type=int, help="override the variant's training steps (quick checks)")
     parser.add_argument("--deadline-min", type=float, default=1e9, help="stop training after about this many minutes")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the batches")
+    parser.add_argument("--scales", type=float, nargs="+", default=[2.0, 3.0], help="guidance scales to evaluate")
     parser.add_argument("--out", type=Path, default=Path("runs/recipes/result.json"))
     args = parser.parse_args()
     if args.make_pool:
@@ -123,12 +136,14 @@ def main() -> None:
     n_pool, pool_seed = pool["meta"].tolist()
     scenes, latents = ldm.pool_scenes(n_pool, pool_seed), pool["latents"]
     clip = ldm.load_clip().to(args.device)
-    torch.manual_seed(0)
-    model = UNet(UNetConfig(**{**ldm.config_dict(ldm.UNET), "channels": tuple(cfg["channels"])})).to(args.device)
+    torch.manual_seed(args.seed)
+    ldm.P_UNCOND = cfg["p_uncond"]  # read by ldm.batch_getter at every batch
+    unet_config = {**ldm.config_dict(ldm.UNET), "channels": tuple(cfg["channels"]), "attention": tuple(cfg["attention"]), "heads": cfg["heads"], "pooled": cfg["pooled"]}
+    model = UNet(UNetConfig(**unet_config)).to(args.device)
     abar = alphas_cumprod(ldm.betas())
-    config = TrainConfig(steps=cfg["steps"], lr=cfg["lr"], warmup=300, decay="cosine", ema_decay=0.999, checkpoint_every=None, seed=0)
-    get_batch = ldm.batch_getter(scenes, latents.to(args.device), cfg["batch"], 0, clip=clip)
-    run_dir = Path("runs/recipes") / args.variant
+    config = TrainConfig(steps=cfg["steps"], lr=cfg["lr"], warmup=300, decay="cosine", ema_decay=0.999, checkpoint_every=None, seed=args.seed)
+    get_batch = ldm.batch_getter(scenes, latents.to(args.device), cfg["batch"], args.seed, clip=clip)
+    run_dir = Path("runs/recipes") / f"{args.variant}_s{args.seed}"
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed stale one
     start, reached = time.perf_counter(), 0
     for stop in range(500, cfg["steps"] + 500, 500):
@@ -143,9 +158,9 @@ def main() -> None:
             break
     train_minutes = (time.perf_counter() - start) / 60
     ema = result.ema.eval()
-    out = {"variant": args.variant, "config": {**cfg, "channels": list(cfg["channels"])}, "steps_reached": reached,
+    out = {"variant": args.variant, "seed": args.seed, "config": {**cfg, "channels": list(cfg["channels"]), "attention": list(cfg["attention"])}, "steps_reached": reached,
            "train_minutes": round(train_minutes, 2), "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-           "params": sum(p.numel() for p in ema.parameters()), "evaluations": [shape_breakdown(ema, args.n, w, args.device) for w in (2.0, 3.0)]}
+           "params": sum(p.numel() for p in ema.parameters()), "evaluations": [shape_breakdown(ema, args.n, w, args.device) for w in args.scales]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
     print(json.dumps(out), flush=True)

@@ -39,8 +39,10 @@ T = 1000
 SCHEDULE = "scaled_linear"  # Stable Diffusion's
 P_UNCOND = 0.1
 KIND_WEIGHTS = {"single": 0.7, "count": 0.15, "pair": 0.15}
-UNET = UNetConfig(in_channels=4, out_channels=4, channels=(64, 128, 128), attention=(True, True, True), heads=4, context_dim=128)
-GUIDANCE = 3.0  # the guidance scale w chosen on validation prompts by the shipped run (its manifest: guidance_sweep_validation)
+# pooled=True: the prompt's <eos> state is also added to the time embedding (as SDXL does): on a GPU sweep
+# (2,000-step runs, 512 validation prompts, 3 seeds each) shape 68.4 → 73.6 %, all-right 58.5 → 65.5 % at w = 3
+UNET = UNetConfig(in_channels=4, out_channels=4, channels=(64, 128, 128), attention=(True, True, True), heads=4, context_dim=128, pooled=True)
+GUIDANCE = 2.0  # the guidance scale w chosen on validation prompts by the shipped run (its manifest: guidance_sweep_validation; w = 2 and 3 tied, the rule keeps the smaller)
 TEST_SEED = 777  # the held-out prompts the manifest's numbers are quoted on
 VALIDATION_SEED = 778  # prompts for the training curve and for choosing w, never the test set
 LR = 1e-3  # peak learning rate (300 warm-up steps, cosine decay): 1e-3 gave +5 to +8 points of shape over 5e-4 at equal steps, 2e-3 less (benchmarks/ldm_recipes.py)
@@ -139,6 +141,28 @@ def load_unet(path: str | None = None) -> UNet:
 
 
 @torch.no_grad()
+def generate_latents(
+    prompts: list[str],
+    unet: UNet | None = None,
+    steps: int = 50,
+    guidance: float = GUIDANCE,
+    seed: int = 0,
+    eta: float = 0.0,
+    device: str = "cpu",
+    callback=None,
+) -> torch.Tensor:
+    """Latents z_0 (B, 4, 8, 8) for prompts, unscaled (as the decoder takes them): CLIP → guided DDIM."""
+    unet = (unet or load_unet()).to(device)
+    _, factor = load_autoencoder()
+    clip = load_clip().to(device)
+    context, mask = text_states(prompts, clip)
+    null, null_mask = text_states([""], clip)
+    g = torch.Generator(device=device).manual_seed(seed)
+    z_T = torch.randn((len(prompts), 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8), generator=g, device=device)
+    eps = guided(unet, context, mask, null, null_mask, guidance)
+    return ddim_sample(eps, z_T, betas(), steps=steps, eta=eta, generator=g, callback=callback) / factor
+
+
 def generate(
     prompts: list[str],
     unet: UNet | None = None,
@@ -150,16 +174,9 @@ def generate(
     callback=None,
 ) -> torch.Tensor:
     """Images (B, 3, 64, 64) in [−1, 1] for prompts: CLIP → guided DDIM on latents → decoder."""
-    unet = (unet or load_unet()).to(device)
-    ae, factor = load_autoencoder()
-    clip = load_clip().to(device)
-    context, mask = text_states(prompts, clip)
-    null, null_mask = text_states([""], clip)
-    g = torch.Generator(device=device).manual_seed(seed)
-    z_T = torch.randn((len(prompts), 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8), generator=g, device=device)
-    eps = guided(unet, context, mask, null, null_mask, guidance)
-    z0 = ddim_sample(eps, z_T, betas(), steps=steps, eta=eta, generator=g, callback=callback)
-    return ae.to(device).decode(z0 / factor).clamp(-1, 1).cpu()
+    z0 = generate_latents(prompts, unet, steps, guidance, seed, eta, device, callback)
+    ae, _ = load_autoencoder()
+    return ae.to(device).decode(z0).clamp(-1, 1).cpu()
 
 
 def heldout_prompts(n: int = 512, seed: int = TEST_SEED) -> tuple[list[Scene], list[str]]:

@@ -62,9 +62,23 @@ def measure(n: int = 64, steps_list=STEPS, samplers=tuple(SAMPLERS), guidance: f
                 "same_x_T_same_image": bool((again - images[:4]).abs().max() < 1e-4),
             })
             print(rows[-1], flush=True)
-    return {"rows": rows, "n_prompts": n, "guidance": guidance, "hardware": hardware(),
+    return {"rows": rows, "n_prompts": n, "guidance": guidance, "hardware": hardware(), "guidance_pairing": guidance_pairing(n),
             "fid_like_real_vs_real": round(fid_like(render_scenes(scenes, IMAGE_SIZE, seed=1), real), 1),
             "command": "python -m course.scheduler_table --n " + str(n)}
+
+
+def guidance_pairing(n: int = 64, steps: int = 10, scales=(1.0, 2.0, 3.0), samplers=("ddim", "pndm")) -> list[dict]:
+    """Adherence of few-step samplers across guidance scales: does a multistep method (PNDM) survive guidance?"""
+    scenes, prompts = heldout_prompts(n)
+    asked = [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in scenes]
+    rows = []
+    for w in scales:
+        for name in samplers:
+            score = adherence(generate_with(name, prompts, steps, w), asked)
+            rows.append({"sampler": name, "steps": steps, "guidance": w, "n_prompts": n, "all_correct": score["all_correct"],
+                         "shape": score["per_attribute"]["shape"]})
+            print(rows[-1], flush=True)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

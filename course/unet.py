@@ -9,7 +9,8 @@ Levels halve the resolution on the way down (the « downsamplers », an « enton
 the way up; each level's output on the way down is concatenated on the way up (skip connections).
 Attention blocks let every pixel look at every other pixel (self-attention) and at every word of the
 prompt (cross-attention: queries from the image, keys and values from CLIP's token states; padding
-tokens are masked out).
+tokens are masked out). With ``pooled=True`` the prompt's summary, the state of its last real token
+(<eos>, CLIP's pooled output), is also added to the time embedding, as SDXL does (Podell et al. 2023, §2.1).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class UNetConfig:
     heads: int = 4
     context_dim: int | None = 128  # width of the text states; None: no cross-attention
     groups: int = 8
+    pooled: bool = False  # also add the prompt's pooled state (its last token, <eos>) to the time embedding, as SDXL does
 
     def __post_init__(self):
         if len(self.channels) != len(self.attention):
@@ -129,6 +131,12 @@ class Level(nn.Module):
         return self.attn(x, context, context_mask) if self.attn is not None else x
 
 
+def pooled_state(context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The state of each prompt's last real token (<eos>, CLIP's pooled output): (B, L, D) → (B, D)."""
+    last = context_mask.long().sum(1) - 1 if context_mask is not None else torch.full((context.shape[0],), context.shape[1] - 1, device=context.device)
+    return context[torch.arange(context.shape[0], device=context.device), last]
+
+
 class UNet(nn.Module):
     """ε_θ(x_t, t, c): the denoiser of latent diffusion, conditioned on text states through cross-attention."""
 
@@ -139,6 +147,10 @@ class UNet(nn.Module):
         emb_dim = 4 * ch[0]
         self.time_dim = ch[0]
         self.time_mlp = nn.Sequential(nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if config.pooled:
+            if config.context_dim is None:
+                raise ValueError("pooled=True needs text states (context_dim)")
+            self.pooled_proj = nn.Linear(config.context_dim, emb_dim)
         self.stem = nn.Conv2d(config.in_channels, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -167,6 +179,8 @@ class UNet(nn.Module):
         if context is not None and self.config.context_dim is not None and context.shape[-1] != self.config.context_dim:
             raise ValueError(f"context width must be {self.config.context_dim} (the text encoder's), got {context.shape[-1]}")
         emb = self.time_mlp(timestep_embedding(t, self.time_dim))  # (B, 4·C0)
+        if self.config.pooled and context is not None:
+            emb = emb + self.pooled_proj(pooled_state(context, context_mask))
         h = self.stem(x)
         skips = []
         for level, down in zip(self.down, self.downsample):
@@ -205,4 +219,7 @@ class UNet(nn.Module):
 
 
 def config_dict(config: UNetConfig) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+    d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+    if not d["pooled"]:
+        del d["pooled"]  # checkpoints from before the option have no such key
+    return d

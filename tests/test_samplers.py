@@ -159,3 +159,11 @@ def test_sample_dispatch_and_errors():
         sample("heun", fixed_model, x_T, betas, steps=5)
     with pytest.raises(ValueError, match=r"\[1, 100\]"):
         sample("ddim", fixed_model, x_T, betas, steps=0)
+
+
+def test_guidance_pairing_reports_each_sampler_at_each_scale():
+    from course.scheduler_table import guidance_pairing
+
+    rows = guidance_pairing(n=2, steps=3, scales=(1.0, 3.0))
+    assert [(r["guidance"], r["sampler"]) for r in rows] == [(1.0, "ddim"), (1.0, "pndm"), (3.0, "ddim"), (3.0, "pndm")]
+    assert all(r["n_prompts"] == 2 and 0 <= r["all_correct"] <= r["shape"] <= 1 for r in rows)

@@ -23,3 +23,10 @@ def test_data_readme_lists_every_checkpoint():
     readme = (data_dir() / "README.md").read_text()
     for path in CHECKPOINTS:
         assert path.name in readme, f"data/README.md does not describe {path.name}"
+
+
+def test_default_guidance_is_the_one_the_shipped_latent_model_chose():
+    from course import ldm
+
+    manifest = json.loads((data_dir() / ldm.CHECKPOINT).with_suffix(".json").read_text())
+    assert manifest["metrics"]["guidance"] == ldm.GUIDANCE, "set course.ldm.GUIDANCE to the w chosen on validation by the shipped run"
