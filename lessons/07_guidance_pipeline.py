@@ -145,17 +145,20 @@ ax.set(xlabel="diversity (mean feature distance, same prompt)", ylabel="adherenc
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
-# Lecture : sur la diversité, les diapositives ont raison, elle baisse quand $w$ monte (fortement jusqu'à
-# $w = 1$, puis lentement). Sur la fidélité, seulement
+# Lecture : sur la diversité, les diapositives n'ont qu'en partie raison. Elle chute entre $w = 0$ et
+# $w = 1$, puis ne bouge presque plus : sur notre modèle, c'est le conditionnement lui-même, bien plus que
+# l'exagération, qui resserre les images autour du prompt. Sur la fidélité, seulement
 # jusqu'à un point : sans guidance ($w = 0$, le modèle inconditionnel) l'évaluateur ne retrouve presque jamais
 # la scène demandée, $w = 1$ fait déjà bien mieux, le maximum est vers $w = 2$ ou 3, puis l'adhérence
-# redescend. Une guidance trop forte pousse l'image au-delà de ce que le modèle a appris.
+# redescend, en dents de scie (48 prompts par point, soit environ ± 6 points d'incertitude). Une guidance trop forte pousse l'image au-delà de ce que le modèle a appris.
 
 # %% [markdown] lang="en"
-# Reading: on diversity the slides are right, it falls as $w$ rises (sharply up to $w = 1$, then slowly). On
-# faithfulness, only up to a point:
+# Reading: on diversity the slides are only partly right. It drops between $w = 0$ and $w = 1$, then hardly
+# moves: on our model it is conditioning itself, far more than the exaggeration, that gathers the images
+# around the prompt. On faithfulness, only up to a point:
 # without guidance ($w = 0$, the unconditional model) the evaluator almost never finds the requested scene,
-# $w = 1$ already does much better, the peak is around $w = 2$ or 3, then adherence falls again. Too strong a
+# $w = 1$ already does much better, the peak is around $w = 2$ or 3, then adherence falls again, unevenly (48
+# prompts per point, so roughly ± 6 points of uncertainty). Too strong a
 # guidance pushes the image beyond what the model has learned.
 
 # %% [markdown] lang="fr"
@@ -280,7 +283,7 @@ playground(pipe)
 #
 # - La guidance combine deux prédictions du même réseau : $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ ;
 #   monter $w$ fait d'abord suivre le prompt bien mieux, puis, au-delà de 2 ou 3 sur notre modèle, l'adhérence
-#   redescend ; la diversité, elle, ne cesse de baisser (mesuré ci-dessus).
+#   redescend ; la diversité, elle, chute jusqu'à $w = 1$ puis ne bouge presque plus (mesuré ci-dessus).
 # - Le pipeline est celui des diapositives, étape par étape, et celui de diffusers, nom pour nom.
 # - `python -m course generate "…"` fait tout cela en une commande.
 #
@@ -295,7 +298,7 @@ playground(pipe)
 #
 # - Guidance combines two predictions of the same network: $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$;
 #   raising $w$ first makes the image follow the prompt much better, then, beyond 2 or 3 on our model,
-#   adherence falls again; diversity keeps falling all along (measured above).
+#   adherence falls again; diversity drops up to $w = 1$, then hardly moves (measured above).
 # - The pipeline is the slides', stage by stage, and diffusers', name by name.
 # - `python -m course generate "…"` does all of this in one command.
 #
