@@ -323,7 +323,7 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # (leçon 04) fait passer la forme juste de 68 à 74 % et les prompts entièrement respectés de 58 à 65 %, à
 # un point près d'une graine à l'autre : c'est le plus gros gain, et il ne coûte rien. Huit têtes
 # d'attention au lieu de quatre aident seules (+3 points de forme), mais n'ajoutent presque rien au
-# résumé ; un réseau 25 % plus large, presque rien ; effacer le prompt une fois sur cinq au lieu d'une fois
+# résumé ; un réseau 25 % plus large, un ou deux points (une seule graine) ; effacer le prompt une fois sur cinq au lieu d'une fois
 # sur dix fait pire ; et sans attention au niveau 8 × 8, la forme perd 12 points. Le modèle livré garde
 # donc le résumé du prompt, et rien d'autre.
 #
@@ -355,7 +355,7 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # $w = 3$). Adding the prompt's `<eos>` summary to the time encoding (lesson 04) lifts correct shapes from
 # 68 to 74 % and fully respected prompts from 58 to 65 %, within a point from one seed to the next: the
 # biggest gain, and it costs nothing. Eight attention heads instead of four help alone (+3 points of shape)
-# but add almost nothing on top of the summary; a network 25 % wider, almost nothing; erasing the prompt
+# but add almost nothing on top of the summary; a network 25 % wider, a point or two (one seed only); erasing the prompt
 # one time in five instead of one in ten does worse; and without attention at the 8 × 8 level, shape loses
 # 12 points. So the shipped model keeps the prompt's summary, and nothing else.
 #
