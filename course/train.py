@@ -29,7 +29,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup: int = 0  # linear learning-rate warm-up, in steps
-    decay: str = "none"  # "none" or "cosine" (to 0 at the last step)
+    decay: str = "none"  # "none" or "cosine" (to 0 at step decay_steps)
+    decay_steps: int | None = None  # length of the cosine; None: steps. Longer than steps: the cosine is stopped before it reaches 0
     ema_decay: float | None = 0.999  # None: no EMA
     grad_clip: float | None = 1.0  # max gradient norm; None: no clipping
     mixed_precision: bool = True  # used on CUDA only (bf16 where supported, else fp16 with loss scaling)
@@ -45,6 +46,8 @@ class TrainConfig:
             raise ValueError(f"unknown decay {self.decay!r}: choose 'none' or 'cosine'")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.decay_steps is not None and self.decay_steps < self.steps:
+            raise ValueError(f"decay_steps ({self.decay_steps}) must be ≥ steps ({self.steps}): the cosine would turn back up")
 
 
 @dataclass
@@ -75,7 +78,7 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then constant or cosine decay."""
     factor = min(1.0, (step + 1) / config.warmup) if config.warmup > 0 else 1.0
     if config.decay == "cosine":
-        factor *= 0.5 * (1 + math.cos(math.pi * step / max(config.steps, 1)))
+        factor *= 0.5 * (1 + math.cos(math.pi * step / max(config.decay_steps or config.steps, 1)))
     return factor
 
 

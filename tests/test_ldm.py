@@ -21,6 +21,21 @@ def test_batches_are_deterministic_and_drop_about_one_caption_in_ten():
     assert 20 <= dropped <= 110, dropped  # ~10 % of 640 captions, generous bounds
 
 
+def test_cached_text_states_give_the_unet_the_same_conditioning():
+    prompts = ["a small red circle", "", "un grand carré bleu en haut à gauche", "a small red circle"]
+    cache = ldm.TextStateCache()
+    cache(prompts[:2])  # two captions cached, one new, one repeated within the batch
+    context, mask = cache(prompts)
+    assert len(cache.states) == 3
+    reference, reference_mask = ldm.text_states(prompts)
+    assert torch.equal(mask, reference_mask)
+    assert torch.allclose(context[mask], reference[reference_mask], atol=1e-5)
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(in_channels=4, out_channels=4, channels=(16, 32), attention=(True, True), heads=2, context_dim=128, pooled=True)).eval()
+    x, t = torch.randn(4, 4, 8, 8), torch.tensor([10, 200, 500, 900])
+    assert torch.allclose(unet(x, t, context, mask), unet(x, t, reference, reference_mask), atol=1e-5)
+
+
 def test_loss_is_finite_and_falls_on_one_batch():
     torch.manual_seed(0)
     scenes, _ = ldm.pool(16, seed=2)

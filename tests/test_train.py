@@ -85,6 +85,11 @@ def test_ema_and_schedules():
     config = TrainConfig(steps=100, warmup=10, decay="cosine")
     assert lr_factor(0, config) == pytest.approx(0.1)
     assert lr_factor(50, config) == pytest.approx(0.5)
+    stopped = TrainConfig(steps=80, warmup=10, decay="cosine", decay_steps=100)  # the same cosine, stopped at 80 %
+    assert [lr_factor(s, stopped) for s in (0, 50, 79)] == [pytest.approx(lr_factor(s, config)) for s in (0, 50, 79)]
+    assert lr_factor(79, stopped) > 0.09  # never decays to 0
+    with pytest.raises(ValueError, match="decay_steps"):
+        TrainConfig(steps=100, decay="cosine", decay_steps=50)
     with pytest.raises(ValueError, match="'none' or 'cosine'"):
         TrainConfig(steps=1, decay="linear")
     with pytest.raises(ValueError, match="ema_decay"):
