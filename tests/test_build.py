@@ -92,3 +92,15 @@ def test_code_cells_cannot_be_language_specific():
     source = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"lang": "fr"})])
     with pytest.raises(BuildError, match="shared by all languages"):
         make_edition(source, available_lessons()[0], "fr", "solutions")
+
+
+def test_carried_outputs_keep_their_widget_state():
+    from course.build import _carry_outputs, code_hash
+
+    lesson = available_lessons()[0]
+    source = read_source(lesson)
+    old, new = make_edition(source, lesson, "fr", "solutions"), make_edition(source, lesson, "en", "solutions")
+    old.metadata["course"]["executed"] = {"profile": "cpu", "code_sha256": code_hash(old)}
+    old.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    assert _carry_outputs(new, old)
+    assert new.metadata["widgets"] == old.metadata["widgets"]
