@@ -39,6 +39,8 @@ def generate(args) -> int:
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
         raise SystemExit(f"error: cannot write {args.output!r}: folder {str(out.parent)!r} does not exist or is read-only")
     pipe = TextToImagePipeline()
+    if args.guidance is None:
+        args.guidance = ldm.GUIDANCE
     try:
         result = pipe(args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=args.seed,
                       negative_prompt=args.negative, sampler=args.sampler, num_images_per_prompt=args.n, keep_x0_hat=bool(args.strip))
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("prompt", help="e.g. \"un cercle rouge en haut à gauche\" or \"two small grey stars\"")
     g.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
     g.add_argument("--sampler", default="dpmpp", help="ddpm, ddim, pndm, euler_a or dpmpp (default)")
-    g.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale w (default 3)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (default: ldm.GUIDANCE, the w chosen on validation prompts, 3)")
     g.add_argument("--seed", type=int, default=0, help="same seed and arguments → same image")
     g.add_argument("--negative", default=None, help="a negative prompt, used in place of the empty prompt ∅")
     g.add_argument("-n", type=int, default=1, help="number of images (a grid)")

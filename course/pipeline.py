@@ -21,7 +21,7 @@ from PIL import Image
 from course.ae_train import IMAGE_SIZE, load_autoencoder
 from course.clip_train import load_clip
 from course.guidance import guided
-from course.ldm import betas, load_unet, text_states
+from course.ldm import GUIDANCE, betas, load_unet, text_states
 from course.samplers import SAMPLERS, sample
 from course.tokenizer import unknown_words
 
@@ -53,7 +53,7 @@ class TextToImagePipeline:
         self,
         prompt: str | list[str],
         num_inference_steps: int = 25,
-        guidance_scale: float = 3.0,
+        guidance_scale: float = GUIDANCE,
         generator: torch.Generator | int | None = None,
         negative_prompt: str | None = None,
         sampler: str = "dpmpp",

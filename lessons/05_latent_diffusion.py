@@ -305,7 +305,9 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # On assemble les pièces. À chaque pas d'entraînement :
 # 1. un lot de latents d'images d'entraînement (encodés une fois pour toutes) ;
 # 2. leurs légendes, en français ou en anglais, passées dans le CLIP **gelé** de la leçon 03 : ses états de
-#    tokens $(B, L, 128)$ et le masque de remplissage (le U-Net en tire aussi le résumé `<eos>`, leçon 04) ;
+#    tokens $(B, L, 128)$ et le masque de remplissage (le U-Net en tire aussi le résumé `<eos>`, leçon 04).
+#    Puisque CLIP est gelé, ces états ne changent jamais : on les calcule une fois par légende et on les
+#    garde (`ldm.TextStateCache`), et comme quatre légendes sur cinq reviennent, chaque pas va 8 % plus vite ;
 # 3. une fois sur dix, la légende est remplacée par le prompt vide `""` : c'est le $\varnothing$ de la
 #    *classifier-free guidance* ;
 # 4. la perte $\lVert \varepsilon - \varepsilon_\theta(z_t, t, c) \rVert^2$ de la leçon 02, sur les latents,
@@ -327,6 +329,14 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # sur dix fait pire ; et sans attention au niveau 8 × 8, la forme perd 12 points. Le modèle livré garde
 # donc le résumé du prompt, et rien d'autre.
 #
+# Dernier réglage, le calendrier du taux d'apprentissage. D'habitude, la décroissance en cosinus le mène
+# jusqu'à zéro au dernier pas. Or un cosinus prévu pour 2 500 pas et arrêté au pas 2 000, où le taux vaut
+# encore 10 % de son maximum, a donné 3 à 7 points de forme de plus que le même cosinus mené à zéro en
+# 2 000 pas (76 contre 74 % avec le résumé, 76 contre 68 % sans ; une graine pour chaque cosinus arrêté).
+# La moyenne exponentielle des poids (EMA) lisse déjà la fin de l'entraînement ; un taux encore vif dans
+# les derniers pas, lui, continue d'apprendre. Le modèle livré suit donc un cosinus arrêté aux quatre
+# cinquièmes de sa course (`TrainConfig(decay_steps=…)`).
+#
 # Pour générer : un bruit $z_T$, 50 étapes de DDIM déterministe (la leçon 06 en dira plus), la guidance
 # $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ (leçon 07),
 # puis le décodeur. Le modèle livré a été entraîné par `python -m course.ldm train`, qui s'arrête
@@ -338,7 +348,9 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # We put the pieces together. At each training step:
 # 1. a batch of latents of training images (encoded once and for all);
 # 2. their captions, in French or in English, through lesson 03's **frozen** CLIP: its token states
-#    $(B, L, 128)$ and the padding mask (the U-Net also takes the `<eos>` summary from them, lesson 04);
+#    $(B, L, 128)$ and the padding mask (the U-Net also takes the `<eos>` summary from them, lesson 04).
+#    Since CLIP is frozen, these states never change: we compute them once per caption and keep them
+#    (`ldm.TextStateCache`), and as four captions in five come back, each step runs 8 % faster;
 # 3. one time in ten, the caption is replaced by the empty prompt `""`: that is the $\varnothing$ of
 #    classifier-free guidance;
 # 4. lesson 02's loss $\lVert \varepsilon - \varepsilon_\theta(z_t, t, c) \rVert^2$, on latents, with Stable
@@ -358,6 +370,14 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # but add almost nothing on top of the summary; a network 25 % wider, a point or two (one seed only); erasing the prompt
 # one time in five instead of one in ten does worse; and without attention at the 8 × 8 level, shape loses
 # 12 points. So the shipped model keeps the prompt's summary, and nothing else.
+#
+# One last setting: the learning-rate schedule. Usually the cosine decay takes it down to zero at the last
+# step. Yet a cosine planned for 2,500 steps and stopped at step 2,000, where the rate is still 10 % of its
+# peak, gave 3 to 7 more points of shape than the same cosine taken to zero in 2,000 steps (76 against 74 %
+# with the summary, 76 against 68 % without; one seed for each stopped cosine). The exponential moving
+# average of the weights (EMA) already smooths the end of training; a rate still lively in the last steps
+# keeps learning. So the shipped model follows a cosine stopped four fifths of the way
+# (`TrainConfig(decay_steps=…)`).
 #
 # To generate: a noise $z_T$, 50 steps of deterministic DDIM (lesson 06 says more), the guidance
 # $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ (lesson 07),
