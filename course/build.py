@@ -186,7 +186,8 @@ def _comparable(nb: nbformat.NotebookNode) -> list[tuple]:
 
 
 def _carry_outputs(new: nbformat.NotebookNode, old: nbformat.NotebookNode) -> bool:
-    """Copy outputs (and the widget state they refer to) from an older solution edition when its code is unchanged. True if carried."""
+    """Copy outputs (with the widget state they refer to and the kernel's language info) from an older solution
+    edition when its code is unchanged. True if carried."""
     executed = old.metadata.get("course", {}).get("executed")
     if not executed or executed.get("code_sha256") != code_hash(new):
         return False
@@ -195,8 +196,9 @@ def _carry_outputs(new: nbformat.NotebookNode, old: nbformat.NotebookNode) -> bo
     for src, dst in zip(old_code, new_code):
         dst.outputs, dst.execution_count = src.outputs, src.execution_count
     new.metadata["course"]["executed"] = executed
-    if "widgets" in old.metadata:  # progress bars' saved state: without it they render as plain text
-        new.metadata["widgets"] = old.metadata["widgets"]
+    for key in ("widgets", "language_info"):  # progress bars' saved state; the kernel that produced the outputs
+        if key in old.metadata:
+            new.metadata[key] = old.metadata[key]
     return True
 
 

@@ -379,19 +379,22 @@ for i, prompt in enumerate(prompts):
     show_grid(scaled, ["generated"] + [f"« {tok} »" for _, tok in words], ncols=len(scaled), size=1.5, suptitle=prompt)
 
 # %% [markdown] lang="fr"
-# Ce que l'on voit : les mots de taille, de forme et de couleur s'allument aux cases où l'objet apparaît,
-# et presque pas ailleurs ; les mots de position s'y allument aussi, mais débordent bien plus sur le reste
-# de l'image : « bas » ou « droite » concernent toute la scène, pas seulement l'objet. Sur une scène à un seul objet, le modèle ne sépare pas « rouge » de « étoile » : il se sert de la
-# cross-attention pour amener toute la description là où il dessine. Regardez aussi les images : la taille
-# demandée est-elle respectée ? (Dans le profil `cpu`, l'étoile « grande » sort petite : une erreur de
-# taille, de celles que la leçon 05 mesure.)
+# Ce que l'on voit : les mots de forme et de couleur s'allument aux cases où l'objet apparaît, et presque
+# pas ailleurs. Les mots de taille et de position s'y allument aussi, mais débordent bien plus sur le reste
+# de l'image : « bas », « gauche » ou « grande » parlent de toute la scène, pas seulement de l'objet (sur
+# le cœur, « large » s'étale partout). Sur une scène à un seul objet, le modèle ne sépare pas « rouge » de
+# « étoile » : il se sert de la cross-attention pour amener toute la description là où il dessine.
+# Regardez aussi les images : la taille demandée est-elle respectée ? (Dans le profil `cpu`, le juge de la
+# leçon 05 lit bien deux grands objets ; c'est lui qui mesurera ces erreurs à grande échelle.)
 
 # %% [markdown] lang="en"
-# What we see: the size, shape and colour words light up in the cells where the object appears, and hardly
-# anywhere else; the position words light up there too, but spill much more over the rest of the image:
-# "bottom" or "right" are about the whole scene, not just the object. On a one-object scene the model does not separate "red" from "star": it uses cross-attention to bring the
-# whole description to where it draws. Look at the images too: is the requested size respected? (In the
-# `cpu` profile the "large" star comes out small: a size error, of the kind lesson 05 measures.)
+# What we see: the shape and colour words light up in the cells where the object appears, and hardly
+# anywhere else. The size and position words light up there too, but spill much more over the rest of the
+# image: "top", "right" or "large" are about the whole scene, not just the object (on the heart, "large"
+# spreads everywhere). On a one-object scene the model does not separate "red" from "star": it uses
+# cross-attention to bring the whole description to where it draws. Look at the images too: is the
+# requested size respected? (In the `cpu` profile, lesson 05's judge does read two large objects; it is the
+# judge that will measure such errors at scale.)
 
 # %% [markdown] lang="fr"
 # ## À retenir

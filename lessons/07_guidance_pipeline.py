@@ -145,21 +145,23 @@ ax.set(xlabel="diversity (mean feature distance, same prompt)", ylabel="adherenc
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
-# Lecture : sur la diversité, les diapositives n'ont qu'en partie raison. Elle chute entre $w = 0$ et
-# $w = 1$, puis ne bouge presque plus : sur notre modèle, c'est le conditionnement lui-même, bien plus que
-# l'exagération, qui resserre les images autour du prompt. Sur la fidélité, seulement
-# jusqu'à un point : sans guidance ($w = 0$, le modèle inconditionnel) l'évaluateur ne retrouve presque jamais
-# la scène demandée, $w = 1$ fait déjà bien mieux, le maximum est vers $w = 2$ ou 3, puis l'adhérence
-# redescend, en dents de scie (48 prompts par point, soit environ ± 6 points d'incertitude). Une guidance trop forte pousse l'image au-delà de ce que le modèle a appris.
+# Lecture : sur la diversité, les diapositives ont raison, mais l'essentiel se joue ailleurs qu'on ne
+# croit. Elle chute de moitié entre $w = 0$ et $w = 1$, puis ne baisse plus que doucement (d'environ 49 à 40
+# jusqu'à $w = 10$) : sur notre modèle, c'est le conditionnement lui-même, bien plus que l'exagération, qui
+# resserre les images autour du prompt. Sur la fidélité, seulement jusqu'à un point : sans guidance
+# ($w = 0$, le modèle inconditionnel) l'évaluateur ne retrouve jamais la scène demandée, $w = 1$ fait déjà
+# bien mieux, le maximum est vers $w = 2$ ou 3, puis l'adhérence redescend à mesure que $w$ monte (48 prompts
+# par point, soit environ ± 6 points d'incertitude). Une guidance trop forte pousse l'image au-delà de ce
+# que le modèle a appris.
 
 # %% [markdown] lang="en"
-# Reading: on diversity the slides are only partly right. It drops between $w = 0$ and $w = 1$, then hardly
-# moves: on our model it is conditioning itself, far more than the exaggeration, that gathers the images
-# around the prompt. On faithfulness, only up to a point:
-# without guidance ($w = 0$, the unconditional model) the evaluator almost never finds the requested scene,
-# $w = 1$ already does much better, the peak is around $w = 2$ or 3, then adherence falls again, unevenly (48
-# prompts per point, so roughly ± 6 points of uncertainty). Too strong a
-# guidance pushes the image beyond what the model has learned.
+# Reading: on diversity the slides are right, but most of it happens elsewhere than one might think. It
+# halves between $w = 0$ and $w = 1$, then only falls gently (from about 49 to 40 by $w = 10$): on our
+# model it is conditioning itself, far more than the exaggeration, that gathers the images around the
+# prompt. On faithfulness, only up to a point: without guidance ($w = 0$, the unconditional model) the
+# evaluator never finds the requested scene, $w = 1$ already does much better, the peak is around $w = 2$
+# or 3, then adherence falls as $w$ keeps rising (48 prompts per point, so roughly ± 6 points of
+# uncertainty). Too strong a guidance pushes the image beyond what the model has learned.
 
 # %% [markdown] lang="fr"
 # ## 2. Le pipeline, pièce par pièce
@@ -262,6 +264,20 @@ variations = [
 show_grid(pipe(variations, num_inference_steps=P.sample_steps // 2, guidance_scale=3.0, generator=7).tensors, variations, ncols=6, size=1.8, wrap=20)
 
 # %% [markdown] lang="fr"
+# Regardez ce qui bouge d'une image à l'autre : la couleur, la place et la taille suivent le mot changé ; le
+# fond change parfois avec, puisque le prompt ne le fixe pas. Le nombre, lui, n'est pas toujours tenu : dans
+# le profil `cpu`, « deux » donne ici trois cercles. Les scènes à plusieurs objets ne font que 30 % des
+# images d'entraînement, et l'évaluation de la leçon 05 ne porte que sur des scènes à un objet : ce défaut-là
+# n'y est pas mesuré.
+
+# %% [markdown] lang="en"
+# Look at what moves from one image to the next: colour, place and size follow the changed word; the
+# background sometimes changes too, since the prompt does not fix it. The count, though, is not always
+# kept: in the `cpu` profile, "deux" (two) gives three circles here. Scenes with several objects are only
+# 30 % of the training images, and lesson 05's evaluation only covers one-object scenes: this flaw is not
+# measured there.
+
+# %% [markdown] lang="fr"
 # ### Un terrain de jeu
 #
 # Avec un noyau Jupyter actif, les contrôles ci-dessous génèrent à la demande (prompt, échantillonneur,
@@ -283,7 +299,8 @@ playground(pipe)
 #
 # - La guidance combine deux prédictions du même réseau : $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ ;
 #   monter $w$ fait d'abord suivre le prompt bien mieux, puis, au-delà de 2 ou 3 sur notre modèle, l'adhérence
-#   redescend ; la diversité, elle, chute jusqu'à $w = 1$ puis ne bouge presque plus (mesuré ci-dessus).
+#   redescend ; la diversité, elle, chute surtout jusqu'à $w = 1$, puis ne baisse plus que doucement
+#   (mesuré ci-dessus).
 # - Le pipeline est celui des diapositives, étape par étape, et celui de diffusers, nom pour nom.
 # - `python -m course generate "…"` fait tout cela en une commande.
 #
@@ -298,7 +315,7 @@ playground(pipe)
 #
 # - Guidance combines two predictions of the same network: $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$;
 #   raising $w$ first makes the image follow the prompt much better, then, beyond 2 or 3 on our model,
-#   adherence falls again; diversity drops up to $w = 1$, then hardly moves (measured above).
+#   adherence falls again; diversity drops mostly up to $w = 1$, then only falls gently (measured above).
 # - The pipeline is the slides', stage by stage, and diffusers', name by name.
 # - `python -m course generate "…"` does all of this in one command.
 #

@@ -102,5 +102,6 @@ def test_carried_outputs_keep_their_widget_state():
     old, new = make_edition(source, lesson, "fr", "solutions"), make_edition(source, lesson, "en", "solutions")
     old.metadata["course"]["executed"] = {"profile": "cpu", "code_sha256": code_hash(old)}
     old.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    old.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
     assert _carry_outputs(new, old)
-    assert new.metadata["widgets"] == old.metadata["widgets"]
+    assert new.metadata["widgets"] == old.metadata["widgets"] and new.metadata["language_info"]["version"] == "3.11.7"
