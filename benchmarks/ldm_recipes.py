@@ -58,8 +58,13 @@ VARIANTS = {
     "noattn0": {"lr": 1e-3, "steps": 2000, "attention": (False, True, True)},
 }
 CHUNK = 2000
-DEFAULTS = {"steps": 4000, "batch": 128, "lr": 5e-4, "snr_gamma": ldm.SNR_GAMMA, "channels": ldm.UNET.channels,
-            "attention": ldm.UNET.attention, "heads": ldm.UNET.heads, "pooled": ldm.UNET.pooled, "p_uncond": ldm.P_UNCOND}
+# The recipe the sweeps started from, written out so that the variants above keep their meaning when the
+# shipped recipe (course.ldm) changes; "shipped" below is the current one.
+DEFAULTS = {"steps": 4000, "batch": 128, "lr": 5e-4, "snr_gamma": 5.0, "channels": (64, 128, 128), "attention": (True, True, True),
+            "heads": 4, "pooled": False, "p_uncond": 0.1, "decay_stretch": 1.0}
+VARIANTS["shipped"] = {"steps": ldm.STEPS, "lr": ldm.LR, "snr_gamma": ldm.SNR_GAMMA, "channels": ldm.UNET.channels, "attention": ldm.UNET.attention,
+                       "heads": ldm.UNET.heads, "pooled": ldm.UNET.pooled, "p_uncond": ldm.P_UNCOND, "decay_stretch": ldm.DECAY_STRETCH}
+VARIANTS["pooled2000_stopped"] = {"lr": 1e-3, "steps": 2000, "pooled": True, "decay_stretch": 1.25}  # the cosine of pooled2500, run to its stop
 
 
 def _render_chunk(job: tuple[int, int, int]) -> torch.Tensor:
@@ -141,7 +146,8 @@ def main() -> None:
     unet_config = {**ldm.config_dict(ldm.UNET), "channels": tuple(cfg["channels"]), "attention": tuple(cfg["attention"]), "heads": cfg["heads"], "pooled": cfg["pooled"]}
     model = UNet(UNetConfig(**unet_config)).to(args.device)
     abar = alphas_cumprod(ldm.betas())
-    config = TrainConfig(steps=cfg["steps"], lr=cfg["lr"], warmup=300, decay="cosine", ema_decay=0.999, checkpoint_every=None, seed=args.seed)
+    config = TrainConfig(steps=cfg["steps"], lr=cfg["lr"], warmup=300, decay="cosine", decay_steps=round(cfg["decay_stretch"] * cfg["steps"]),
+                         ema_decay=0.999, checkpoint_every=None, seed=args.seed)
     get_batch = ldm.batch_getter(scenes, latents.to(args.device), cfg["batch"], args.seed, clip=clip)
     run_dir = Path("runs/recipes") / f"{args.variant}_s{args.seed}"
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed stale one
