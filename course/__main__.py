@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("prompt", help="e.g. \"un cercle rouge en haut à gauche\" or \"two small grey stars\"")
     g.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
     g.add_argument("--sampler", default="dpmpp", help="ddpm, ddim, pndm, euler_a or dpmpp (default)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (default: ldm.GUIDANCE, the w chosen on validation prompts, 3)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (default: ldm.GUIDANCE, the w chosen on validation prompts)")
     g.add_argument("--seed", type=int, default=0, help="same seed and arguments → same image")
     g.add_argument("--negative", default=None, help="a negative prompt, used in place of the empty prompt ∅")
     g.add_argument("-n", type=int, default=1, help="number of images (a grid)")
