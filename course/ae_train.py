@@ -14,37 +14,22 @@ convolutional, so a crop teaches it the same thing at a quarter of the cost.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from course import checkpoints
-from course.autoencoder import AEConfig, Autoencoder, kl_divergence, psnr, reconstruction_loss
+from course.autoencoder import Autoencoder, kl_divergence, psnr, reconstruction_loss
 from course.data import ShapesDataset, render_tensors
 from course.paths import data_dir
+from course.shipped import AUTOENCODER as CHECKPOINT
+from course.shipped import IMAGE_SIZE, load_autoencoder  # noqa: F401 (the loader lives with the models)
+from course.shipped import ae_config_dict as config_dict
 
-CHECKPOINT = "autoencoder.safetensors"
-IMAGE_SIZE = 64
 KL_WEIGHT = 1e-5
 EDGE_WEIGHT = 1.0
 OBJECT_WEIGHT = 10.0  # extra weight of object pixels in the reconstruction loss
-
-
-def config_dict(config: AEConfig) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
-
-
-@functools.lru_cache(maxsize=1)
-def load_autoencoder(path: str | None = None) -> tuple[Autoencoder, float]:
-    """The shipped autoencoder (eval mode) and its latent scaling factor, checksum and config verified."""
-    model = Autoencoder()
-    tensors, manifest = checkpoints.load(Path(path) if path else data_dir() / CHECKPOINT, config=config_dict(model.config))
-    model.load_state_dict(tensors)
-    return model.eval(), float(manifest["metrics"]["scaling_factor"])
 
 
 def to_signed(images_uint8: torch.Tensor) -> torch.Tensor:

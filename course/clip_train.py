@@ -10,7 +10,6 @@ every image with one caption drawn among its phrasings, in French or in English.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import time
 from pathlib import Path
@@ -18,31 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from course import checkpoints
 from course.captions import caption, caption_variants
-from course.clip import CLIP, ClipConfig, contrastive_loss
+from course.clip import CLIP, contrastive_loss
 from course.data import ShapesDataset, render_scenes
 from course.paths import data_dir
 from course.scenes import Scene, sample_scene
-from course.tokenizer import encode, load_tokenizer
-
-CHECKPOINT = "clip.safetensors"
-IMAGE_SIZE = 64
-
-
-def make_model() -> CLIP:
-    return CLIP(ClipConfig(vocab_size=load_tokenizer().vocab_size, image_size=IMAGE_SIZE))
-
-
-@functools.lru_cache(maxsize=1)
-def load_clip(path: str | None = None) -> CLIP:
-    """The shipped CLIP, checksum and config verified, in eval mode."""
-    from dataclasses import asdict
-
-    model = make_model()
-    tensors, _ = checkpoints.load(Path(path) if path else data_dir() / CHECKPOINT, config=asdict(model.config))
-    model.load_state_dict(tensors)
-    return model.eval()
+from course.shipped import CLIP_CHECKPOINT as CHECKPOINT
+from course.shipped import IMAGE_SIZE, load_clip  # noqa: F401 (the loader lives with the models)
+from course.shipped import make_clip as make_model
+from course.tokenizer import encode
 
 
 @torch.no_grad()

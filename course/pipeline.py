@@ -18,10 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from course.ae_train import IMAGE_SIZE, load_autoencoder
-from course.clip_train import load_clip
 from course.guidance import guided
-from course.ldm import GUIDANCE, betas, load_unet, text_states
+from course.shipped import GUIDANCE, IMAGE_SIZE, betas, load_autoencoder, load_clip, load_unet, text_states
 from course.samplers import SAMPLERS, sample
 from course.tokenizer import unknown_words
 

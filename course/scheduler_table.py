@@ -16,13 +16,12 @@ import time
 
 import torch
 
-from course.ae_train import IMAGE_SIZE, load_autoencoder
 from course.checkpoints import hardware
-from course.clip_train import load_clip
 from course.data import render_scenes
 from course.eval import adherence, fid_like, scene_attributes
 from course.guidance import guided
-from course.ldm import GUIDANCE, betas, heldout_prompts, load_unet, text_states
+from course.ldm import heldout_prompts
+from course.shipped import GUIDANCE, IMAGE_SIZE, betas, load_autoencoder, load_clip, load_unet, text_states
 from course.paths import data_dir
 from course.samplers import SAMPLERS, sample
 
