@@ -19,11 +19,22 @@ Usage::
     python -m course.build --force          # re-execute every solution edition
     python -m course.build --time smoke     # time each lesson in a profile (for the README table)
     python -m course.build --check          # exit 1 if anything generated is stale (what the tests check)
+    python -m course.build --overwrite      # also replace generated notebooks that were edited (learners' work!)
+
+Freshness. An executed solution edition records in ``metadata.course.executed`` what its outputs
+depend on: the sha256 of its code cells, and the sha256 of every ``course/`` module the code imports
+(transitively, found by parsing the imports) and of every JSON file under ``data/`` (the checkpoint
+manifests record the sha256 of their weights). A change in any of them makes the outputs stale.
+
+Nothing lost. Every generated notebook records ``metadata.course.generated_sha256``, a fingerprint of
+its cells' sources. The build refuses to replace a notebook whose cells no longer match it (or an
+exercise notebook holding outputs: a learner ran it) unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -121,6 +132,132 @@ def code_hash(nb: nbformat.NotebookNode) -> str:
     return h.hexdigest()
 
 
+def _python_source(source: str) -> str:
+    """A cell's code as plain Python (IPython magics and ``!`` commands turned into calls)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:  # pragma: no cover - IPython comes with every Jupyter install
+        return source
+    return TransformerManager().transform_cell(source)
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    """The file of module ``name`` (``course.x.y``) under ``root``, or None if it is not a module there."""
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_course_modules(tree: ast.AST, package: str, root: Path) -> set[str]:
+    """``course`` modules imported anywhere in ``tree`` (top level or inside functions), with their parents.
+
+    ``package`` is the package the code belongs to (for relative imports), ``""`` for a notebook.
+    """
+    found: set[str] = set()
+
+    def add(name: str) -> None:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing course.a.b runs course/__init__.py and course/a/__init__.py
+            prefix = ".".join(parts[:i])
+            if _module_file(prefix, root) is not None:
+                found.add(prefix)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "course" or alias.name.startswith("course."):
+                    add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                if node.level - 1 > len(parts) or not parts:
+                    continue
+                base = ".".join(parts[: len(parts) - (node.level - 1)])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            if module != "course" and not module.startswith("course."):
+                continue
+            add(module)
+            for alias in node.names:  # `from course import samplers` imports the module course.samplers
+                if _module_file(f"{module}.{alias.name}", root) is not None:
+                    add(f"{module}.{alias.name}")
+    return found
+
+
+def course_modules(code: list[str], root: Path | None = None) -> list[str]:
+    """The ``course`` modules that ``code`` (a notebook's code cells) imports, directly or through other
+    ``course`` modules, sorted. Found by parsing: imports inside functions count too (over-counting only
+    costs a re-execution; missing one would leave stale outputs)."""
+    root = root or repo_root()
+    todo: set[str] = set()
+    for i, source in enumerate(code):
+        try:
+            tree = ast.parse(_python_source(source))
+        except SyntaxError as err:
+            raise BuildError(f"code cell {i + 1} does not parse ({err.msg}, line {err.lineno})") from None
+        todo |= _imported_course_modules(tree, "", root)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_file(name, root)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo |= _imported_course_modules(ast.parse(path.read_text(), str(path)), package, root) - seen
+    return sorted(seen)
+
+
+def dependency_hashes(nb: nbformat.NotebookNode, root: Path | None = None) -> dict[str, str]:
+    """sha256 of what a solution's outputs depend on besides its code, by repository-relative path: the
+    ``course`` modules its code imports (transitively) and every JSON file under ``data/``.
+
+    All of ``data/``'s JSON files, not only those the lesson loads: which checkpoint a lesson reads is
+    decided at run time inside ``course`` (``data_dir() / CHECKPOINT``), so tracing it would be fragile;
+    the manifests hold the sha256 of their weights, so they change exactly when a model is retrained,
+    which is rare, and an over-report only costs re-executing a lesson."""
+    root = root or repo_root()
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    paths = [_module_file(name, root) for name in course_modules(code, root)]
+    paths += sorted((root / "data").rglob("*.json"))
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def _digest(deps: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(deps, sort_keys=True).encode()).hexdigest()
+
+
+def execution_record(nb: nbformat.NotebookNode, profile: str, root: Path | None = None) -> dict:
+    """What ``metadata.course.executed`` holds: the profile and the fingerprints of code and dependencies."""
+    deps = dependency_hashes(nb, root)
+    return {"profile": profile, "code_sha256": code_hash(nb), "deps_sha256": _digest(deps), "deps": deps}
+
+
+def stale_reason(executed: dict | None, nb: nbformat.NotebookNode, root: Path | None = None) -> str | None:
+    """Why outputs recorded as ``executed`` are not valid for ``nb`` today (``None`` if they are)."""
+    if not executed:
+        return "it was never executed"
+    if executed.get("code_sha256") != code_hash(nb):
+        return "its code cells changed since it was executed"
+    if "deps_sha256" not in executed or "deps" not in executed:
+        return "it was executed before the build recorded its course/ modules and data/ manifests"
+    now, then = dependency_hashes(nb, root), executed["deps"]
+    if executed["deps_sha256"] == _digest(now) and then == now:
+        return None
+    changes = []
+    for path in sorted(set(now) | set(then)):
+        if path not in then:
+            changes.append(f"{path} is newly used")
+        elif path not in now:
+            changes.append(f"{path} is no longer used")
+        elif now[path] != then[path]:
+            changes.append(f"{path} changed")
+    return (", ".join(changes) or "its dependency record is inconsistent") + " since it was executed"
+
+
 def header_cells(lesson: Lesson, lang: str, edition: str) -> list[nbformat.NotebookNode]:
     url = repository_url()
     path = lesson.notebook(edition, lang).relative_to(repo_root()).as_posix()
@@ -176,20 +313,50 @@ def make_edition(source: nbformat.NotebookNode, lesson: Lesson, lang: str, editi
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
-        "course": {"lesson": lesson.number, "lang": lang, "edition": edition, "source": f"lessons/{lesson.source.name}"},
+        "course": {
+            "lesson": lesson.number,
+            "lang": lang,
+            "edition": edition,
+            "source": f"lessons/{lesson.source.name}",
+            "generated_sha256": generated_hash(nb),
+        },
     }
     return nb
+
+
+def generated_hash(nb: nbformat.NotebookNode) -> str:
+    """sha256 of the cells' types and sources: recorded at generation, it tells a hand-edited notebook apart."""
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        h.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0")
+    return h.hexdigest()
+
+
+def edited_reason(on_disk: nbformat.NotebookNode, edition: str) -> str | None:
+    """Why a generated notebook on disk holds someone's work (``None`` if it is as the build wrote it).
+
+    Its cells' sources no longer match the fingerprint recorded at generation, or (exercise editions only,
+    which the build writes without outputs) it holds outputs: a learner ran it."""
+    recorded = on_disk.metadata.get("course", {}).get("generated_sha256")
+    if recorded is None:
+        return "has no build fingerprint (written by an older build, or by hand)"
+    if generated_hash(on_disk) != recorded:
+        return "was edited since it was generated"
+    if edition == "notebooks" and any(c.get("outputs") or c.get("execution_count") for c in on_disk.cells if c.cell_type == "code"):
+        return "holds outputs (someone ran it) since it was generated"
+    return None
 
 
 def _comparable(nb: nbformat.NotebookNode) -> list[tuple]:
     return [(c.cell_type, c.source, dict(c.metadata)) for c in nb.cells]
 
 
-def _carry_outputs(new: nbformat.NotebookNode, old: nbformat.NotebookNode) -> bool:
+def _carry_outputs(new: nbformat.NotebookNode, old: nbformat.NotebookNode, root: Path | None = None) -> bool:
     """Copy outputs (with the widget state they refer to and the kernel's language info) from an older solution
-    edition when its code is unchanged. True if carried."""
+    edition when they are still valid: same code (in the record and in the old notebook's cells) and same
+    ``course`` modules and ``data/`` manifests. True if carried."""
     executed = old.metadata.get("course", {}).get("executed")
-    if not executed or executed.get("code_sha256") != code_hash(new):
+    if stale_reason(executed, new, root) is not None or code_hash(old) != code_hash(new):
         return False
     old_code = [c for c in old.cells if c.cell_type == "code"]
     new_code = [c for c in new.cells if c.cell_type == "code"]
@@ -282,36 +449,84 @@ def expected_editions(lesson: Lesson) -> dict[tuple[str, str], nbformat.Notebook
     return {(e, lang): make_edition(source, lesson, lang, e) for e in EDITIONS for lang in LANGUAGES}
 
 
+def _rebuild(lesson: Lesson, overwrite: bool = False) -> str:
+    return f"python -m course.build --lesson {lesson.number}" + (" --overwrite" if overwrite else "")
+
+
+def _replace_problem(path: Path, new: nbformat.NotebookNode, edition: str) -> str | None:
+    """Why writing ``new`` over ``path`` would destroy someone's work (``None`` when it is safe)."""
+    if not path.exists():
+        return None
+    on_disk = nbformat.read(path, as_version=4)
+    reason = edited_reason(on_disk, edition)
+    if reason is None:
+        return None
+    has_outputs = any(c.get("outputs") or c.get("execution_count") for c in on_disk.cells if c.cell_type == "code")
+    if _comparable(on_disk) == _comparable(new) and (edition == "solutions" or not has_outputs):
+        return None  # nothing of value would be lost: writing changes only the metadata
+    return reason
+
+
 def stale_files() -> list[str]:
     """Generated files that differ from what their sources produce, with the reason (empty = fresh)."""
     problems = []
+    root = repo_root()
     for lesson in available_lessons():
         for (edition, lang), nb in expected_editions(lesson).items():
             path = lesson.notebook(edition, lang)
-            rel = path.relative_to(repo_root())
+            rel = path.relative_to(root).as_posix()
             if not path.exists():
-                problems.append(f"{rel}: missing")
+                problems.append(f"{rel}: missing; run {_rebuild(lesson)}")
                 continue
             on_disk = nbformat.read(path, as_version=4)
-            if _comparable(on_disk) != _comparable(nb):
-                problems.append(f"{rel}: cells differ from lessons/{lesson.source.name}")
+            edited = _replace_problem(path, nb, edition)
+            if edited is not None:
+                problems.append(
+                    f"{rel}: {edited} (your work?): copy it elsewhere, or run {_rebuild(lesson, True)} to replace it"
+                )
+            elif _comparable(on_disk) != _comparable(nb):
+                problems.append(f"{rel}: cells differ from lessons/{lesson.source.name}; run {_rebuild(lesson)}")
+            elif on_disk.metadata.get("course", {}).get("generated_sha256") is None:
+                problems.append(f"{rel}: has no build fingerprint (written by an older build); run {_rebuild(lesson)}")
             elif edition == "solutions":
-                executed = on_disk.metadata.get("course", {}).get("executed", {})
-                if executed.get("code_sha256") != code_hash(nb):
-                    problems.append(f"{rel}: outputs were not produced by the current code")
-            elif any(c.get("outputs") for c in on_disk.cells if c.cell_type == "code"):
-                problems.append(f"{rel}: exercise editions must not hold outputs")
-    readme = repo_root() / "README.md"
+                reason = stale_reason(on_disk.metadata.get("course", {}).get("executed"), nb, root)
+                if reason is not None:
+                    problems.append(f"{rel}: outputs are stale: {reason}; run {_rebuild(lesson)}")
+    readme = root / "README.md"
     if readme.read_text() != render_readme(readme.read_text()):
-        problems.append("README.md: the lesson table is stale")
+        problems.append("README.md: the lesson table is stale; run python -m course.build")
     return problems
 
 
-def build(force: bool = False, profile: str = "cpu", only: list[int] | None = None) -> None:
-    for lesson in available_lessons():
-        if only and lesson.number not in only:
-            continue
-        editions = expected_editions(lesson)
+def _refuse_to_destroy(lessons: list[Lesson], editions: dict[str, dict]) -> None:
+    """Raise a one-sentence BuildError if writing these lessons' editions would replace someone's work."""
+    root = repo_root()
+    problems = []
+    for lesson in lessons:
+        for (edition, lang), nb in editions[lesson.stem].items():
+            path = lesson.notebook(edition, lang)
+            reason = _replace_problem(path, nb, edition)
+            if reason is not None:
+                problems.append(f"{path.relative_to(root).as_posix()} {reason}")
+    if problems:
+        it = "it" if len(problems) == 1 else "them"
+        raise BuildError(f"{', '.join(problems)} (your work?): copy {it} elsewhere, or rerun with --overwrite to replace {it}")
+
+
+def build(force: bool = False, profile: str = "cpu", only: list[int] | None = None, overwrite: bool = False) -> None:
+    """Regenerate the editions of every lesson (or of ``only``); execute solutions whose outputs are stale.
+
+    Refuses (BuildError, before writing anything) to replace a generated notebook that was edited since it
+    was generated, unless ``overwrite``."""
+    lessons = [lesson for lesson in available_lessons() if not only or lesson.number in only]
+    if only and (unknown := sorted(set(only) - {lesson.number for lesson in lessons})):
+        valid = ", ".join(str(lesson.number) for lesson in available_lessons())
+        raise BuildError(f"no lesson source for --lesson {', '.join(map(str, unknown))}: available lessons are {valid}")
+    all_editions = {lesson.stem: expected_editions(lesson) for lesson in lessons}
+    if not overwrite:
+        _refuse_to_destroy(lessons, all_editions)
+    for lesson in lessons:
+        editions = all_editions[lesson.stem]
         for lang in LANGUAGES:
             path = lesson.notebook("notebooks", lang)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,11 +537,12 @@ def build(force: bool = False, profile: str = "cpu", only: list[int] | None = No
         carried = not force and old_path.exists() and _carry_outputs(first, nbformat.read(old_path, as_version=4))
         old_path.parent.mkdir(parents=True, exist_ok=True)
         if carried:
-            print(f"{lesson.stem}: code unchanged, outputs kept")
+            print(f"{lesson.stem}: code and dependencies unchanged, outputs kept")
         else:
             print(f"{lesson.stem}: executing in the {profile} profile …", flush=True)
+            record = execution_record(first, profile)  # what the kernel is about to import and read
             seconds = execute(first, old_path.parent, profile)
-            first.metadata["course"]["executed"] = {"profile": profile, "code_sha256": code_hash(first)}
+            first.metadata["course"]["executed"] = record
             save_timing(lesson, profile, seconds)
             print(f"{lesson.stem}: {seconds:.1f} s")
         for lang in LANGUAGES[1:]:  # code cells are identical: the outputs are too
@@ -359,15 +575,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time", metavar="PROFILE", choices=("smoke", "cpu", "gpu"), help="only time lessons in PROFILE")
     parser.add_argument("--check", action="store_true", help="report stale generated files; exit 1 if any")
     parser.add_argument("--lesson", type=int, action="append", help="limit to this lesson number (repeatable)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace generated notebooks even if they were edited (destroys that work)"
+    )
     args = parser.parse_args(argv)
-    if args.check:
-        problems = stale_files()
-        print("\n".join(problems) if problems else "everything generated is up to date")
-        return 1 if problems else 0
-    if args.time:
-        time_profile(args.time, args.lesson)
-    else:
-        build(force=args.force, profile=args.profile, only=args.lesson)
+    try:
+        if args.check:
+            problems = stale_files()
+            print("\n".join(problems) if problems else "everything generated is up to date")
+            return 1 if problems else 0
+        if args.time:
+            time_profile(args.time, args.lesson)
+        else:
+            build(force=args.force, profile=args.profile, only=args.lesson, overwrite=args.overwrite)
+    except BuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

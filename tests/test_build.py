@@ -49,7 +49,8 @@ def test_unbalanced_markers_are_reported(bad, message):
 
 
 def test_generated_files_are_fresh():
-    """Fails when a lesson source changed without `python -m course.build` (or a notebook was hand-edited)."""
+    """Fails when a lesson source, a `course` module a lesson imports or a `data/` manifest changed without
+    `python -m course.build` (or a notebook was hand-edited): each problem names the file and the command."""
     assert stale_files() == []
 
 
@@ -95,13 +96,27 @@ def test_code_cells_cannot_be_language_specific():
 
 
 def test_carried_outputs_keep_their_widget_state():
-    from course.build import _carry_outputs, code_hash
+    from course.build import _carry_outputs, execution_record
 
     lesson = available_lessons()[0]
     source = read_source(lesson)
     old, new = make_edition(source, lesson, "fr", "solutions"), make_edition(source, lesson, "en", "solutions")
-    old.metadata["course"]["executed"] = {"profile": "cpu", "code_sha256": code_hash(old)}
+    old.metadata["course"]["executed"] = execution_record(old, "cpu")
     old.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     old.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
     assert _carry_outputs(new, old)
     assert new.metadata["widgets"] == old.metadata["widgets"] and new.metadata["language_info"]["version"] == "3.11.7"
+
+
+@pytest.mark.parametrize("lesson", available_lessons(), ids=lambda lesson: lesson.stem)
+def test_fingerprints_survive_a_write_and_a_read(lesson, tmp_path):
+    """The fingerprint recorded at generation matches the notebook read back, so an untouched notebook is
+    never taken for a learner's work; and every lesson's imports resolve to `course` files."""
+    from course.build import dependency_hashes, edited_reason, expected_editions
+
+    for (edition, lang), nb in expected_editions(lesson).items():
+        path = tmp_path / f"{edition}-{lang}.ipynb"
+        nbformat.write(nb, path)
+        assert edited_reason(nbformat.read(path, as_version=4), edition) is None
+    deps = dependency_hashes(expected_editions(lesson)[("solutions", "en")])
+    assert "course/__init__.py" in deps and any(p.startswith("data/") for p in deps)
