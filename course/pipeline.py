@@ -10,6 +10,8 @@ Everything is loaded offline from ``data/``.
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,21 +21,128 @@ import torch
 from PIL import Image
 
 from course.guidance import guided
-from course.shipped import GUIDANCE, IMAGE_SIZE, betas, load_autoencoder, load_clip, load_unet, text_states
 from course.samplers import SAMPLERS, sample
+from course.shipped import GUIDANCE, T, betas, latent_shape, load_autoencoder, load_clip, load_unet, text_states
 from course.tokenizer import unknown_words
+
+MAX_GUIDANCE = 50.0  # w above this is refused: the image is pure saturated noise long before
+USEFUL_GUIDANCE = 15.0  # w above this draws a warning: adherence peaks near w = 2–3 and falls after (lesson 07)
+MAX_IMAGES = 1024  # images per pipeline call (≈ 50 MB of outputs); more: call it again, or see course.evaluation
+BATCH_SIZE = 64  # images per U-Net batch: memory stays bounded whatever the number of images
 
 
 @dataclass
 class PipelineOutput:
     images: list[Image.Image]
     tensors: torch.Tensor  # (B, 3, 64, 64) in [−1, 1]
-    x0_hats: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (t, decoded x̂_0) per step, if asked
+    x0_hats: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (t, decoded x̂_0) per step, first batch, if asked
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     array = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a) for a in array]
+
+
+def check_guidance(w: float, name: str = "guidance_scale") -> None:
+    """A ``ValueError`` unless 0 ≤ w ≤ :data:`MAX_GUIDANCE` (NaN and ∞ would give a black or noise image)."""
+    if not math.isfinite(w):
+        raise ValueError(f"{name} must be a finite number (1: no guidance, {GUIDANCE:g}: the shipped default), got {w}")
+    if not 0 <= w <= MAX_GUIDANCE:
+        raise ValueError(f"{name} must be in [0, {MAX_GUIDANCE:g}] (1: no guidance, 2–5: typical, {GUIDANCE:g}: the shipped default), got {w:g}")
+
+
+def check_request(
+    prompt: str | list[str],
+    num_inference_steps: int = 25,
+    guidance_scale: float = GUIDANCE,
+    sampler: str = "dpmpp",
+    num_images_per_prompt: int = 1,
+    negative_prompt: str | None = None,
+    max_images: int = MAX_IMAGES,
+) -> list[str]:
+    """The prompts as a list, or a ``ValueError`` saying what is wrong and what to give instead.
+
+    Needs no model: the command line calls it before loading anything. A guidance scale above
+    :data:`USEFUL_GUIDANCE` is allowed but draws a warning.
+    """
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+        raise ValueError("the prompt must be a non-empty text, e.g. « un cercle rouge en haut à gauche »")
+    if negative_prompt is not None and not isinstance(negative_prompt, str):
+        raise ValueError(f"negative_prompt must be a text (or None), got {negative_prompt!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    try:
+        w = float(guidance_scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"guidance_scale must be a number (1: no guidance, 3: the shipped default), got {guidance_scale!r}") from None
+    check_guidance(w)
+    if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= T:
+        raise ValueError(f"num_inference_steps must be an integer in [1, {T}] (the training steps; 20–50 is plenty), got {num_inference_steps!r}")
+    n = num_images_per_prompt
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_images_per_prompt must be an integer ≥ 1, got {n!r}")
+    if len(prompts) * n > max_images:
+        raise ValueError(f"{len(prompts) * n} images asked, at most {max_images} per call: ask for fewer, or call again with another seed")
+    if w > USEFUL_GUIDANCE:
+        warnings.warn(f"guidance_scale {w:g} is far above the useful range (2–5; adherence falls beyond, lesson 07): expect saturated, noisy images", stacklevel=2)
+    return prompts
+
+
+def as_generator(generator: torch.Generator | int | None) -> torch.Generator:
+    """A seed (or None: seed 0) becomes a CPU ``torch.Generator``; a generator is returned as is."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    seed = 0 if generator is None else generator
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"the seed must be an integer in [0, 2⁶³), got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def threads_for(n_images: int) -> int:
+    """CPU threads worth using for ``n_images`` at once: one for a handful (8×8 latents are too small to
+    share between cores, and a second thread only fights other processes), all cores for big batches."""
+    return 1 if n_images <= 4 else (os.cpu_count() or 1)
+
+
+@torch.no_grad()
+def generate_latents(
+    unet: torch.nn.Module,
+    clip: torch.nn.Module,
+    prompts: list[str],
+    sampler: str = "dpmpp",
+    steps: int = 25,
+    guidance: float = GUIDANCE,
+    generator: torch.Generator | int | None = None,
+    negative_prompt: str | None = None,
+    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    device: str | torch.device | None = None,
+    x_T: torch.Tensor | None = None,
+    noise_generator: torch.Generator | None = None,
+    **sampler_kwargs,
+) -> torch.Tensor:
+    """The one generation path, prompt → z_0 (B, C, h, w), in the U-Net's latent space (decode z_0 / scaling factor).
+
+        prompts → tokenizer + CLIP → token states c, and ∅ (or the negative prompt)
+        z_T ~ N(0, I) from ``generator`` (drawn on the generator's device), shape from the U-Net's config
+        ε̃ = guided U-Net (course.guidance) → sampler × steps (course.samplers) → z_0
+
+    ``x_T``: start from this noise instead of drawing it. ``noise_generator``: the per-step noise of stochastic
+    samplers (default: ``generator``, which drew x_T). ``sampler_kwargs`` go to the sampler (e.g. ``eta`` for DDIM).
+    The pipeline, the evaluation and the scheduler table all generate through this function.
+    """
+    check_guidance(guidance, "guidance")
+    device = torch.device(device) if device is not None else next(unet.parameters()).device
+    generator = as_generator(generator)
+    if x_T is None:
+        shape = (unet.config.in_channels, *latent_shape()[1:])  # (C, h, w): the U-Net's channels, the autoencoder's size
+        x_T = torch.randn((len(prompts), *shape), generator=generator, device=generator.device)
+    x_T = x_T.to(device)
+    context, mask = text_states(prompts, clip)  # 1–2. tokenizer and CLIP
+    null, null_mask = text_states([negative_prompt or ""], clip)  # ∅, or what to steer away from
+    eps = guided(unet, context, mask, null, null_mask, guidance)  # U-Net with guidance
+    noise = noise_generator if noise_generator is not None else generator
+    return sample(sampler, eps, x_T, betas(), steps, generator=noise, callback=callback, **sampler_kwargs)
 
 
 class TextToImagePipeline:
@@ -58,31 +167,25 @@ class TextToImagePipeline:
         num_images_per_prompt: int = 1,
         keep_x0_hat: bool = False,
         callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        batch_size: int = BATCH_SIZE,
     ) -> PipelineOutput:
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-            raise ValueError("the prompt must be a non-empty text, e.g. « un cercle rouge en haut à gauche »")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be ≥ 0 (1: no guidance, 3–5: typical), got {guidance_scale}")
-        T = betas().numel() - 1
-        if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= T:
-            raise ValueError(f"num_inference_steps must be an integer in [1, {T}], got {num_inference_steps!r}")
-        if num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be ≥ 1, got {num_images_per_prompt}")
+        """Images for ``prompt``, ``num_images_per_prompt`` each, in batches of ``batch_size`` (memory stays bounded).
+
+        ``keep_x0_hat`` and ``callback`` follow the first batch only. With more than ``batch_size`` images, a
+        stochastic sampler's per-step noise depends on ``batch_size``; x_T does not.
+        """
+        prompts = check_request(prompt, num_inference_steps, guidance_scale, sampler, num_images_per_prompt, negative_prompt)
         unknown = sorted({w for p in prompts + ([negative_prompt] if negative_prompt else []) for w in unknown_words(p)})
         if unknown:
             warnings.warn(f"words the model never saw (read as <unk>): {', '.join(unknown)}", stacklevel=2)
-        if isinstance(generator, int) or generator is None:
-            generator = torch.Generator().manual_seed(generator or 0)
-
+        generator = as_generator(generator)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
-        context, mask = text_states(prompts, self.clip)  # 1–2. tokenizer and CLIP
-        null, null_mask = text_states([negative_prompt or ""], self.clip)  # ∅, or what to steer away from
-        z_T = torch.randn((len(prompts), 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8), generator=generator).to(self.device)  # 3. noise
-        eps = guided(self.unet, context, mask, null, null_mask, guidance_scale)  # 4. U-Net with guidance
+        shape = latent_shape(self.vae.config)
+        if self.unet.config.in_channels != shape[0]:
+            raise ValueError(f"the U-Net takes {self.unet.config.in_channels} channels, the autoencoder's latents have {shape[0]}")
+        z_T = torch.randn((len(prompts), *shape), generator=generator, device=generator.device)  # 3. noise, all drawn at once
         x0_hats: list[tuple[int, torch.Tensor]] = []
+        first = True
 
         def observe(t, z, z0_hat):
             if keep_x0_hat:
@@ -90,8 +193,13 @@ class TextToImagePipeline:
             if callback is not None:
                 callback(t, z, z0_hat)
 
-        z0 = sample(sampler, eps, z_T, betas(), num_inference_steps, generator=generator, callback=observe)  # 5. sampler
-        images = self.decode(z0).cpu()  # 6. decoder
+        images = []
+        for i in range(0, len(prompts), batch_size):  # 4–5. guided U-Net and sampler, one batch at a time
+            z0 = generate_latents(self.unet, self.clip, prompts[i : i + batch_size], sampler, num_inference_steps, guidance_scale, generator,
+                                  negative_prompt, observe if first else None, self.device, x_T=z_T[i : i + batch_size])
+            images.append(self.decode(z0).cpu())  # 6. decoder
+            first = False
+        images = torch.cat(images)
         return PipelineOutput(to_pil(images), images, x0_hats)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

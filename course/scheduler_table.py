@@ -19,11 +19,11 @@ import torch
 from course.checkpoints import hardware
 from course.data import render_scenes
 from course.eval import adherence, fid_like, scene_attributes
-from course.guidance import guided
-from course.ldm import heldout_prompts
-from course.shipped import GUIDANCE, IMAGE_SIZE, betas, load_autoencoder, load_clip, load_unet, text_states
+from course.evaluation import ATTRIBUTES, heldout_prompts
 from course.paths import data_dir
-from course.samplers import SAMPLERS, sample
+from course.pipeline import generate_latents
+from course.samplers import SAMPLERS
+from course.shipped import GUIDANCE, IMAGE_SIZE, load_autoencoder, load_clip, load_unet
 
 OUTPUT = "scheduler_table.json"
 STEPS = (10, 20, 50, 100, 1000)
@@ -32,20 +32,16 @@ STEPS = (10, 20, 50, 100, 1000)
 @torch.no_grad()
 def generate_with(name: str, prompts: list[str], steps: int, guidance: float = GUIDANCE, seed: int = 0, noise_seed: int = 1) -> torch.Tensor:
     """Images for prompts with sampler ``name``: x_T from ``seed``, per-step noise from ``noise_seed``."""
-    unet, clip = load_unet(), load_clip()
     ae, factor = load_autoencoder()
-    context, mask = text_states(prompts, clip)
-    null, null_mask = text_states([""], clip)
-    z_T = torch.randn((len(prompts), 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8), generator=torch.Generator().manual_seed(seed))
-    eps = guided(unet, context, mask, null, null_mask, guidance)
-    z0 = sample(name, eps, z_T, betas(), steps, generator=torch.Generator().manual_seed(noise_seed))
+    z0 = generate_latents(load_unet(), load_clip(), prompts, name, steps, guidance, torch.Generator().manual_seed(seed),
+                          noise_generator=torch.Generator().manual_seed(noise_seed))
     return ae.decode(z0 / factor).clamp(-1, 1)
 
 
 def measure(n: int = 64, steps_list=STEPS, samplers=tuple(SAMPLERS), guidance: float = GUIDANCE) -> dict:
     scenes, prompts = heldout_prompts(n)
     real = render_scenes(scenes, IMAGE_SIZE, seed=0)
-    asked = [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in scenes]
+    asked = [scene_attributes(s, include=ATTRIBUTES) for s in scenes]
     rows = []
     for steps in steps_list:
         m = n if steps <= 100 else max(8, n // 4)  # 1000-step rows cost 10× more: fewer prompts, stated in the row
@@ -69,7 +65,7 @@ def measure(n: int = 64, steps_list=STEPS, samplers=tuple(SAMPLERS), guidance: f
 def guidance_pairing(n: int = 64, steps: int = 10, scales=(1.0, 2.0, 3.0), samplers=("ddim", "pndm")) -> list[dict]:
     """Adherence of few-step samplers across guidance scales: does a multistep method (PNDM) survive guidance?"""
     scenes, prompts = heldout_prompts(n)
-    asked = [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in scenes]
+    asked = [scene_attributes(s, include=ATTRIBUTES) for s in scenes]
     rows = []
     for w in scales:
         for name in samplers:

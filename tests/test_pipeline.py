@@ -34,9 +34,14 @@ def test_same_seed_same_image_and_pil_outputs(pipe):
     "kwargs, message",
     [
         ({"prompt": "  "}, "non-empty"),
-        ({"guidance_scale": -1}, "guidance_scale must be ≥ 0"),
+        ({"guidance_scale": -1}, r"guidance_scale must be in \[0, 50\]"),
+        ({"guidance_scale": float("nan")}, "guidance_scale must be a finite number"),
+        ({"guidance_scale": float("inf")}, "guidance_scale must be a finite number"),
+        ({"guidance_scale": 1e6}, r"guidance_scale must be in \[0, 50\]"),
+        ({"num_images_per_prompt": 10_000}, "at most 1024 per call"),
+        ({"generator": -1}, "seed must be an integer"),
         ({"num_inference_steps": 0}, r"num_inference_steps must be an integer in \[1, 1000\]"),
-        ({"sampler": "heun"}, "ddpm, ddim, pndm, euler_a, dpmpp"),
+        ({"sampler": "karras"}, "unknown sampler .karras.: choose one of ddpm, ddim, pndm, euler_a, dpmpp"),
     ],
 )
 def test_bad_input_is_a_clear_error(pipe, kwargs, message):
