@@ -3,16 +3,25 @@ on GPU, a progress bar with the loss, periodic sample grids, and save/resume as 
 
 The data come from ``get_batch(step)``, a function of the step number: after an interruption,
 training resumes at the saved step with the same batches and the same random state, so an
-interrupted run ends exactly where an uninterrupted one would.
+interrupted run ends exactly where an uninterrupted one would. A run folder is locked while a training
+uses it, and a resumed run must have the recipe it was started with (or say so: ``allow_recipe_change``).
+
+The training commands share the rest here: the model built after seeding, the weights exported to
+the run folder, shipped to ``data/`` only when asked (``--ship``, or the ``ship`` command afterwards),
+and every error a user can cause reported in one line (:func:`user_errors`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +29,26 @@ import torch
 from torch import nn
 
 from course import checkpoints
+from course.paths import data_dir
 from course.profiles import current_profile
+from course.recipes import RECIPES, Recipe, RecipeError
+
+try:
+    import fcntl
+except ImportError:  # Windows: run folders are not locked
+    fcntl = None
+
+
+class TrainingError(Exception):
+    """A training run cannot start, continue or ship as asked; the message says how to fix it."""
+
+
+class RunLocked(TrainingError):
+    """Another live process trains in this run folder."""
+
+
+class RecipeChanged(TrainingError):
+    """A run folder holds a run started with another recipe."""
 
 
 @dataclass
@@ -56,6 +84,7 @@ class History:
     losses: list[float] = field(default_factory=list)
     wall_time: float = 0.0  # seconds of training, summed over resumed sessions
     samples_seen: int = 0
+    recipe_changes: list[dict] = field(default_factory=list)  # {"step", "changes": {field: [before, after]}} allowed on resuming
 
 
 @dataclass
@@ -135,7 +164,7 @@ def _load_state(tensors, model, ema, optimizer) -> None:
         torch.cuda.set_rng_state(tensors["rng.cuda"])
 
 
-def _save_state(run_dir: Path, model, ema, optimizer, step: int, history: History, config: TrainConfig) -> None:
+def _save_state(run_dir: Path, model, ema, optimizer, step: int, history: History, config: TrainConfig, recipe: dict | None = None) -> None:
     checkpoints.save(
         run_dir / "state.safetensors",
         _state_tensors(model, ema, optimizer),
@@ -144,11 +173,80 @@ def _save_state(run_dir: Path, model, ema, optimizer, step: int, history: Histor
             "step": step,
             "history": asdict(history),
             "train_config": asdict(config),
+            "recipe": recipe,
             "command": checkpoints.command_line(),
             "hardware": checkpoints.hardware(),
             "profile": current_profile().name,
         },
     )
+
+
+# ----------------------------------------------------------------------------- one training per run folder
+
+_HELD_LOCKS: dict[Path, list] = {}  # run folder → [file descriptor, depth]: this process may nest its own lock
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path):
+    """Hold ``run_dir/lock`` (the holder's pid inside) while a training uses the folder.
+
+    Refuses with :class:`RunLocked` when a live process holds it; a lock file left by a process that
+    died (``kill -9``) is simply taken over, since the operating system releases the lock with the process.
+    """
+    run_dir = Path(run_dir)
+    key = run_dir.resolve()
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key][1] -= 1
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        try:
+            holder = json.loads(path.read_text())
+        except (OSError, ValueError):
+            holder = {}
+        pid = holder.get("pid", "?")
+        raise RunLocked(
+            f"{run_dir} is in use by process {pid} ({holder.get('command', 'a training')}, since {holder.get('since', '?')}): "
+            f"two trainings in one run folder would overwrite each other's state; wait for it to end, stop it (kill {pid}), "
+            "or give this run another --run-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    os.write(fd, json.dumps({"pid": os.getpid(), "command": checkpoints.command_line(), "since": since}).encode())
+    _HELD_LOCKS[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        _HELD_LOCKS[key][1] -= 1
+        if _HELD_LOCKS[key][1] == 0:
+            del _HELD_LOCKS[key]
+            os.ftruncate(fd, 0)  # the file stays (removing it would let two processes lock two files); closing releases it
+            os.close(fd)
+
+
+# what only changes how often we look, not what is learnt: free to change on resuming
+_NOT_RECIPE = ("log_every", "sample_every", "checkpoint_every", "eval_every")
+
+
+def recipe_changes(saved: dict, config: TrainConfig, recipe: dict | None) -> dict[str, list]:
+    """{field: [saved value, new value]} for every hyper-parameter a resumed run would change."""
+    before = {**(saved.get("recipe") or {}), **saved.get("train_config", {})}
+    now = {**(recipe or {}), **asdict(config)}
+    return {k: [before[k], now[k]] for k in now if k in before and k not in _NOT_RECIPE and before[k] != now[k]}
+
+
+def _describe(changes: dict[str, list]) -> str:
+    return ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in changes.items())
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -167,6 +265,8 @@ def train(
     desc: str = "training",
     progress: bool = True,
     stop_at: int | None = None,
+    recipe: dict | None = None,
+    allow_recipe_change: bool = False,
 ) -> TrainResult:
     """Train ``model`` for ``config.steps`` steps of ``loss_fn(model, get_batch(step))``.
 
@@ -175,7 +275,19 @@ def train(
     [−1, 1] saved as a grid every ``sample_every`` steps. ``on_log(history)`` is called every
     ``log_every`` steps (e.g. to redraw a live loss curve). ``stop_at`` pauses after that many steps
     (the schedule still runs to ``config.steps``); calling again with the same ``run_dir`` continues.
+
+    ``recipe``: the caller's other hyper-parameters (batch size, pool…), saved with the resume state. A
+    run resumed with another recipe or config raises :class:`RecipeChanged` (listing what changed) unless
+    ``allow_recipe_change``, which records the change in ``history.recipe_changes``. The run folder is
+    locked for the call (:func:`run_lock`).
     """
+    if run_dir is None:
+        return _train(model, loss_fn, get_batch, config, None, sample_fn, on_log, device, desc, progress, stop_at, recipe, allow_recipe_change)
+    with run_lock(run_dir):
+        return _train(model, loss_fn, get_batch, config, Path(run_dir), sample_fn, on_log, device, desc, progress, stop_at, recipe, allow_recipe_change)
+
+
+def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device, desc, progress, stop_at, recipe, allow_recipe_change) -> TrainResult:
     from tqdm.auto import tqdm
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -184,13 +296,19 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history, start = History(), 0
 
-    run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None and (run_dir / "state.safetensors").exists():
         tensors, manifest = checkpoints.load(run_dir / "state.safetensors")
-        if manifest.get("train_config", {}).get("seed") != config.seed:
-            raise checkpoints.CheckpointError(f"{run_dir} holds a run with another seed; use another run_dir")
+        changes = recipe_changes(manifest, config, recipe)
+        if changes and not allow_recipe_change:
+            raise RecipeChanged(
+                f"{run_dir} holds a run (at step {manifest['step']}) started with another recipe ({_describe(changes)}): "
+                "resume it with its own recipe, start afresh with another --run-dir, "
+                "or pass --allow-recipe-change (allow_recipe_change=True) to continue with the new one, recorded in the run's history"
+            )
         _load_state(tensors, model, ema, optimizer)
         start, history = manifest["step"], History(**manifest["history"])
+        if changes:
+            history.recipe_changes.append({"step": start, "changes": changes})
     else:
         torch.manual_seed(config.seed)
 
@@ -237,13 +355,13 @@ def train(
         if run_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done < end:
             history.wall_time += time.perf_counter() - tick
             tick = time.perf_counter()
-            _save_state(run_dir, model, ema, optimizer, done, history, config)
+            _save_state(run_dir, model, ema, optimizer, done, history, config, recipe)
     bar.close()
     history.wall_time += time.perf_counter() - tick
     model.eval()
     ema.eval()
-    if run_dir is not None and end > start:
-        _save_state(run_dir, model, ema, optimizer, end, history, config)
+    if run_dir is not None and (end > start or history.recipe_changes and history.recipe_changes[-1]["step"] == start):
+        _save_state(run_dir, model, ema, optimizer, end, history, config, recipe)
     return TrainResult(model, ema, history)
 
 
@@ -268,8 +386,11 @@ def export(
     history: History,
     metrics: dict[str, Any] | None = None,
     command: str | None = None,
+    recipe: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Ship weights (usually the EMA model) to ``path`` with a manifest: sha256, command, hardware, time, profile."""
+    """Write weights (usually the EMA model) to ``path`` with a manifest: sha256, command, hardware, time, profile,
+    the recipe that trained them and the history's recipe changes (``extra``: more manifest fields)."""
     return checkpoints.save(
         path,
         model.state_dict(),
@@ -284,11 +405,100 @@ def export(
             "profile": current_profile().name,
             "torch": torch.__version__,
             "metrics": metrics or {},
+            **({"recipe": recipe} if recipe is not None else {}),
+            **({"recipe_changes": history.recipe_changes} if history.recipe_changes else {}),
+            **(extra or {}),
         },
     )
 
 
 def load_history(run_dir: str | Path) -> History:
     """The history saved in a run directory's resume state."""
-    manifest = json.loads((Path(run_dir) / "state.json").read_text())
+    manifest = checkpoints.read_manifest(Path(run_dir) / "state.safetensors")
     return History(**manifest["history"])
+
+
+# ----------------------------------------------------------------------------- the training commands
+
+
+def build(make: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``make()`` after seeding the global RNG: a model's initial weights are its seed's, in every process."""
+    torch.manual_seed(seed)
+    return make()
+
+
+def check_shippable(recipe: Recipe, force: bool = False) -> None:
+    """Refuse (:class:`TrainingError`) to let a run too short to mean anything replace a shipped model, unless ``force``."""
+    if recipe.steps < recipe.min_ship_steps and not force:
+        full = RECIPES[recipe.model].steps if recipe.model in RECIPES else recipe.steps
+        raise TrainingError(
+            f"{recipe.steps} steps is too short to replace data/{recipe.checkpoint} (its recipe trains {full}; shipping needs at least "
+            f"{recipe.min_ship_steps}): train longer, or add --force to ship it anyway"
+        )
+
+
+def export_run(run_dir: str | Path, recipe: Recipe, model: nn.Module, *, config: dict, history: History, metrics: dict, command: str,
+               extra: dict | None = None) -> Path:
+    """Export the trained weights into the run folder (``run_dir/<checkpoint>``), never into ``data/``."""
+    path = Path(run_dir) / recipe.checkpoint
+    export(path, model, config=config, history=history, metrics=metrics, command=command, recipe=recipe.as_dict(), extra=extra)
+    return path
+
+
+def ship(run_dir: str | Path, recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Copy the run folder's exported model to ``data/`` (verified, atomic as a pair), refusing a too-short run unless ``force``."""
+    source = Path(run_dir) / recipe.checkpoint
+    if not source.exists():
+        raise TrainingError(f"{source} not found: train it first (python -m {recipe.module} train --run-dir {run_dir})")
+    manifest = checkpoints.read_manifest(source)
+    trained = manifest.get("recipe") or {}
+    check_shippable(recipe.replace(**{k: trained[k] for k in ("steps",) if k in trained}), force)
+    shipped = checkpoints.copy(source, data_dir() / recipe.checkpoint, shipped_from=str(source))
+    print(f"shipped {source} to {data_dir() / recipe.checkpoint} (sha256 {shipped['sha256'][:12]}…)", flush=True)
+    return shipped
+
+
+def finish(run_dir: str | Path, recipe: Recipe, path: Path, ship_it: bool, force: bool) -> dict[str, Any]:
+    """After a training command: ship the exported model if asked, else say where it is and how to ship it."""
+    if ship_it:
+        return ship(run_dir, recipe, force)
+    print(f"exported {path}; data/{recipe.checkpoint} is unchanged. To ship it: python -m {recipe.module} ship --run-dir {run_dir}", flush=True)
+    return checkpoints.read_manifest(path)
+
+
+def add_recipe_arguments(parser, recipe: Recipe) -> None:
+    """``train`` flags whose defaults are the recipe's fields, and the run folder, ship and safety flags."""
+    parser.add_argument("--steps", type=int, default=recipe.steps, help=f"optimiser steps (recipe: {recipe.steps})")
+    parser.add_argument("--batch-size", type=int, default=recipe.batch_size, help=f"(recipe: {recipe.batch_size})")
+    if recipe.pool is not None:
+        flag = "--n-train" if recipe.model == "evaluator" else "--pool"
+        parser.add_argument(flag, dest="pool", type=int, default=recipe.pool, help=f"images rendered for training (recipe: {recipe.pool})")
+    parser.add_argument("--lr", type=float, default=recipe.lr, help=f"peak learning rate (recipe: {recipe.lr:g})")
+    parser.add_argument("--seed", type=int, default=recipe.seed, help=f"(recipe: {recipe.seed})")
+    add_run_arguments(parser, recipe)
+    parser.add_argument("--allow-recipe-change", action="store_true", help="resume a run folder's run with changed hyper-parameters (recorded)")
+
+
+def add_run_arguments(parser, recipe: Recipe) -> None:
+    parser.add_argument("--run-dir", type=Path, default=Path("runs") / recipe.model,
+                        help=f"resume state and exported model (default runs/{recipe.model}; an interrupted run continues)")
+    parser.add_argument("--ship", action="store_true", help=f"replace data/{recipe.checkpoint} with the trained model (default: leave data/ alone)")
+    parser.add_argument("--force", action="store_true", help="ship even a run shorter than a tenth of the recipe's steps")
+
+
+def recipe_from_args(recipe: Recipe, args) -> Recipe:
+    """The recipe with the command line's explicit overrides (validated: a :class:`RecipeError` says what is wrong)."""
+    fields = ("steps", "batch_size", "pool", "lr", "seed")
+    return recipe.replace(**{k: getattr(args, k) for k in fields if hasattr(args, k) and getattr(args, k) != getattr(recipe, k)})
+
+
+USER_ERRORS = (TrainingError, RecipeError, checkpoints.CheckpointError, FloatingPointError)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """In a command's ``main()``: an error the user can fix ends the command with its one-line message, not a traceback."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        sys.exit(f"error: {err}")

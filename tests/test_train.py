@@ -1,13 +1,17 @@
 """The training loop: it learns, resumes exactly where it stopped, and ships checksummed weights."""
 
 import json
+import multiprocessing
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
 from course import checkpoints
-from course.train import TrainConfig, ema_update, export, lr_factor, train
+from course.train import RecipeChanged, RunLocked, TrainConfig, build, ema_update, export, lr_factor, run_lock, train
 
 
 def regression_problem():
@@ -41,7 +45,8 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     straight = train(model, loss_fn, get_batch, config, progress=False)
 
     model, get_batch, loss_fn = regression_problem()
-    train(model, loss_fn, get_batch, TrainConfig(**{**config.__dict__, "steps": 20}), run_dir=tmp_path, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # killed at step 23: the last resume state is step 20's
+        train(model, loss_fn, lambda s: get_batch(s) if s < 23 else exec("raise KeyboardInterrupt"), config, run_dir=tmp_path, progress=False)
     assert json.loads((tmp_path / "state.json").read_text())["step"] == 20
     model, get_batch, loss_fn = regression_problem()  # a fresh process: new model, same run directory
     resumed = train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False)
@@ -138,3 +143,64 @@ def test_periodic_sample_grids_are_saved(tmp_path):
     train(model, loss_fn, get_batch, config, run_dir=tmp_path, sample_fn=sample_fn, progress=False)
     assert seen == [3, 6]
     assert sorted(p.name for p in tmp_path.glob("samples_*.png")) == ["samples_000003.png", "samples_000006.png"]
+
+
+def test_resuming_with_another_recipe_is_refused_with_what_changed(tmp_path):
+    config = TrainConfig(steps=12, lr=1e-2, checkpoint_every=4, seed=5)
+    model, get_batch, loss_fn = regression_problem()
+    train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False, stop_at=8, recipe={"batch_size": 32})
+    before = (tmp_path / "state.json").read_text()
+    changed = TrainConfig(**{**config.__dict__, "lr": 2e-2, "steps": 24, "log_every": 3})  # log_every is not the recipe
+    with pytest.raises(RecipeChanged, match=r"started with another recipe \(batch_size 32 → 64, steps 12 → 24, lr 0.01 → 0.02\).*--allow-recipe-change"):
+        train(model, loss_fn, get_batch, changed, run_dir=tmp_path, progress=False, recipe={"batch_size": 64})
+    assert (tmp_path / "state.json").read_text() == before  # the run's history is untouched
+    train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False, stop_at=10, recipe={"batch_size": 32})  # same recipe: fine
+    result = train(model, loss_fn, get_batch, changed, run_dir=tmp_path, progress=False, recipe={"batch_size": 64}, allow_recipe_change=True)
+    assert result.history.recipe_changes == [{"step": 10, "changes": {"batch_size": [32, 64], "steps": [12, 24], "lr": [0.01, 0.02]}}]
+    manifest = export(tmp_path / "m.safetensors", result.ema, config={}, history=result.history)
+    assert manifest["recipe_changes"] == result.history.recipe_changes  # the shipped manifest says so too
+
+
+def _hold_lock(run_dir, ready, release):
+    with run_lock(run_dir):
+        ready.set()
+        release.wait(20)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="run folders are locked with fcntl")
+def test_a_run_folder_used_by_a_live_process_is_refused(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(tmp_path, ready, release), daemon=True)
+    holder.start()
+    assert ready.wait(20)
+    model, get_batch, loss_fn = regression_problem()
+    try:
+        with pytest.raises(RunLocked, match=rf"in use by process {holder.pid} .*another --run-dir"):
+            train(model, loss_fn, get_batch, TrainConfig(steps=2), run_dir=tmp_path, progress=False)
+    finally:
+        release.set()
+        holder.join()
+    train(model, loss_fn, get_batch, TrainConfig(steps=2), run_dir=tmp_path, progress=False)  # released: free again
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "lock").write_text(json.dumps({"pid": dead.pid, "command": "python -m course.ldm train", "since": "yesterday"}))
+    with run_lock(tmp_path):
+        assert json.loads((tmp_path / "lock").read_text())["pid"] == os.getpid()
+        with run_lock(tmp_path):  # the same process may nest its own lock (a command around train())
+            pass
+    model, get_batch, loss_fn = regression_problem()
+    train(model, loss_fn, get_batch, TrainConfig(steps=2), run_dir=tmp_path, progress=False)
+
+
+def test_models_are_built_after_seeding_so_their_initial_weights_are_the_seeds():
+    from course.autoencoder import Autoencoder
+
+    torch.manual_seed(1)
+    a = build(Autoencoder, seed=0)
+    torch.rand(10)  # another process, another global state
+    b = build(Autoencoder, seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
