@@ -187,7 +187,7 @@ def _imported_course_modules(tree: ast.AST, package: str, root: Path) -> set[str
     return found
 
 
-def course_modules(code: list[str], root: Path | None = None) -> list[str]:
+def course_modules(code: list[str], root: Path | None = None, where: str = "notebook") -> list[str]:
     """The ``course`` modules that ``code`` (a notebook's code cells) imports, directly or through other
     ``course`` modules, sorted. Found by parsing: imports inside functions count too (over-counting only
     costs a re-execution; missing one would leave stale outputs)."""
@@ -197,7 +197,7 @@ def course_modules(code: list[str], root: Path | None = None) -> list[str]:
         try:
             tree = ast.parse(_python_source(source))
         except SyntaxError as err:
-            raise BuildError(f"code cell {i + 1} does not parse ({err.msg}, line {err.lineno})") from None
+            raise BuildError(f"{where}: code cell {i + 1} does not parse ({err.msg}, line {err.lineno})") from None
         todo |= _imported_course_modules(tree, "", root)
     seen: set[str] = set()
     while todo:
@@ -221,7 +221,8 @@ def dependency_hashes(nb: nbformat.NotebookNode, root: Path | None = None) -> di
     which is rare, and an over-report only costs re-executing a lesson."""
     root = root or repo_root()
     code = [c.source for c in nb.cells if c.cell_type == "code"]
-    paths = [_module_file(name, root) for name in course_modules(code, root)]
+    where = nb.metadata.get("course", {}).get("source", "notebook")
+    paths = [_module_file(name, root) for name in course_modules(code, root, where)]
     paths += sorted((root / "data").rglob("*.json"))
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 

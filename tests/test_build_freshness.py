@@ -111,8 +111,8 @@ def test_course_modules_follow_imports_transitively(tree):
 
 
 def test_a_cell_that_does_not_parse_is_named(tree):
-    with pytest.raises(BuildError, match="code cell 2 does not parse"):
-        course_modules(["x = 1", "def f(:"])
+    with pytest.raises(BuildError, match="lessons/00_tour.py: code cell 2 does not parse"):
+        course_modules(["x = 1", "def f(:"], where="lessons/00_tour.py")
 
 
 def test_the_record_lists_modules_and_every_data_manifest(tree):
