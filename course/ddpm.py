@@ -126,7 +126,6 @@ def p_sample_step(
     return mean + per_sample(sigma, x_t) * z
 
 
-@torch.no_grad()
 def ddpm_sample(
     model: EpsModel,
     shape: tuple[int, ...],
@@ -141,23 +140,33 @@ def ddpm_sample(
 ) -> torch.Tensor:
     """Ancestral sampling from x_T ~ N(0, I) down to x_0, one model call per t = T, …, 1 (Ho et al. 2020, Algorithm 2).
 
-    ``callback(t, x_t, x0_hat)`` sees every step (for trajectories and plots).
+    The solver is :func:`course.samplers.ddpm` on the full grid T, …, 1, 0; this draws x_T and closes over
+    ``cond``. ``callback(t, x_t, x0_hat)`` sees every step with the state *at* t (for trajectories and plots).
     """
     from tqdm.auto import tqdm
 
-    from course.schedules import alphas_cumprod as cumprod
+    from course.grids import spaced
+    from course.noise_schedule import NoiseSchedule
+    from course.samplers import ddpm
 
-    abar = cumprod(betas)
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}: choose one of {', '.join(VARIANCES)}")
     T = betas.numel() - 1
-    x = torch.randn(shape, generator=generator, device=device)
-    for t in tqdm(range(T, 0, -1), desc="DDPM sampling", disable=not progress, leave=False):
-        t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
-        eps_pred = model(x, t_batch, cond)
+    x_T = torch.randn(shape, generator=generator, device=device)
+    bar = tqdm(total=T, desc="DDPM sampling", disable=not progress, leave=False)
+    state = {"x": x_T}
+
+    def step_done(t, x_next, x0_hat):
         if callback is not None:
-            callback(t, x, predict_x0(x, t_batch, eps_pred, abar))
-        z = torch.randn(shape, generator=generator, device=device) if t > 1 else torch.zeros(shape, device=device)
-        x = p_sample_step(x, t_batch, eps_pred, z, betas, abar, variance, clip_x0)
-    return x
+            callback(t, state["x"], x0_hat)
+        state["x"] = x_next
+        bar.update()
+
+    try:
+        return ddpm(lambda x, t: model(x, t, cond), x_T, spaced(T, T), NoiseSchedule.from_betas(betas), generator=generator,
+                    variance=variance, clip_x0=clip_x0, callback=step_done)
+    finally:
+        bar.close()
 
 
 def gaussian_optimal_eps(mu: float, s: float, alphas_cumprod: torch.Tensor) -> EpsModel:

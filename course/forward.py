@@ -28,6 +28,9 @@ def _check_t(t: int | torch.Tensor, batch: int, T: int, t_min: int = 0) -> torch
 
 
 def _check_same_shape(x: torch.Tensor, eps: torch.Tensor, x_name: str) -> None:
+    if not x.is_floating_point() or not eps.is_floating_point():
+        bad = x_name if not x.is_floating_point() else "eps"
+        raise ValueError(f"{bad} must be a floating-point tensor (images in [−1, 1], e.g. x.float() / 127.5 − 1), got {(x if bad == x_name else eps).dtype}")
     if x.shape != eps.shape:
         raise ValueError(f"eps must have the shape of {x_name}: got {tuple(eps.shape)} and {tuple(x.shape)}")
 

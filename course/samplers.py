@@ -1,40 +1,61 @@
-"""Samplers over a model callable ``model(x_t, t) -> ε̂`` (slides: « Types de Schedulers »).
+"""Samplers: solvers over a timestep grid (slides: « Types de Schedulers »), in k-diffusion's shape.
 
-Timestep convention (see :mod:`course.schedules`): t ∈ {1, …, T} for the model, ᾱ_0 = 1 for the
-clean end. A sampler with S steps visits t_1 > t_2 > … > t_S ≥ 1 and ends at t = 0. diffusers names
-the same steps τ = t − 1, and its "final alpha" (``set_alpha_to_one=True``) is our ᾱ_0 = 1.
+Three roles, kept apart (:mod:`course.noise_schedule`, :mod:`course.adapter`, this module):
 
-Guidance and conditioning wrap the model (a closure); samplers know nothing of them.
+    schedule   ᾱ_t, α_t, σ_t, λ_t, σ̃_t = σ_t/α_t and t ↔ σ̃           NoiseSchedule
+    grid       the instants t_0 > … > t_S = 0 a solver visits         course.grids
+    adapter    the network's ε / x_0 / v prediction → (x̂_0, ε̂)       Denoiser
+    solver     one function ``solver(model, x, grid, schedule, …)``    here
+
+Every solver takes the network (or a :class:`~course.adapter.Denoiser`), the starting noise x in the
+"variance preserving" units of the training (x_T ~ N(0, I)), the grid and the schedule, and returns x
+at t = 0. ``callback(t, x_next, x0_hat)`` sees every step (t the instant stepped from). Guidance and
+conditioning wrap the model (a closure): solvers know nothing of them. Timesteps follow
+:mod:`course.schedules` (t ∈ 1…T for the model, ᾱ_0 = 1 at the clean end); diffusers numbers the
+same steps τ = t − 1, and its "final alpha" (``set_alpha_to_one=True``) is our ᾱ_0 = 1.
+
+    ddim             Song et al. 2021, eq. 12 (η = 0: deterministic; η = 1: DDPM-like)        1 evaluation a step
+    ddpm             Ho et al. 2020, eq. 6–7 and Algorithm 2, on any sub-grid                  1
+    pndm             Liu et al. 2022, eq. 12 (PLMS, Stable Diffusion's warm-up)                 1 (+1 at the start)
+    euler_ancestral  Karras et al. 2022, Alg. 2 with ancestral noise (k-diffusion)              1
+    heun             Karras et al. 2022, Algorithm 1 (deterministic, second order)              2 (1 at the last step)
+    dpmpp_2m         Lu et al. 2022, DPM-Solver++(2M), Algorithm 2                              1
+    dpmpp_3m         Lu et al. 2022, DPM-Solver++ multistep of order 3 (§3.3, diffusers' form)  1
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
-from course.ddpm import predict_x0
-from course.schedules import alphas_cumprod as cumprod
-from course.tensors import per_sample
+from course.adapter import Denoiser, Model, Prediction, as_denoiser
+from course.grids import SPACINGS, check_grid, dpm_spaced, dpm_timesteps, make_grid, spaced, timesteps  # noqa: F401 (re-exported)
+from course.noise_schedule import NoiseSchedule
 
-SPACINGS: tuple[str, ...] = ("leading", "trailing", "linspace")
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[float, torch.Tensor, torch.Tensor], None]
 
 
-def timesteps(T: int, steps: int, spacing: str = "leading") -> list[int]:
-    """The S timesteps t (descending, in 1…T) a sampler visits, with diffusers' three spacings
-    (Lin et al. 2024, Table 2): "leading" 1 + k·⌊T/S⌋, "trailing" T − k·T/S, "linspace" evenly from T to 1."""
-    if not isinstance(steps, int) or steps < 1 or steps > T:
-        raise ValueError(f"steps must be an integer in [1, {T}] (the training steps), got {steps!r}")
-    if spacing == "leading":
-        taus = [k * (T // steps) for k in range(steps)]
-    elif spacing == "trailing":
-        taus = [round(T - k * T / steps) - 1 for k in range(steps)]
-    elif spacing == "linspace":
-        taus = torch.linspace(0, T - 1, steps, dtype=torch.float64).round().long().tolist()
-    else:
-        raise ValueError(f"unknown spacing {spacing!r}: choose one of {', '.join(SPACINGS)}")
-    return sorted({tau + 1 for tau in taus}, reverse=True)
+def _t(value: torch.Tensor) -> int | float:
+    """A grid instant as a Python number: an int at integer steps (what callbacks and tables print)."""
+    v = float(value)
+    return int(v) if v == int(v) else v
+
+
+def _setup(model, x, grid, schedule, prediction, clip_x0=None) -> tuple[Denoiser, torch.Tensor]:
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a course.noise_schedule.NoiseSchedule, got {type(schedule).__name__}")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor (the starting noise), got {getattr(x, 'dtype', type(x).__name__)}")
+    return as_denoiser(model, schedule, prediction, clip_x0), check_grid(grid, schedule.T)
+
+
+def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+# ----------------------------------------------------------------------------- DDIM
 
 
 def ddim_step(
@@ -42,136 +63,101 @@ def ddim_step(
     eta: float = 0.0, z: torch.Tensor | None = None, clip_x0: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x_{t_prev} = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ + σ·z, σ = η·√((1 − ᾱ_prev)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_prev)
-    (Song et al. 2021, eq. 12 and 16). Returns (x_{t_prev}, x̂_0)."""
-    batch = torch.full((x_t.shape[0],), t, dtype=torch.long)
-    x0_hat = predict_x0(x_t, batch, eps, alphas_cumprod)
+    (Song et al. 2021, eq. 12 and 16), at integer t. Returns (x_{t_prev}, x̂_0)."""
+    abar_t, abar_prev = float(alphas_cumprod[t]), float(alphas_cumprod[t_prev])
+    x0_hat = (x_t - math.sqrt(1 - abar_t) * eps) / math.sqrt(abar_t)
     if clip_x0 is not None:
         x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
-        abar_t = alphas_cumprod[t]
-        eps = (x_t - per_sample(abar_t.sqrt().expand(x_t.shape[0]), x_t) * x0_hat) / per_sample((1 - abar_t).sqrt().expand(x_t.shape[0]), x_t)
-    abar_t, abar_prev = alphas_cumprod[t], alphas_cumprod[t_prev]
-    sigma = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).sqrt()
-    b = x_t.shape[0]
-    x_prev = per_sample(abar_prev.sqrt().expand(b), x_t) * x0_hat + per_sample((1 - abar_prev - sigma**2).clamp(min=0).sqrt().expand(b), x_t) * eps
+        eps = (x_t - math.sqrt(abar_t) * x0_hat) / math.sqrt(1 - abar_t)
+    return _ddim_update(x_t, x0_hat, eps, abar_t, abar_prev, eta, z), x0_hat
+
+
+def _ddim_update(x_t, x0_hat, eps, abar_t: float, abar_prev: float, eta: float, z) -> torch.Tensor:
+    sigma = eta * math.sqrt((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev))
+    x_prev = math.sqrt(abar_prev) * x0_hat + math.sqrt(max(1 - abar_prev - sigma**2, 0.0)) * eps
     if eta > 0:
         if z is None:
             raise ValueError("eta > 0 needs noise z")
-        x_prev = x_prev + per_sample(sigma.expand(b), x_t) * z
-    return x_prev, x0_hat
+        x_prev = x_prev + sigma * z
+    return x_prev
 
 
 @torch.no_grad()
-def ddim_sample(
-    model: Model,
-    x_T: torch.Tensor,
-    betas: torch.Tensor,
-    steps: int = 50,
-    eta: float = 0.0,
-    spacing: str = "leading",
-    generator: torch.Generator | None = None,
-    clip_x0: float | None = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """DDIM from x_T down to x_0 in ``steps`` model calls (Song et al. 2021); η = 0 is deterministic."""
+def ddim(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, eta: float = 0.0,
+         generator: torch.Generator | None = None, prediction: Prediction = "epsilon", clip_x0: float | None = None,
+         callback: Callback | None = None) -> torch.Tensor:
+    """DDIM from grid[0] down to 0, one evaluation a step (Song et al. 2021, eq. 12); η = 0 is deterministic."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta}")
-    abar = cumprod(betas)
-    T = betas.numel() - 1
-    x = x_T
-    for t in timesteps(T, steps, spacing):
-        # DDIM's stride: t_prev = t − ⌊T/S⌋, the next visited step for "leading" and "trailing"; with
-        # "linspace" the grid is not uniform and, as in diffusers, the step still uses this stride
-        t_prev = max(t - T // steps, 0)
-        eps = model(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) if eta > 0 else None
-        x, x0_hat = ddim_step(x, t, t_prev, eps, abar, eta, z, clip_x0)
+    denoise, grid = _setup(model, x, grid, schedule, prediction, clip_x0)
+    for t, s in zip(grid[:-1], grid[1:]):
+        x0_hat, eps = denoise(x, t)
+        z = _noise(x, generator) if eta > 0 else None
+        x = _ddim_update(x, x0_hat, eps, float(schedule.abar(t)), float(schedule.abar(s)), eta, z)
         if callback is not None:
-            callback(t, x, x0_hat)
+            callback(_t(t), x, x0_hat)
     return x
 
 
-# ----------------------------------------------------------------------------- DDPM with any number of steps
+# ----------------------------------------------------------------------------- DDPM (ancestral) on any grid
+
+VARIANCES: tuple[str, ...] = ("beta_tilde", "beta")
 
 
 @torch.no_grad()
-def ddpm_strided(
-    model: Model,
-    x_T: torch.Tensor,
-    betas: torch.Tensor,
-    steps: int = 1000,
-    spacing: str = "leading",
-    generator: torch.Generator | None = None,
-    clip_x0: float | None = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """Ancestral DDPM on a subsequence t > t': the posterior q(x_t' | x_t, x̂_0) with β' = 1 − ᾱ_t/ᾱ_t' and
-    variance β̃' (Ho et al. 2020, eq. 6–7, as diffusers' DDPMScheduler); with steps = T it is Algorithm 2."""
-    abar = cumprod(betas)
-    T = betas.numel() - 1
-    ts = timesteps(T, steps, spacing)
-    x = x_T
-    b = x.shape[0]
-    for i, t in enumerate(ts):
-        t_prev = ts[i + 1] if i + 1 < len(ts) else 0
-        eps = model(x, torch.full((b,), t, dtype=torch.long, device=x.device))
-        x0_hat = predict_x0(x, torch.full((b,), t, dtype=torch.long), eps, abar)
-        if clip_x0 is not None:
-            x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
-        a_t, a_prev = abar[t], abar[t_prev]
-        beta = 1 - a_t / a_prev
-        coef_x0 = a_prev.sqrt() * beta / (1 - a_t)
-        coef_xt = (1 - beta).sqrt() * (1 - a_prev) / (1 - a_t)
-        x = per_sample(coef_x0.expand(b), x) * x0_hat + per_sample(coef_xt.expand(b), x) * x
-        if t_prev > 0:
-            variance = ((1 - a_prev) / (1 - a_t) * beta).clamp(min=1e-20)
-            x = x + per_sample(variance.sqrt().expand(b), x) * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def ddpm(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
+         variance: str = "beta_tilde", prediction: Prediction = "epsilon", clip_x0: float | None = None,
+         callback: Callback | None = None) -> torch.Tensor:
+    """Ancestral DDPM from t to the next instant s: the posterior q(x_s | x_t, x̂_0) with β' = 1 − ᾱ_t/ᾱ_s (Ho et al. 2020,
+    eq. 6–7, as diffusers' DDPMScheduler); on the full grid T, …, 1, 0 it is Algorithm 2. ``variance``: "beta_tilde"
+    (β̃' = (1 − ᾱ_s)/(1 − ᾱ_t)·β', the posterior's) or "beta" (β', Ho et al.'s other choice, §3.2)."""
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}: choose one of {', '.join(VARIANCES)}")
+    denoise, grid = _setup(model, x, grid, schedule, prediction, clip_x0)
+    for t, s in zip(grid[:-1], grid[1:]):
+        x0_hat, _ = denoise(x, t)
+        a_t, a_s = float(schedule.abar(t)), float(schedule.abar(s))
+        beta = 1 - a_t / a_s
+        x = (math.sqrt(a_s) * beta / (1 - a_t)) * x0_hat + (math.sqrt(1 - beta) * (1 - a_s) / (1 - a_t)) * x
+        if s > 0:
+            var = (1 - a_s) / (1 - a_t) * beta if variance == "beta_tilde" else beta
+            x = x + math.sqrt(max(var, 1e-20)) * _noise(x, generator)
         if callback is not None:
-            callback(t, x, x0_hat)
+            callback(_t(t), x, x0_hat)
     return x
 
 
 # ----------------------------------------------------------------------------- PNDM
 
 
-def pndm_transfer(x: torch.Tensor, t: int, t_prev: int, eps: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+def pndm_transfer(x: torch.Tensor, t, t_prev, eps: torch.Tensor, alphas_cumprod: torch.Tensor | NoiseSchedule) -> torch.Tensor:
     """The pseudo-numerical transfer φ(x_t, ε, t → t') of Liu et al. 2022, eq. 9 (the same map as deterministic DDIM)."""
-    a_t, a_prev = alphas_cumprod[t], alphas_cumprod[t_prev]
-    denom = a_t * (1 - a_prev).sqrt() + (a_t * (1 - a_t) * a_prev).sqrt()
-    b = x.shape[0]
-    return per_sample((a_prev / a_t).sqrt().expand(b), x) * x - per_sample(((a_prev - a_t) / denom).expand(b), x) * eps
+    if isinstance(alphas_cumprod, NoiseSchedule):
+        a_t, a_prev = float(alphas_cumprod.abar(t)), float(alphas_cumprod.abar(t_prev))
+    else:
+        a_t, a_prev = float(alphas_cumprod[t]), float(alphas_cumprod[t_prev])
+    denom = a_t * math.sqrt(1 - a_prev) + math.sqrt(a_t * (1 - a_t) * a_prev)
+    return math.sqrt(a_prev / a_t) * x - ((a_prev - a_t) / denom) * eps
 
 
 @torch.no_grad()
-def pndm_sample(
-    model: Model,
-    x_T: torch.Tensor,
-    betas: torch.Tensor,
-    steps: int = 50,
-    spacing: str = "leading",
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """PLMS, the pseudo linear multistep method of PNDM (Liu et al. 2022, eq. 12), S + 1 model calls.
+def pndm(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, prediction: Prediction = "epsilon",
+         callback: Callback | None = None) -> torch.Tensor:
+    """PLMS, the pseudo linear multistep method of PNDM (Liu et al. 2022, eq. 12), S + 1 evaluations.
 
     Warm-up: a linear multistep method needs past ε. We follow Stable Diffusion's PNDM setting
     (diffusers ``skip_prk_steps=True``): the first step is a second-order step (ε at t and at the
-    provisional t − δ, averaged), instead of the paper's three Runge-Kutta steps (12 model calls), which
-    cost more than they bring at 20–50 steps. Then ε' combines the last 2, 3, then 4 ε with the
-    Adams–Bashforth weights (3, −1)/2, (23, −16, 5)/12, (55, −59, 37, −9)/24. Each step goes from t to
-    t − ⌊T/S⌋. (With "linspace" spacing diffusers' warm-up uses ε(x_{t_0}, t_1) as if taken at t_1 + δ;
-    ours takes both ε where the step happens.)
+    provisional next instant, averaged), instead of the paper's three Runge-Kutta steps (12 evaluations),
+    which cost more than they bring at 20–50 steps. Then ε' combines the last 2, 3, then 4 ε with the
+    Adams–Bashforth weights (3, −1)/2, (23, −16, 5)/12, (55, −59, 37, −9)/24 (which assume equal steps).
     """
-    abar = cumprod(betas)
-    T = betas.numel() - 1
-    delta = T // steps
-    x = x_T
-    b = x.shape[0]
+    denoise, grid = _setup(model, x, grid, schedule, prediction)
     history: list[torch.Tensor] = []
-    for i, t in enumerate(timesteps(T, steps, spacing)):
-        t_prev = max(t - delta, 0)
-        eps = model(x, torch.full((b,), t, dtype=torch.long, device=x.device))
+    for i, (t, s) in enumerate(zip(grid[:-1], grid[1:])):
+        _, eps = denoise(x, t)
         if i == 0:  # warm-up: try the step, look again, average
-            x_try = pndm_transfer(x, t, t_prev, eps, abar)
-            eps_try = model(x_try, torch.full((b,), t_prev, dtype=torch.long, device=x.device))
+            x_try = pndm_transfer(x, t, s, eps, schedule)
+            eps_try = denoise.raw(x_try, s) if s == 0 else denoise(x_try, s)[1]
             history.append(eps)
             eps_prime = (eps + eps_try) / 2
         else:
@@ -183,134 +169,205 @@ def pndm_sample(
                 eps_prime = (23 * e[0] - 16 * e[1] + 5 * e[2]) / 12
             else:
                 eps_prime = (55 * e[0] - 59 * e[1] + 37 * e[2] - 9 * e[3]) / 24
-        x_next = pndm_transfer(x, t, t_prev, eps_prime, abar)
+        x_next = pndm_transfer(x, t, s, eps_prime, schedule)
         if callback is not None:
-            callback(t, x_next, predict_x0(x, torch.full((b,), t, dtype=torch.long), eps_prime, abar))
+            a = float(schedule.abar(t))
+            callback(_t(t), x_next, (x - math.sqrt(1 - a) * eps_prime) / math.sqrt(a))
         x = x_next
     return x
 
 
-# ----------------------------------------------------------------------------- σ parametrisation (Karras et al. 2022)
+# ----------------------------------------------------------------------------- σ̃ view (Karras et al. 2022)
 
 
 def sigmas_from(alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """σ_t = √((1 − ᾱ_t)/ᾱ_t): x_t/√ᾱ_t = x_0 + σ_t·ε, the "variance exploding" view of the same process (Karras et al. 2022, §2)."""
+    """σ̃_t = √((1 − ᾱ_t)/ᾱ_t): x_t/√ᾱ_t = x_0 + σ̃_t·ε, the "variance exploding" view of the same process (Karras et al. 2022, §2)."""
     return ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
 
 
+def _ve(schedule: NoiseSchedule, grid: torch.Tensor) -> list[float]:
+    return [float(s) for s in schedule.sigma_ve(grid)]
+
+
 @torch.no_grad()
-def euler_ancestral_sample(
-    model: Model,
-    x_T: torch.Tensor,
-    betas: torch.Tensor,
-    steps: int = 30,
-    spacing: str = "leading",
-    generator: torch.Generator | None = None,
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """Euler ancestral ("Euler a"): an Euler step of the probability-flow ODE down to σ_down, then fresh
-    noise σ_up, with σ_up² + σ_down² = σ_next² (Karras et al. 2022, Alg. 2 with ancestral noise; k-diffusion
-    ``sample_euler_ancestral``). Works on y = x/√ᾱ = x_0 + σ·ε; the model still sees x = y/√(σ² + 1)."""
-    abar = cumprod(betas)
-    T = betas.numel() - 1
-    ts = timesteps(T, steps, spacing)
-    sig = sigmas_from(abar)
-    sigmas = [sig[t] for t in ts] + [torch.zeros((), dtype=sig.dtype)]
-    # start: diffusers scales unit noise by √(σ_max² + 1) with "leading" spacing (exactly x_T/√ᾱ_T) and by σ_max otherwise
-    scale = (sigmas[0] ** 2 + 1).sqrt() if spacing == "leading" else sigmas[0]
-    y = x_T * scale.to(x_T.dtype)
-    b = y.shape[0]
-    for i, t in enumerate(ts):
-        s, s_next = sigmas[i], sigmas[i + 1]
-        x_in = y / (s**2 + 1).sqrt().to(y.dtype)
-        eps = model(x_in, torch.full((b,), t, dtype=torch.long, device=y.device))
-        x0_hat = y - s.to(y.dtype) * eps
-        s_up = (s_next**2 * (s**2 - s_next**2) / s**2).sqrt()
-        s_down = (s_next**2 - s_up**2).sqrt()
-        y = y + eps * (s_down - s).to(y.dtype)  # dy/dσ = (y − x̂_0)/σ = ε
-        y = y + s_up.to(y.dtype) * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+def euler_ancestral(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule,
+                    generator: torch.Generator | None = None, prediction: Prediction = "epsilon",
+                    callback: Callback | None = None) -> torch.Tensor:
+    """Euler ancestral ("Euler a"): an Euler step of the probability-flow ODE down to σ̃_down, then fresh noise
+    σ̃_up, with σ̃_up² + σ̃_down² = σ̃_next² (Karras et al. 2022, Alg. 2 with ancestral noise; k-diffusion
+    ``sample_euler_ancestral``). Works on y = x/α = x_0 + σ̃·ε; the network still sees x = y/√(σ̃² + 1)."""
+    denoise, grid = _setup(model, x, grid, schedule, prediction)
+    sig = _ve(schedule, grid)
+    y = x * math.sqrt(sig[0] ** 2 + 1)  # x_T/α_T, exactly
+    for i, t in enumerate(grid[:-1]):
+        s, s_next = sig[i], sig[i + 1]
+        x0_hat, eps = denoise(y / math.sqrt(s**2 + 1), t)
+        s_up = math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2)
+        s_down = math.sqrt(s_next**2 - s_up**2)
+        y = y + eps * (s_down - s)  # dy/dσ̃ = (y − x̂_0)/σ̃ = ε
+        y = y + s_up * _noise(y, generator)
         if callback is not None:
-            callback(t, y / (s_next**2 + 1).sqrt().to(y.dtype), x0_hat)
+            callback(_t(t), y / math.sqrt(s_next**2 + 1), x0_hat)
     return y
 
 
-# ----------------------------------------------------------------------------- DPM-Solver++
+@torch.no_grad()
+def heun(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, prediction: Prediction = "epsilon",
+         callback: Callback | None = None) -> torch.Tensor:
+    """Heun's second-order method on the probability-flow ODE dy/dσ̃ = ε̂(y, σ̃) (Karras et al. 2022, Algorithm 1,
+    deterministic, S_churn = 0): an Euler step, then the slope at its end, and the step redone with the mean
+    slope; the last step (to σ̃ = 0, where the slope is undefined) is Euler. 2S − 1 evaluations."""
+    denoise, grid = _setup(model, x, grid, schedule, prediction)
+    sig = _ve(schedule, grid)
+    y = x * math.sqrt(sig[0] ** 2 + 1)
+    for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
+        s, s_next = sig[i], sig[i + 1]
+        x0_hat, d = denoise(y / math.sqrt(s**2 + 1), t)
+        y_euler = y + (s_next - s) * d
+        if s_next > 0:
+            _, d_next = denoise(y_euler / math.sqrt(s_next**2 + 1), t_next)
+            y = y + (s_next - s) * (d + d_next) / 2
+        else:
+            y = y_euler
+        if callback is not None:
+            callback(_t(t), y / math.sqrt(s_next**2 + 1), x0_hat)
+    return y
 
 
-def dpm_timesteps(T: int, steps: int, spacing: str = "linspace") -> list[int]:
-    """DPM-Solver's S timesteps as diffusers makes them: S + 1 points, the last (t = 0) dropped."""
-    if not isinstance(steps, int) or steps < 1 or steps > T:
-        raise ValueError(f"steps must be an integer in [1, {T}] (the training steps), got {steps!r}")
-    if spacing == "linspace":
-        taus = torch.linspace(0, T - 1, steps + 1, dtype=torch.float64).round().long().tolist()[1:]
-    elif spacing == "leading":
-        taus = [k * (T // (steps + 1)) for k in range(1, steps + 1)]
-    elif spacing == "trailing":
-        taus = [round(T - k * T / steps) - 1 for k in range(steps)]
-    else:
-        raise ValueError(f"unknown spacing {spacing!r}: choose one of {', '.join(SPACINGS)}")
-    return sorted({tau + 1 for tau in taus}, reverse=True)
+# ----------------------------------------------------------------------------- DPM-Solver++ (multistep)
 
 
 @torch.no_grad()
-def dpmpp_2m_sample(
-    model: Model,
-    x_T: torch.Tensor,
-    betas: torch.Tensor,
-    steps: int = 20,
-    spacing: str = "linspace",
-    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """DPM-Solver++(2M): a second-order multistep solver of the diffusion ODE in λ = log(α/σ), using
-    x̂_0 predictions (Lu et al. 2022, Algorithm 2, "midpoint" form as in diffusers); first-order at the
-    first step and at the last one (down to σ = 0, where it returns x̂_0)."""
-    abar = cumprod(betas)
-    T = betas.numel() - 1
-    ts = dpm_timesteps(T, steps, spacing)
-    alphas = [abar[t].sqrt() for t in ts] + [torch.ones((), dtype=abar.dtype)]  # α_t = √ᾱ_t, 1 at the end
-    sigmas = [(1 - abar[t]).sqrt() for t in ts] + [torch.zeros((), dtype=abar.dtype)]  # σ_t = √(1 − ᾱ_t)
-    lambdas = [torch.log(a) - torch.log(s) for a, s in zip(alphas, sigmas)]  # log-SNR/2; +∞ at the end
-    x = x_T
-    b = x.shape[0]
-    previous = None
-    for i, t in enumerate(ts):
-        eps = model(x, torch.full((b,), t, dtype=torch.long, device=x.device))
-        x0_hat = (x - sigmas[i].to(x.dtype) * eps) / alphas[i].to(x.dtype)
+def dpmpp_multistep(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, order: int = 2,
+                    prediction: Prediction = "epsilon", lower_order_final: bool = True,
+                    callback: Callback | None = None) -> torch.Tensor:
+    """DPM-Solver++ of order 1, 2 or 3 in λ = log(α/σ), on x̂_0 predictions (Lu et al. 2022, Algorithm 2 and §3.3,
+    in diffusers' form): x_s = (σ_s/σ_t)·x_t − α_s(e^{−h} − 1)·D, h = λ_s − λ_t, with D built from the last
+    1, 2 or 3 x̂_0. The order ramps up over the first steps; the last step (to σ = 0, h = ∞) is first order,
+    and with ``lower_order_final`` and fewer than 15 steps the one before it is at most second order."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+    denoise, grid = _setup(model, x, grid, schedule, prediction)
+    alphas = [float(a) for a in schedule.alpha(grid)]
+    sigmas = [float(s) for s in schedule.sigma(grid)]
+    lambdas = [math.log(a) - math.log(s) if s > 0 else math.inf for a, s in zip(alphas, sigmas)]
+    S = len(grid) - 1
+    x0s: list[torch.Tensor] = []  # x̂_0 at the instants visited, newest last
+    for i, t in enumerate(grid[:-1]):
+        x0_hat, _ = denoise(x, t)
+        x0s = (x0s + [x0_hat])[-3:]
+        last = i == S - 1
+        second_last = i == S - 2 and lower_order_final and S < 15
+        k = 1 if (order == 1 or i < 1 or last) else 2 if (order == 2 or i < 2 or second_last) else 3
         h = lambdas[i + 1] - lambdas[i]
-        phi = torch.expm1(-h)  # e^{−h} − 1 (−1 when h = ∞)
-        last = i == len(ts) - 1
-        if previous is None or last:
-            d = x0_hat  # first order: DDIM in disguise
+        phi = math.expm1(-h)  # e^{−h} − 1 (−1 when h = ∞)
+        a_next, ratio = alphas[i + 1], sigmas[i + 1] / sigmas[i]
+        m0 = x0s[-1]
+        if k == 1:
+            x = ratio * x - a_next * phi * m0  # DDIM in disguise
+        elif k == 2:
+            r0 = (lambdas[i] - lambdas[i - 1]) / h
+            d1 = (m0 - x0s[-2]) / r0
+            x = ratio * x - a_next * phi * m0 - 0.5 * a_next * phi * d1
         else:
-            r = (lambdas[i] - lambdas[i - 1]) / h
-            d = x0_hat + (x0_hat - previous) / (2 * r)  # D0 + ½·D1, D1 = (x̂_0 − x̂_0,prev)/r
-        ratio = (sigmas[i + 1] / sigmas[i]).to(x.dtype)
-        x = ratio * x - (alphas[i + 1] * phi).to(x.dtype) * d
-        previous = x0_hat
+            r0, r1 = (lambdas[i] - lambdas[i - 1]) / h, (lambdas[i - 1] - lambdas[i - 2]) / h
+            d1_0, d1_1 = (m0 - x0s[-2]) / r0, (x0s[-2] - x0s[-3]) / r1
+            d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+            d2 = (d1_0 - d1_1) / (r0 + r1)
+            x = ratio * x - a_next * phi * m0 + a_next * (phi / h + 1) * d1 - a_next * ((phi + h) / h**2 - 0.5) * d2
         if callback is not None:
-            callback(t, x, x0_hat)
+            callback(_t(t), x, x0_hat)
     return x
+
+
+def dpmpp_2m(model, x, grid, schedule, prediction: Prediction = "epsilon", callback: Callback | None = None) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2, "midpoint" form as in diffusers)."""
+    return dpmpp_multistep(model, x, grid, schedule, 2, prediction, callback=callback)
+
+
+def dpmpp_3m(model, x, grid, schedule, prediction: Prediction = "epsilon", callback: Callback | None = None) -> torch.Tensor:
+    """DPM-Solver++ multistep of order 3 (Lu et al. 2022, §3.3; diffusers ``solver_order=3``)."""
+    return dpmpp_multistep(model, x, grid, schedule, 3, prediction, callback=callback)
 
 
 # ----------------------------------------------------------------------------- one entry point
 
-SAMPLERS: dict[str, Callable] = {
-    "ddpm": ddpm_strided,
-    "ddim": ddim_sample,
-    "pndm": pndm_sample,
-    "euler_a": euler_ancestral_sample,
-    "dpmpp": dpmpp_2m_sample,
+SOLVERS: dict[str, Callable] = {
+    "ddpm": ddpm,
+    "ddim": ddim,
+    "pndm": pndm,
+    "euler_a": euler_ancestral,
+    "dpmpp": dpmpp_2m,
+    "heun": heun,
+    "dpmpp_3m": dpmpp_3m,
 }
+SAMPLERS = SOLVERS  # the name the lessons and the CLI use
 STOCHASTIC = {"ddpm", "euler_a"}  # draw fresh noise at each step (ddim too when eta > 0)
+DPM_FAMILY = {"dpmpp", "dpmpp_3m"}  # their spaced grids are laid as diffusers' DPMSolverMultistepScheduler lays them
+DEFAULT_GRID = {"ddpm": "leading", "ddim": "leading", "pndm": "leading", "euler_a": "leading", "dpmpp": "linspace",
+                "heun": "karras", "dpmpp_3m": "karras"}
 
 
-def sample(name: str, model: Model, x_T: torch.Tensor, betas: torch.Tensor, steps: int, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
-    """Run the sampler called ``name`` (one of :data:`SAMPLERS`) for ``steps`` steps from x_T."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
-    T = betas.numel() - 1
-    if not isinstance(steps, int) or not 1 <= steps <= T:
+def evaluations(name: str, steps: int) -> int:
+    """Network evaluations of ``steps`` steps of sampler ``name`` (what a comparison must hold equal)."""
+    if name not in SOLVERS:
+        raise ValueError(f"unknown sampler {name!r}: choose one of {', '.join(SOLVERS)}")
+    return {"pndm": steps + 1, "heun": 2 * steps - 1}.get(name, steps)
+
+
+def grid_for(name: str, schedule: NoiseSchedule, steps: int, grid: str | None = None, **kwargs) -> torch.Tensor:
+    """The grid sampler ``name`` runs with ``steps`` steps: ``grid`` (a name of :data:`course.grids.GRIDS`)
+    or the sampler's default (diffusers' spacing for the five classic samplers, Karras for Heun and 3M)."""
+    grid = grid or DEFAULT_GRID.get(name, "leading")
+    if grid in SPACINGS:
+        return dpm_spaced(schedule.T, steps, grid) if name in DPM_FAMILY else spaced(schedule.T, steps, grid)
+    return make_grid(grid, schedule, steps, **kwargs)
+
+
+def sample(name: str, model: Model | Denoiser, x_T: torch.Tensor, betas: torch.Tensor | NoiseSchedule, steps: int,
+           generator: torch.Generator | None = None, grid: str | torch.Tensor | None = None, spacing: str | None = None,
+           **kwargs) -> torch.Tensor:
+    """Run the sampler called ``name`` (one of :data:`SAMPLERS`) for ``steps`` steps from x_T.
+
+    ``betas``: the training schedule (β_t, or a NoiseSchedule); ``grid``: a grid name or tensor (default: the
+    sampler's own, see :func:`grid_for`); ``spacing`` is the older name for a spaced grid."""
+    if name not in SOLVERS:
+        raise ValueError(f"unknown sampler {name!r}: choose one of {', '.join(SOLVERS)}")
+    schedule = betas if isinstance(betas, NoiseSchedule) else NoiseSchedule.from_betas(betas)
+    T = schedule.T
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= T:
         raise ValueError(f"steps must be an integer in [1, {T}] (the training steps), got {steps!r}")
+    if grid is None or isinstance(grid, str):
+        grid = grid_for(name, schedule, steps, grid or spacing)
     if name in STOCHASTIC or (name == "ddim" and kwargs.get("eta", 0) > 0):
         kwargs["generator"] = generator
-    return SAMPLERS[name](model, x_T, betas, steps=steps, **kwargs)
+    return SOLVERS[name](model, x_T, grid, schedule, **kwargs)
+
+
+# ----------------------------------------------------------------------------- the earlier signatures
+# (model, x_T, betas, steps, spacing): kept for the lessons' cells; each builds the grid and calls the solver.
+
+
+def ddim_sample(model, x_T, betas, steps: int = 50, eta: float = 0.0, spacing: str = "leading", generator=None, clip_x0=None, callback=None):
+    """DDIM from x_T down to x_0 in ``steps`` evaluations on a spaced grid (Song et al. 2021)."""
+    return sample("ddim", model, x_T, betas, steps, generator, spacing=spacing, eta=eta, clip_x0=clip_x0, callback=callback)
+
+
+def ddpm_strided(model, x_T, betas, steps: int = 1000, spacing: str = "leading", generator=None, clip_x0=None, callback=None):
+    """Ancestral DDPM on a spaced sub-grid (Ho et al. 2020, eq. 6–7, as diffusers' DDPMScheduler)."""
+    return sample("ddpm", model, x_T, betas, steps, generator, spacing=spacing, clip_x0=clip_x0, callback=callback)
+
+
+def pndm_sample(model, x_T, betas, steps: int = 50, spacing: str = "leading", callback=None):
+    """PLMS on a spaced grid (Liu et al. 2022)."""
+    return sample("pndm", model, x_T, betas, steps, spacing=spacing, callback=callback)
+
+
+def euler_ancestral_sample(model, x_T, betas, steps: int = 30, spacing: str = "leading", generator=None, callback=None):
+    """Euler a on a spaced grid (Karras et al. 2022; k-diffusion)."""
+    return sample("euler_a", model, x_T, betas, steps, generator, spacing=spacing, callback=callback)
+
+
+def dpmpp_2m_sample(model, x_T, betas, steps: int = 20, spacing: str = "linspace", callback=None):
+    """DPM-Solver++(2M) on diffusers' DPM grid (Lu et al. 2022)."""
+    return sample("dpmpp", model, x_T, betas, steps, spacing=spacing, callback=callback)

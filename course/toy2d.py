@@ -67,12 +67,15 @@ class GaussianMixture:
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         return self.means[k] + self.s * torch.randn(n, 2, generator=generator, dtype=torch.float64)
 
-    def eps(self, alphas_cumprod: torch.Tensor):
-        """The exact ε-predictor as a model callable ``(x_t, t) -> ε``."""
-        abar = alphas_cumprod.double()
+    def eps(self, alphas_cumprod):
+        """The exact ε-predictor as a model callable ``(x_t, t) -> ε``; ``alphas_cumprod``: ᾱ (T + 1,) or a
+        :class:`~course.noise_schedule.NoiseSchedule`, which also reads fractional t (Karras or log-SNR grids)."""
+        from course.noise_schedule import NoiseSchedule
+
+        schedule = alphas_cumprod if isinstance(alphas_cumprod, NoiseSchedule) else NoiseSchedule(alphas_cumprod.double())
 
         def model(x_t: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
-            a = abar[t.cpu()].to(x_t.device)[:, None, None]  # (B, 1, 1)
+            a = schedule.abar(t.cpu().double()).to(x_t.device)[:, None, None]  # (B, 1, 1)
             v = a * self.s**2 + 1 - a
             diff = x_t.double()[:, None, :] - a.sqrt() * self.means[None]  # (B, K, 2)
             logits = torch.log(self.weights)[None] - diff.square().sum(-1) / (2 * v[:, :, 0])  # (B, K)

@@ -87,3 +87,9 @@ def test_bad_input_is_a_clear_value_error():
         q_step(x0, 0, eps, BETAS)
     with pytest.raises(ValueError, match=r"\[0, 1000\]"):
         q_sample_iterated(x0, 2000, BETAS)
+
+
+def test_integer_images_are_refused_not_zeroed():
+    abar = torch.cumprod(1 - linear_betas(10), 0)
+    with pytest.raises(ValueError, match="floating-point"):
+        q_sample(torch.ones(2, 3, dtype=torch.long), 5, torch.zeros(2, 3), abar)
