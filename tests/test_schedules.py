@@ -79,7 +79,7 @@ def test_snr_definition():
     ],
 )
 def test_matches_diffusers(name, diffusers_name, beta_start, beta_end):
-    diffusers = pytest.importorskip("diffusers")
+    import diffusers
     ref = diffusers.DDPMScheduler(
         num_train_timesteps=1000, beta_schedule=diffusers_name, beta_start=beta_start, beta_end=beta_end
     )
