@@ -1,7 +1,11 @@
 """Training and judging the autoencoder of latent diffusion (lesson 05).
 
-    python -m course.ae_train train      # ships data/autoencoder.safetensors
-    python -m course.ae_train evaluate   # PSNR and evaluator accuracy on reconstructions
+    python -m course.ae_train train           # trains into runs/autoencoder/ (data/ untouched)
+    python -m course.ae_train ship            # then replaces data/autoencoder.safetensors with it
+    python -m course.ae_train train --ship    # both at once
+    python -m course.ae_train evaluate        # PSNR and evaluator accuracy on reconstructions
+
+The recipe (steps, learning rate, loss weights…) is ``course.recipes.AE_RECIPE``; a flag overrides one field.
 
 Legibility first: the latent model can never draw better than its decoder, so the number that matters
 is not PSNR but whether the independent evaluator still reads every attribute on reconstructions of
@@ -20,23 +24,25 @@ from pathlib import Path
 
 import torch
 
+from course import train as training
 from course.autoencoder import Autoencoder, kl_divergence, psnr, reconstruction_loss
 from course.data import ShapesDataset, render_tensors
-from course.paths import data_dir
+from course.recipes import AE_RECIPE as RECIPE
+from course.recipes import AERecipe
 from course.shipped import AUTOENCODER as CHECKPOINT
 from course.shipped import IMAGE_SIZE, load_autoencoder  # noqa: F401 (the loader lives with the models)
 from course.shipped import ae_config_dict as config_dict
 
-KL_WEIGHT = 1e-5
-EDGE_WEIGHT = 1.0
-OBJECT_WEIGHT = 10.0  # extra weight of object pixels in the reconstruction loss
+KL_WEIGHT = RECIPE.kl_weight
+EDGE_WEIGHT = RECIPE.edge_weight
+OBJECT_WEIGHT = RECIPE.object_weight  # extra weight of object pixels in the reconstruction loss
 
 
 def to_signed(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float() / 127.5 - 1
 
 
-def batch_getter(images: torch.Tensor, batch_size: int, crop: int = 32, seed: int = 0):
+def batch_getter(images: torch.Tensor, batch_size: int, crop: int = RECIPE.crop, seed: int = 0):
     """``get_batch(step)``: random crop×crop windows, offsets on the 8-pixel grid, of random pool images."""
     offsets = list(range(0, IMAGE_SIZE - crop + 1, 8))
 
@@ -68,7 +74,7 @@ def scaling_factor(model: Autoencoder, images: torch.Tensor) -> float:
     return 1.0 / latents.std().item()
 
 
-def legibility(model: Autoencoder, n: int = 2000, seed: int = 4242) -> dict:
+def legibility(model: Autoencoder, n: int = RECIPE.eval_images, seed: int = 4242) -> dict:
     """PSNR and evaluator accuracy per attribute on reconstructions of fresh renders (split ``all`` and ``heldout``)."""
     from course.eval import accuracy_table, load_evaluator
 
@@ -86,34 +92,31 @@ def legibility(model: Autoencoder, n: int = 2000, seed: int = 4242) -> dict:
     return out
 
 
-def train_shipped(steps: int = 4000, batch_size: int = 64, n_pool: int = 30_000, seed: int = 0, run_dir: Path | None = None) -> dict:
-    from course.train import TrainConfig, train
+def make_model() -> Autoencoder:
+    return Autoencoder()
 
-    start = time.perf_counter()
-    images, _ = render_tensors(ShapesDataset(n_pool, size=IMAGE_SIZE, split="train", seed=seed))
-    print(f"rendered {n_pool} images in {time.perf_counter() - start:.0f} s", flush=True)
-    model = Autoencoder()
-    config = TrainConfig(steps=steps, lr=1e-3, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=500, seed=seed)
-    result = train(model, ae_loss, batch_getter(images, batch_size, seed=seed), config, run_dir=run_dir, desc="autoencoder")
-    ema = result.ema
-    metrics = {"legibility": legibility(ema), "scaling_factor": scaling_factor(ema, to_signed(images[:4000]))}
-    metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
-    manifest = train_export(ema, result.history, metrics, steps, batch_size, n_pool, seed)
+
+def train_shipped(recipe: AERecipe = RECIPE, run_dir: Path | None = None, ship: bool = False, force: bool = False, allow_recipe_change: bool = False) -> dict:
+    """Train ``recipe`` in ``run_dir`` (default runs/autoencoder), export the EMA weights there, and replace
+    data/autoencoder.safetensors only if ``ship`` (a run shorter than a tenth of the recipe refused unless ``force``)."""
+    run_dir = Path(run_dir or Path("runs") / recipe.model)
+    if ship:
+        training.check_shippable(recipe, force)  # before any work
+    with training.run_lock(run_dir):
+        start = time.perf_counter()
+        images, _ = render_tensors(ShapesDataset(recipe.pool, size=IMAGE_SIZE, split="train", seed=recipe.seed))
+        print(f"rendered {recipe.pool} images in {time.perf_counter() - start:.0f} s", flush=True)
+        model = training.build(make_model, recipe.seed)
+        result = training.train(model, ae_loss, batch_getter(images, recipe.batch_size, recipe.crop, recipe.seed), recipe.train_config(), run_dir=run_dir,
+                                desc="autoencoder", recipe=recipe.as_dict(), allow_recipe_change=allow_recipe_change)
+        ema = result.ema
+        metrics = {"legibility": legibility(ema, recipe.eval_images), "scaling_factor": scaling_factor(ema, to_signed(images[: recipe.scaling_images]))}
+        metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
+        path = training.export_run(run_dir, recipe, ema, config=config_dict(ema.config), history=result.history, metrics=metrics,
+                                   command=recipe.command("--ship") if ship else recipe.command())
+        manifest = training.finish(run_dir, recipe, path, ship, force)
     load_autoencoder.cache_clear()
     return manifest
-
-
-def train_export(model, history, metrics, steps, batch_size, n_pool, seed):
-    from course.train import export
-
-    return export(
-        data_dir() / CHECKPOINT,
-        model,
-        config=config_dict(model.config),
-        history=history,
-        metrics=metrics,
-        command=f"python -m course.ae_train train --steps {steps} --batch-size {batch_size} --pool {n_pool} --seed {seed}",
-    )
 
 
 def report(metrics: dict) -> None:
@@ -127,19 +130,21 @@ def report(metrics: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course.ae_train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and ship data/autoencoder.safetensors")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--pool", type=int, default=30_000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--run-dir", type=Path, default=Path("runs/autoencoder"))
+    t = sub.add_parser("train", help="train into runs/autoencoder/ (with --ship: and replace data/autoencoder.safetensors)")
+    training.add_recipe_arguments(t, RECIPE)
+    training.add_ship_command(sub, RECIPE)
     sub.add_parser("evaluate", help="legibility of the shipped autoencoder")
     args = parser.parse_args(argv)
-    if args.command == "train":
-        metrics = train_shipped(args.steps, args.batch_size, args.pool, args.seed, args.run_dir)["metrics"]
-    else:
-        model, factor = load_autoencoder()
-        metrics = {"legibility": legibility(model), "scaling_factor": factor}
+    with training.user_errors():
+        if args.command == "train":
+            recipe = training.recipe_from_args(RECIPE, args)
+            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+        elif args.command == "ship":
+            training.ship(args.run_dir, RECIPE, args.force)
+            return 0
+        else:
+            model, factor = load_autoencoder()
+            metrics = {"legibility": legibility(model), "scaling_factor": factor}
     report(metrics)
     return 0
 

@@ -84,11 +84,47 @@ def load_clip(path: str | None = None) -> CLIP:
     return model.eval()
 
 
+def trained_with() -> dict[str, str]:
+    """{file: sha256} of the autoencoder and CLIP in data/: what a U-Net trained now learns to work with."""
+    return {name: checkpoints.read_manifest(data_dir() / name)["sha256"] for name in (AUTOENCODER, CLIP_CHECKPOINT)}
+
+
+def unet_mismatch(manifest: dict | None = None, path: str | Path | None = None) -> str | None:
+    """The sentence saying that the U-Net was trained with another autoencoder or CLIP than data/ holds, or None.
+
+    The U-Net's manifest records ``trained_with``, the sha256 of both; a manifest without it (older) is not checked.
+    """
+    path = _path(path, UNET_CHECKPOINT)
+    if manifest is None:
+        if not checkpoints.manifest_path(path).exists():
+            return None
+        manifest = checkpoints.read_manifest(path)
+    shown = f"data/{path.name}" if path.parent.resolve() == data_dir().resolve() else str(path)
+    for name, what in ((AUTOENCODER, "autoencoder"), (CLIP_CHECKPOINT, "CLIP")):
+        recorded = (manifest.get("trained_with") or {}).get(name)
+        if recorded is None or not checkpoints.manifest_path(data_dir() / name).exists():
+            continue
+        current = str(checkpoints.read_manifest(data_dir() / name).get("sha256"))
+        if current != recorded:
+            return (
+                f"{shown} was trained with another {what} (sha {recorded[:12]}…; data/{name} is {current[:12]}…); "
+                f"retrain the U-Net (python -m course.ldm train --ship) or restore data/{name} (git checkout data/{name})"
+            )
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def load_unet(path: str | None = None) -> UNet:
-    """The shipped latent U-Net (EMA weights), checksum and config verified, in eval mode."""
+    """The shipped latent U-Net (EMA weights), checksum and config verified, in eval mode.
+
+    Refuses (:class:`~course.checkpoints.CheckpointError`) a U-Net trained with another autoencoder or CLIP than
+    the shipped ones: its latents or text states would mean something else, and the images would be noise.
+    """
     model = make_unet()
-    tensors, _ = checkpoints.load(_path(path, UNET_CHECKPOINT), config=config_dict(model.config))
+    tensors, manifest = checkpoints.load(_path(path, UNET_CHECKPOINT), config=config_dict(model.config))
+    mismatch = unet_mismatch(manifest, _path(path, UNET_CHECKPOINT))
+    if mismatch:
+        raise checkpoints.CheckpointError(mismatch)
     model.load_state_dict(tensors)
     return model.eval()
 

@@ -455,6 +455,11 @@ def ship(run_dir: str | Path, recipe: Recipe, force: bool = False) -> dict[str, 
     check_shippable(recipe.replace(**{k: trained[k] for k in ("steps",) if k in trained}), force)
     shipped = checkpoints.copy(source, data_dir() / recipe.checkpoint, shipped_from=str(source))
     print(f"shipped {source} to {data_dir() / recipe.checkpoint} (sha256 {shipped['sha256'][:12]}…)", flush=True)
+    from course.shipped import unet_mismatch  # a new autoencoder or CLIP leaves the shipped U-Net behind
+
+    note = unet_mismatch() if recipe.model in ("autoencoder", "clip") else None
+    if note:
+        print(f"note: {note}", flush=True)
     return shipped
 
 
@@ -479,11 +484,19 @@ def add_recipe_arguments(parser, recipe: Recipe) -> None:
     parser.add_argument("--allow-recipe-change", action="store_true", help="resume a run folder's run with changed hyper-parameters (recorded)")
 
 
-def add_run_arguments(parser, recipe: Recipe) -> None:
+def add_run_arguments(parser, recipe: Recipe, ship_flag: bool = True) -> None:
+    """--run-dir, --force and (``ship_flag``) --ship: for ``train``, and (without --ship) for the ``ship`` command."""
     parser.add_argument("--run-dir", type=Path, default=Path("runs") / recipe.model,
                         help=f"resume state and exported model (default runs/{recipe.model}; an interrupted run continues)")
-    parser.add_argument("--ship", action="store_true", help=f"replace data/{recipe.checkpoint} with the trained model (default: leave data/ alone)")
+    if ship_flag:
+        parser.add_argument("--ship", action="store_true", help=f"replace data/{recipe.checkpoint} with the trained model (default: leave data/ alone)")
     parser.add_argument("--force", action="store_true", help="ship even a run shorter than a tenth of the recipe's steps")
+
+
+def add_ship_command(sub, recipe: Recipe) -> None:
+    """The ``ship`` sub-command: copy a run folder's exported model to data/."""
+    s = sub.add_parser("ship", help=f"replace data/{recipe.checkpoint} with the model a run folder exported (verified)")
+    add_run_arguments(s, recipe, ship_flag=False)
 
 
 def recipe_from_args(recipe: Recipe, args) -> Recipe:
@@ -492,7 +505,7 @@ def recipe_from_args(recipe: Recipe, args) -> Recipe:
     return recipe.replace(**{k: getattr(args, k) for k in fields if hasattr(args, k) and getattr(args, k) != getattr(recipe, k)})
 
 
-USER_ERRORS = (TrainingError, RecipeError, checkpoints.CheckpointError, FloatingPointError)
+USER_ERRORS = (TrainingError, RecipeError, checkpoints.CheckpointError, FloatingPointError, OSError)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from course.checkpoints import sha256
 from course.paths import data_dir
@@ -30,3 +31,75 @@ def test_default_guidance_is_the_one_the_shipped_latent_model_chose():
 
     manifest = json.loads((data_dir() / ldm.CHECKPOINT).with_suffix(".json").read_text())
     assert manifest["metrics"]["guidance"] == ldm.GUIDANCE, "set course.ldm.GUIDANCE to the w chosen on validation by the shipped run"
+
+
+# ----------------------------------------------------------------------------- the training commands leave data/ alone
+
+
+@pytest.fixture
+def data_copy(tmp_path, monkeypatch):
+    """A copy of data/ as COURSE_DATA_DIR: what the training commands may write to, and what they must not."""
+    import shutil
+
+    from course import shipped
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir(), copy)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(copy))
+    for loader in (shipped.load_autoencoder, shipped.load_clip, shipped.load_unet):
+        loader.cache_clear()
+    yield copy
+    for loader in (shipped.load_autoencoder, shipped.load_clip, shipped.load_unet):
+        loader.cache_clear()
+
+
+def _checksums(folder):
+    return {p.name: sha256(p) for p in sorted(folder.glob("*.safetensors"))}
+
+
+def test_a_zero_step_run_is_one_line_and_replaces_nothing(data_copy, tmp_path, capsys):
+    from course import ae_train
+
+    before = _checksums(data_copy)
+    with pytest.raises(SystemExit, match=r"^error: autoencoder recipe: steps must be ≥ 1, got 0"):
+        ae_train.main(["train", "--steps", "0", "--run-dir", str(tmp_path / "run")])
+    assert _checksums(data_copy) == before
+
+
+def test_training_writes_to_the_run_folder_and_ships_only_when_asked(data_copy, tmp_path, capsys):
+    from course import ae_train, shipped
+    from course.checkpoints import CheckpointError, read_manifest
+    from course.recipes import AE_RECIPE
+
+    before = _checksums(data_copy)
+    tiny = AE_RECIPE.replace(steps=2, pool=32, batch_size=4, eval_images=8, scaling_images=32)
+    run = tmp_path / "run"
+    torch.manual_seed(123)  # whatever the global state, the weights are the seed's
+    manifest = ae_train.train_shipped(tiny, run)
+    assert _checksums(data_copy) == before, "a run without --ship replaced a shipped file"
+    assert f"exported {run / 'autoencoder.safetensors'}; data/autoencoder.safetensors is unchanged" in capsys.readouterr().out
+    assert manifest["recipe"] == tiny.as_dict() and manifest["command"] == tiny.command()
+
+    torch.manual_seed(456)
+    again = ae_train.train_shipped(tiny, tmp_path / "run2")
+    assert again["sha256"] == manifest["sha256"], "the autoencoder's initial weights depend on the global RNG: seed before building it"
+
+    with pytest.raises(SystemExit, match=r"^error: 2 steps is too short to replace data/autoencoder.safetensors .* add --force"):
+        ae_train.main(["ship", "--run-dir", str(run)])
+    assert _checksums(data_copy) == before
+    ae_train.main(["ship", "--run-dir", str(run), "--force"])
+    out = capsys.readouterr().out
+    assert read_manifest(data_copy / "autoencoder.safetensors")["sha256"] == manifest["sha256"]
+    assert "note: data/ldm_unet.safetensors was trained with another autoencoder" in out
+
+    # the shipped U-Net was trained with the previous autoencoder: refused, in one sentence that says what to do
+    with pytest.raises(CheckpointError, match=r"data/ldm_unet.safetensors was trained with another autoencoder \(sha .*python -m course.ldm train --ship.*git checkout data/autoencoder.safetensors"):
+        shipped.load_unet()
+
+
+def test_the_shipped_unet_records_the_autoencoder_and_clip_it_was_trained_with():
+    from course import shipped
+
+    manifest = json.loads((data_dir() / shipped.UNET_CHECKPOINT).with_suffix(".json").read_text())
+    assert manifest["trained_with"] == shipped.trained_with()
+    assert shipped.unet_mismatch() is None
