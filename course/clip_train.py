@@ -1,7 +1,11 @@
 """Training and measuring the course's CLIP on the captioned shapes (lesson 03).
 
-    python -m course.clip_train train      # ships data/clip.safetensors (about 10 minutes on 2 CPU cores)
-    python -m course.clip_train evaluate   # retrieval and zero-shot accuracy of the shipped model
+    python -m course.clip_train train          # trains into runs/clip/ (about 10 minutes on 2 CPU cores; data/ untouched)
+    python -m course.clip_train ship           # then replaces data/clip.safetensors with it
+    python -m course.clip_train train --ship   # both at once
+    python -m course.clip_train evaluate       # retrieval and zero-shot accuracy of the shipped model
+
+The recipe is ``course.recipes.CLIP_RECIPE``; a flag overrides one field.
 
 Images come from the ``train`` split (held-out shape + colour pairs never appear); each step pairs
 every image with one caption drawn among its phrasings, in French or in English.
@@ -17,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from course import train as training
 from course.captions import caption, caption_variants
 from course.clip import CLIP, contrastive_loss
 from course.data import ShapesDataset, render_scenes
-from course.paths import data_dir
+from course.recipes import CLIP_RECIPE as RECIPE
+from course.recipes import ClipRecipe
 from course.scenes import Scene, sample_scene
 from course.shipped import CLIP_CHECKPOINT as CHECKPOINT
 from course.shipped import IMAGE_SIZE, load_clip  # noqa: F401 (the loader lives with the models)
@@ -105,37 +111,36 @@ def retrieval(model: CLIP, n: int = 100, split: str = "train", seed: int = 12345
     }
 
 
-def evaluate(model: CLIP) -> dict:
+def evaluate(model: CLIP, n: int = RECIPE.eval_images) -> dict:
     model.eval()
     out = {}
     for split in ("train", "heldout"):
         for lang in ("en", "fr"):
-            out[f"{split}_{lang}"] = retrieval(model, split=split, lang=lang)
+            out[f"{split}_{lang}"] = retrieval(model, n=n, split=split, lang=lang)
     return out
 
 
-def train_shipped(steps: int = 1500, batch_size: int = 128, n_pool: int = 40_000, seed: int = 0, run_dir: Path | None = None) -> dict:
+def train_shipped(recipe: ClipRecipe = RECIPE, run_dir: Path | None = None, ship: bool = False, force: bool = False, allow_recipe_change: bool = False) -> dict:
+    """Train ``recipe`` in ``run_dir`` (default runs/clip), export the weights there, and replace data/clip.safetensors
+    only if ``ship`` (a run shorter than a tenth of the recipe refused unless ``force``)."""
     from dataclasses import asdict
 
-    from course.train import TrainConfig, export, train
-
-    start = time.perf_counter()
-    scenes, images = pool(n_pool, seed)
-    print(f"rendered {n_pool} images in {time.perf_counter() - start:.0f} s", flush=True)
-    model = make_model()
-    config = TrainConfig(steps=steps, lr=1e-3, weight_decay=0.05, warmup=100, decay="cosine", ema_decay=None, checkpoint_every=250, seed=seed)
-    result = train(model, clip_loss, batch_getter(scenes, images, batch_size, seed), config, run_dir=run_dir, desc="CLIP")
-    metrics = evaluate(result.model.eval())
-    metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
-    metrics["temperature"] = round(1 / result.model.logit_scale.clamp(max=np.log(100)).exp().item(), 4)
-    manifest = export(
-        data_dir() / CHECKPOINT,
-        result.model,
-        config=asdict(model.config),
-        history=result.history,
-        metrics=metrics,
-        command=f"python -m course.clip_train train --steps {steps} --batch-size {batch_size} --pool {n_pool} --seed {seed}",
-    )
+    run_dir = Path(run_dir or Path("runs") / recipe.model)
+    if ship:
+        training.check_shippable(recipe, force)
+    with training.run_lock(run_dir):
+        start = time.perf_counter()
+        scenes, images = pool(recipe.pool, recipe.seed)
+        print(f"rendered {recipe.pool} images in {time.perf_counter() - start:.0f} s", flush=True)
+        model = training.build(make_model, recipe.seed)
+        result = training.train(model, clip_loss, batch_getter(scenes, images, recipe.batch_size, recipe.seed), recipe.train_config(), run_dir=run_dir,
+                                desc="CLIP", recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+        metrics = evaluate(result.model.eval(), recipe.eval_images)
+        metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
+        metrics["temperature"] = round(1 / result.model.logit_scale.clamp(max=np.log(100)).exp().item(), 4)
+        path = training.export_run(run_dir, recipe, result.model, config=asdict(model.config), history=result.history, metrics=metrics,
+                                   command=recipe.command("--ship") if ship else recipe.command())
+        manifest = training.finish(run_dir, recipe, path, ship, force)
     load_clip.cache_clear()
     return manifest
 
@@ -143,18 +148,19 @@ def train_shipped(steps: int = 1500, batch_size: int = 128, n_pool: int = 40_000
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course.clip_train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and ship data/clip.safetensors")
-    t.add_argument("--steps", type=int, default=1500)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--pool", type=int, default=40_000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--run-dir", type=Path, default=Path("runs/clip"))
+    t = sub.add_parser("train", help="train into runs/clip/ (with --ship: and replace data/clip.safetensors)")
+    training.add_recipe_arguments(t, RECIPE)
+    training.add_ship_command(sub, RECIPE)
     sub.add_parser("evaluate", help="retrieval of the shipped model")
     args = parser.parse_args(argv)
-    if args.command == "train":
-        metrics = train_shipped(args.steps, args.batch_size, args.pool, args.seed, args.run_dir)["metrics"]
-    else:
-        metrics = evaluate(load_clip())
+    with training.user_errors():
+        if args.command == "train":
+            metrics = train_shipped(training.recipe_from_args(RECIPE, args), args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+        elif args.command == "ship":
+            training.ship(args.run_dir, RECIPE, args.force)
+            return 0
+        else:
+            metrics = evaluate(load_clip())
     for k, v in metrics.items():
         print(f"{k}: {v}")
     return 0

@@ -5,9 +5,11 @@ and never sees a generated image: it measures what a generated image shows, not 
 was trained on. Its penultimate features give an FID-like distance (Heusel et al. 2017, eq. 2,
 computed on these features instead of Inception's).
 
-Train the shipped evaluator (about 10 minutes on 2 CPU cores)::
+Train the evaluator (about 35 minutes on 2 CPU cores; recipe ``course.recipes.EVALUATOR_RECIPE``)::
 
-    python -m course.eval train
+    python -m course.eval train          # into runs/evaluator/ (data/ untouched)
+    python -m course.eval ship           # then replace data/evaluator.safetensors with it
+    python -m course.eval train --ship   # both at once
 """
 
 from __future__ import annotations
@@ -205,61 +207,67 @@ def _to_signed(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float() / 127.5 - 1
 
 
-def train_evaluator(
-    n_train: int = 80_000, steps: int = 4000, batch_size: int = 128, seed: int = 0, out: Path | None = None, run_dir: Path | None = None
-) -> dict:
-    """Render data at 32 and 64 pixels, train the classifier, measure it on fresh renders, ship it."""
-    from course.train import TrainConfig, export, train
+def train_evaluator(recipe=None, run_dir: Path | None = None, ship: bool = False, force: bool = False, allow_recipe_change: bool = False) -> dict:
+    """Render data at 32 and 64 pixels, train the classifier, measure it on fresh renders; export it into ``run_dir``
+    (default runs/evaluator) and replace data/evaluator.safetensors only if ``ship``."""
+    from course import train as training
+    from course.recipes import EVALUATOR_RECIPE
 
-    start = time.perf_counter()
-    torch.manual_seed(seed)
-    halves = [render_tensors(ShapesDataset(n_train // 2, size=s, split="all", seed=seed)) for s in (32, 64)]
-    print(f"rendered {n_train} training images in {time.perf_counter() - start:.0f} s", flush=True)
-    gen = torch.Generator().manual_seed(seed)
+    recipe = recipe or EVALUATOR_RECIPE
+    run_dir = Path(run_dir or Path("runs") / recipe.model)
+    if ship:
+        training.check_shippable(recipe, force)
+    seed, batch_size, n_train = recipe.seed, recipe.batch_size, recipe.pool
+    with training.run_lock(run_dir):
+        start = time.perf_counter()
+        halves = [render_tensors(ShapesDataset(n_train // 2, size=s, split="all", seed=seed)) for s in (32, 64)]
+        print(f"rendered {n_train} training images in {time.perf_counter() - start:.0f} s", flush=True)
+        gen = torch.Generator().manual_seed(seed)
 
-    def get_batch(step: int):
-        half = halves[step % 2]  # alternate 32- and 64-pixel batches
-        idx = torch.randint(len(half[0]), (batch_size,), generator=gen)
-        return _augment(_to_signed(half[0][idx]), gen), half[1][idx]
+        def get_batch(step: int):
+            half = halves[step % 2]  # alternate 32- and 64-pixel batches
+            idx = torch.randint(len(half[0]), (batch_size,), generator=gen)
+            return _augment(_to_signed(half[0][idx]), gen), half[1][idx]
 
-    model = AttributeClassifier()
-    config = TrainConfig(steps=steps, lr=2e-3, weight_decay=1e-4, warmup=100, decay="cosine", ema_decay=0.998, checkpoint_every=500, seed=seed)
-    result = train(model, lambda m, b: classifier_loss(m(b[0]), b[1]), get_batch, config, run_dir=run_dir, desc="evaluator")
-    metrics = {}
-    for size in (32, 64):
-        for split in ("all", "heldout"):
-            imgs, labels = render_tensors(ShapesDataset(4000, size=size, split=split, seed=seed + 1000))
-            table = accuracy_table(result.ema, _to_signed(imgs), labels)
-            metrics[f"{split}_{size}px"] = {k: round(v, 4) for k, v in table.items()}
-    out = out or data_dir() / CHECKPOINT
-    manifest = export(
-        out,
-        result.ema,
-        config=result.ema.config,
-        history=result.history,
-        metrics={"accuracy_on_fresh_clean_renders": metrics, "n_train": n_train, "total_wall_time_s": round(time.perf_counter() - start, 1)},
-        command=f"python -m course.eval train --n-train {n_train} --steps {steps} --batch-size {batch_size} --seed {seed}",
-    )
+        model = training.build(AttributeClassifier, seed)
+        result = training.train(model, lambda m, b: classifier_loss(m(b[0]), b[1]), get_batch, recipe.train_config(), run_dir=run_dir, desc="evaluator",
+                                recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+        metrics = {}
+        for size in (32, 64):
+            for split in ("all", "heldout"):
+                imgs, labels = render_tensors(ShapesDataset(recipe.eval_images, size=size, split=split, seed=seed + 1000))
+                table = accuracy_table(result.ema, _to_signed(imgs), labels)
+                metrics[f"{split}_{size}px"] = {k: round(v, 4) for k, v in table.items()}
+        path = training.export_run(
+            run_dir, recipe, result.ema, config=result.ema.config, history=result.history,
+            metrics={"accuracy_on_fresh_clean_renders": metrics, "n_train": n_train, "total_wall_time_s": round(time.perf_counter() - start, 1)},
+            command=recipe.command("--ship") if ship else recipe.command(),
+        )
+        manifest = training.finish(run_dir, recipe, path, ship, force)
     load_evaluator.cache_clear()
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import train as training
+    from course.recipes import EVALUATOR_RECIPE
+
     parser = argparse.ArgumentParser(prog="python -m course.eval", description="Train or inspect the shipped evaluator.")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train the evaluator and write data/evaluator.safetensors")
-    t.add_argument("--n-train", type=int, default=80_000)
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", type=Path, default=None)
-    t.add_argument("--run-dir", type=Path, default=Path("runs/evaluator"), help="resume state (an interrupted run continues)")
+    t = sub.add_parser("train", help="train the evaluator into runs/evaluator/ (with --ship: and replace data/evaluator.safetensors)")
+    training.add_recipe_arguments(t, EVALUATOR_RECIPE)
+    training.add_ship_command(sub, EVALUATOR_RECIPE)
     sub.add_parser("report", help="print the shipped evaluator's manifest metrics")
     args = parser.parse_args(argv)
-    if args.command == "train":
-        manifest = train_evaluator(args.n_train, args.steps, args.batch_size, args.seed, args.out, args.run_dir)
-    else:
-        manifest = checkpoints.read_manifest(data_dir() / CHECKPOINT)
+    with training.user_errors():
+        if args.command == "train":
+            recipe = training.recipe_from_args(EVALUATOR_RECIPE, args)
+            manifest = train_evaluator(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)
+        elif args.command == "ship":
+            training.ship(args.run_dir, EVALUATOR_RECIPE, args.force)
+            return 0
+        else:
+            manifest = checkpoints.read_manifest(data_dir() / CHECKPOINT)
     for split, table in manifest["metrics"]["accuracy_on_fresh_clean_renders"].items():
         print(f"{split:>12}: " + "  ".join(f"{k} {v:.2%}" for k, v in table.items()))
     print(f"wall time: {manifest['metrics']['total_wall_time_s']} s on {manifest['hardware']}")

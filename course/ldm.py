@@ -1,7 +1,12 @@
 """Text-to-image latent diffusion on the shapes (lesson 05): our mini Stable Diffusion.
 
-    python -m course.ldm train      # ships data/ldm_unet.safetensors (needs the autoencoder and CLIP)
-    python -m course.ldm evaluate   # prompt adherence on held-out combinations, FID-like
+    python -m course.ldm train          # trains into runs/ldm/ on the shipped autoencoder and CLIP (data/ untouched)
+    python -m course.ldm ship           # then replaces data/ldm_unet.safetensors with it
+    python -m course.ldm train --ship   # both at once
+    python -m course.ldm evaluate       # prompt adherence on held-out combinations, FID-like
+
+The recipe (steps, learning rate, Min-SNR, caption dropout, guidance candidates…) is
+``course.recipes.LDM_RECIPE``; a flag overrides one field.
 
 Pipeline: prompt → frozen CLIP text encoder (lesson 03) → token states (B, L, 128) and padding mask →
 U-Net (lesson 04) denoising 8×8×4 latents, with the prompt erased 10 % of the time (the empty prompt
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +29,8 @@ from course.ae_train import to_signed
 from course.captions import caption_variants
 from course.ddpm import training_loss
 from course.paths import data_dir
+from course.recipes import LDM_RECIPE as RECIPE
+from course.recipes import LDMRecipe
 from course.scenes import Scene, sample_scene
 from course.schedules import alphas_cumprod
 from course.shipped import GUIDANCE, IMAGE_SIZE, SCHEDULE, T, UNET, betas, load_autoencoder, load_clip, load_unet, text_states  # noqa: F401
@@ -34,14 +42,11 @@ from course import evaluation as _evaluation
 # course.evaluation; re-exported here so that lessons and benchmarks keep writing ldm.generate(…)
 from course.evaluation import TEST_SEED, VALIDATION_SEED, evaluate, generate, generate_latents, heldout_prompts  # noqa: F401
 
-P_UNCOND = 0.1
 KIND_WEIGHTS = {"single": 0.7, "count": 0.15, "pair": 0.15}
-LR = 1e-3  # peak learning rate (300 warm-up steps, cosine decay): 1e-3 gave +5 to +8 points of shape over 5e-4 at equal steps, 2e-3 less (benchmarks/ldm_recipes.py)
-STEPS = 4400  # the shipped run: 65.2 min measured on 2 cores, so that with the autoencoder (20 min) and the pool (3 min) training takes < 90 min
-DECAY_STRETCH = 1.25  # the cosine is laid over 1.25 × STEPS and stopped at 80 % (lr ends at 10 % of its peak, not 0): +3 to +7 shape points at 2,000 steps (benchmarks/results/ldm_recipes_h100_sweep3.json, r2500 and pooled2500)
-CURVE_GUIDANCE = 3.0  # w of the quick evaluations along training (the chosen w is only known at the end)
-SWEEP_SCALES = (2.0, 2.5, 3.0, 4.0)  # candidate w, compared on 512 validation prompts (256 could not separate 2 from 3)
-SNR_GAMMA = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023): the model learns the informative noise levels sooner
+# defaults of the functions below, read from the one recipe (course.recipes.LDM_RECIPE, where each value is explained)
+P_UNCOND = RECIPE.p_uncond
+SWEEP_SCALES = RECIPE.guidance_candidates
+SNR_GAMMA = RECIPE.snr_gamma
 
 
 def sample_kind(rng: np.random.Generator) -> str:
@@ -102,12 +107,14 @@ class TextStateCache:
         return context, mask
 
 
-def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0, clip=None):
+def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0, clip=None, p_uncond: float | None = None):
     """``get_batch(step)``: latents (B, 4, 8, 8), text states and mask of captions ("" for the dropped ones).
 
     ``clip``: the text encoder to use (default: the shipped one, on the CPU); its states are cached per caption.
+    ``p_uncond``: the share of captions dropped (default: the recipe's).
     """
     states = TextStateCache(clip)
+    p_uncond = P_UNCOND if p_uncond is None else p_uncond
 
     def get_batch(step: int):
         g = torch.Generator().manual_seed(seed * 65_537 + step)
@@ -115,7 +122,7 @@ def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, se
         rng = np.random.default_rng((seed, step, 9))
         texts = []
         for i in idx.tolist():
-            if rng.random() < P_UNCOND:
+            if rng.random() < p_uncond:
                 texts.append("")
             else:
                 variants = caption_variants(scenes[i], "en" if rng.integers(2) else "fr")
@@ -139,71 +146,104 @@ def guidance_sweep(unet: UNet, scales=SWEEP_SCALES, n: int = 512, steps: int = 5
     return _evaluation.guidance_sweep(unet, scales, n, steps)
 
 
-def train_shipped(steps: int = STEPS, batch_size: int = 128, n_pool: int = 60_000, seed: int = 0, run_dir: Path | None = None, eval_every: int = 1000) -> dict:
-    """Train, pausing every ``eval_every`` steps to measure adherence (128 validation prompts, 20 DDIM steps,
-    w = CURVE_GUIDANCE): the curve of adherence against training minutes goes into the manifest. Then choose w
-    on 512 validation prompts (highest all-right, ties to the smaller w) and evaluate the test prompts once, at that w."""
-    from course.train import TrainConfig, export, train
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
-    start = time.perf_counter()
-    scenes, images = pool(n_pool, seed)
-    latents = encode_latents(images)
-    del images
-    print(f"pool of {n_pool} scenes rendered and encoded in {time.perf_counter() - start:.0f} s", flush=True)
-    model = make_model()
-    abar = alphas_cumprod(betas())
-    config = TrainConfig(steps=steps, lr=LR, warmup=300, decay="cosine", decay_steps=round(DECAY_STRETCH * steps), ema_decay=0.999, checkpoint_every=250, seed=seed)
-    get_batch = batch_getter(scenes, latents, batch_size, seed)
-    run_dir = run_dir or Path("runs/ldm")
-    curve_path = run_dir / "curve.json"
-    curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
-    for stop in list(range(eval_every, steps, eval_every)) + [steps]:
-        result = train(model, loss_fn(abar), get_batch, config, run_dir=run_dir, desc="latent U-Net", stop_at=stop)
-        if any(point["step"] == stop for point in curve):
-            continue
-        quick = evaluate(result.ema, n=128, steps=20, guidance=CURVE_GUIDANCE, batch=128, prompt_seed=VALIDATION_SEED)
-        curve.append({"step": stop, "training_minutes": round(result.history.wall_time / 60, 2), "samples_seen": result.history.samples_seen, "guidance": CURVE_GUIDANCE,
-                      "per_attribute": quick["per_attribute"], "all_correct": quick["all_correct"]})
-        curve_path.write_text(json.dumps(curve, indent=1))
-        print(f"step {stop}: {curve[-1]}", flush=True)
-    sweep = guidance_sweep(result.ema)
-    best = max(sweep, key=lambda point: (point["all_correct"], -point["guidance"]))["guidance"]
-    print(f"guidance sweep on validation prompts: {sweep}; chosen w = {best}", flush=True)
-    metrics = evaluate(result.ema, guidance=best)
-    metrics["guidance_sweep_validation"] = sweep
-    metrics["adherence_curve"] = curve
-    metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
-    manifest = export(
-        data_dir() / CHECKPOINT,
-        result.ema,
-        config=config_dict(model.config),
-        history=result.history,
-        metrics=metrics,
-        command=f"python -m course.ldm train --steps {steps} --batch-size {batch_size} --pool {n_pool} --seed {seed}",
-    )
+
+def check_components() -> None:
+    """Refuse (one sentence) to train a U-Net when the autoencoder or CLIP it needs is not in data/."""
+    from course.shipped import AUTOENCODER, CLIP_CHECKPOINT
+    from course.train import TrainingError
+
+    for name, module in ((AUTOENCODER, "course.ae_train"), (CLIP_CHECKPOINT, "course.clip_train")):
+        if not (data_dir() / name).exists():
+            raise TrainingError(
+                f"data/{name} is missing: the U-Net learns on the shipped autoencoder's latents and CLIP's text states; "
+                f"train it first (python -m {module} train --ship) or restore it (git checkout data/{name})"
+            )
+
+
+def train_shipped(recipe: LDMRecipe = RECIPE, run_dir: Path | None = None, ship: bool = False, force: bool = False, allow_recipe_change: bool = False) -> dict:
+    """Train ``recipe`` in ``run_dir`` (default runs/ldm) on the shipped autoencoder and CLIP, export the EMA weights
+    there, and replace data/ldm_unet.safetensors only if ``ship``.
+
+    Training pauses every ``recipe.eval_every`` steps to measure adherence (``curve_prompts`` validation prompts,
+    ``curve_sampling_steps`` DDIM steps, w = ``curve_guidance``): the curve of adherence against training minutes goes
+    into the manifest. Then w is chosen among ``guidance_candidates`` on ``sweep_prompts`` validation prompts (the
+    recipe's rule), and the test prompts are evaluated once, at that w. The manifest records the sha256 of the
+    autoencoder and CLIP trained with (``trained_with``): the U-Net is only valid beside them.
+    """
+    from course import shipped
+    from course import train as training
+
+    run_dir = Path(run_dir or Path("runs") / recipe.model)
+    if ship:
+        training.check_shippable(recipe, force)
+    check_components()
+    with training.run_lock(run_dir):
+        start = time.perf_counter()
+        trained_with = shipped.trained_with()
+        scenes, images = pool(recipe.pool, recipe.seed)
+        latents = encode_latents(images)
+        del images
+        print(f"pool of {recipe.pool} scenes rendered and encoded in {time.perf_counter() - start:.0f} s", flush=True)
+        model = training.build(make_model, recipe.seed)
+        abar = alphas_cumprod(betas())
+        config = recipe.train_config()
+        get_batch = batch_getter(scenes, latents, recipe.batch_size, recipe.seed, p_uncond=recipe.p_uncond)
+        curve_path = run_dir / "curve.json"
+        curve = json.loads(curve_path.read_text()) if curve_path.exists() else []
+        every = recipe.eval_every or recipe.steps
+        for stop in list(range(every, recipe.steps, every)) + [recipe.steps]:
+            result = training.train(model, loss_fn(abar, recipe.snr_gamma), get_batch, config, run_dir=run_dir, desc="latent U-Net", stop_at=stop,
+                                    recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+            if any(point["step"] == stop for point in curve):
+                continue
+            quick = evaluate(result.ema, n=recipe.curve_prompts, steps=recipe.curve_sampling_steps, guidance=recipe.curve_guidance, batch=128,
+                             prompt_seed=VALIDATION_SEED)
+            curve.append({"step": stop, "training_minutes": round(result.history.wall_time / 60, 2), "samples_seen": result.history.samples_seen,
+                          "guidance": recipe.curve_guidance, "per_attribute": quick["per_attribute"], "all_correct": quick["all_correct"]})
+            _write_atomically(curve_path, json.dumps(curve, indent=1))
+            print(f"step {stop}: {curve[-1]}", flush=True)
+        sweep = guidance_sweep(result.ema, recipe.guidance_candidates, recipe.sweep_prompts, recipe.eval_sampling_steps)
+        best = recipe.choose_guidance(sweep)
+        print(f"guidance sweep on validation prompts: {sweep}; chosen w = {best}", flush=True)
+        metrics = evaluate(result.ema, n=recipe.eval_prompts, steps=recipe.eval_sampling_steps, guidance=best)
+        metrics["guidance_sweep_validation"] = sweep
+        metrics["adherence_curve"] = curve
+        metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
+        path = training.export_run(run_dir, recipe, result.ema, config=config_dict(model.config), history=result.history, metrics=metrics,
+                                   command=recipe.command("--ship") if ship else recipe.command(), extra={"trained_with": trained_with})
+        manifest = training.finish(run_dir, recipe, path, ship, force)
     load_unet.cache_clear()
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import train as training
+
     parser = argparse.ArgumentParser(prog="python -m course.ldm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and ship data/ldm_unet.safetensors")
-    t.add_argument("--steps", type=int, default=STEPS)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--pool", type=int, default=60_000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--run-dir", type=Path, default=Path("runs/ldm"))
+    t = sub.add_parser("train", help="train into runs/ldm/ (with --ship: and replace data/ldm_unet.safetensors)")
+    training.add_recipe_arguments(t, RECIPE)
+    training.add_ship_command(sub, RECIPE)
     e = sub.add_parser("evaluate", help="adherence of the shipped model on held-out prompts")
-    e.add_argument("--n", type=int, default=512)
-    e.add_argument("--steps", type=int, default=50)
+    e.add_argument("--n", type=int, default=RECIPE.eval_prompts)
+    e.add_argument("--steps", type=int, default=RECIPE.eval_sampling_steps)
     e.add_argument("--guidance", type=float, default=GUIDANCE)
     e.add_argument("--prompt-seed", type=int, default=TEST_SEED, help=f"{TEST_SEED}: the test prompts; {VALIDATION_SEED}: validation")
     args = parser.parse_args(argv)
-    if args.command == "train":
-        metrics = train_shipped(args.steps, args.batch_size, args.pool, args.seed, args.run_dir)["metrics"]
-    else:
-        metrics = evaluate(n=args.n, steps=args.steps, guidance=args.guidance, prompt_seed=args.prompt_seed)
+    with training.user_errors():
+        if args.command == "train":
+            recipe = training.recipe_from_args(RECIPE, args)
+            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+        elif args.command == "ship":
+            training.ship(args.run_dir, RECIPE, args.force)
+            return 0
+        else:
+            metrics = evaluate(n=args.n, steps=args.steps, guidance=args.guidance, prompt_seed=args.prompt_seed)
     for k, v in metrics.items():
         print(f"{k}: {v}")
     return 0

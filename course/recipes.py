@@ -18,7 +18,7 @@ architecture (``course.shipped.UNET``…) is not a recipe field: inference needs
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
@@ -27,6 +27,11 @@ class RecipeError(ValueError):
 
 
 GuidanceRule = Literal["highest all-right, ties to the smaller w"]
+MEASURE = {"measure": True}  # a field that sets what is measured (or how often), not the weights a run learns
+
+
+def measured(default: Any) -> Any:
+    return field(default=default, metadata=MEASURE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +52,8 @@ class Recipe:
     decay_stretch: float = 1.0  # the cosine is laid over decay_stretch × steps (> 1: stopped before it reaches 0)
     ema_decay: float | None = 0.999  # None: no EMA
     grad_clip: float | None = 1.0
-    checkpoint_every: int | None = 500  # resume state saved every … steps
-    eval_every: int | None = None  # pause to measure along training every … steps (None: only at the end)
+    checkpoint_every: int | None = measured(500)  # resume state saved every … steps
+    eval_every: int | None = measured(None)  # pause to measure along training every … steps (None: only at the end)
 
     def __post_init__(self):
         def need(ok: bool, message: str) -> None:
@@ -107,6 +112,10 @@ class Recipe:
                       ema_decay=self.ema_decay, grad_clip=self.grad_clip, checkpoint_every=self.checkpoint_every, seed=self.seed)
         return TrainConfig(**{**fields, **overrides})
 
+    def training_dict(self) -> dict[str, Any]:
+        """The fields that set the weights a run learns (not what is measured, nor how often): what resuming must keep."""
+        return {k: v for k, v in self.as_dict().items() if not type(self).__dataclass_fields__[k].metadata.get("measure")}
+
     def as_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (tuples as lists): what a manifest records."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -126,27 +135,27 @@ class AERecipe(Recipe):
     edge_weight: float = 1.0  # weight of the image-gradient term of the reconstruction loss
     object_weight: float = 10.0  # extra weight of object pixels in the reconstruction loss
     crop: int = 32  # training windows (pixels) cut from the 64×64 renders, on the 8-pixel latent grid
-    eval_images: int = 2000  # fresh renders per split for the legibility measure
+    eval_images: int = measured(2000)  # fresh renders per split for the legibility measure
     scaling_images: int = 4000  # pool images whose latents set the scaling factor
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClipRecipe(Recipe):
-    eval_images: int = 100  # scenes per retrieval measure (split × language)
+    eval_images: int = measured(100)  # scenes per retrieval measure (split × language)
 
 
 @dataclass(frozen=True, kw_only=True)
 class LDMRecipe(Recipe):
     snr_gamma: float | None = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023); None: the plain ε loss
     p_uncond: float = 0.1  # captions dropped to "" (∅) so that classifier-free guidance works
-    curve_guidance: float = 3.0  # w of the quick evaluations along training (the chosen w is only known at the end)
-    curve_prompts: int = 128  # validation prompts per point of the adherence curve
-    curve_sampling_steps: int = 20  # DDIM steps per point of the curve
-    guidance_candidates: tuple[float, ...] = (2.0, 2.5, 3.0, 4.0)  # w compared on validation prompts at the end
-    guidance_rule: GuidanceRule = "highest all-right, ties to the smaller w"
-    sweep_prompts: int = 512  # validation prompts per candidate w (256 could not separate 2 from 3)
-    eval_prompts: int = 512  # held-out test prompts, measured once, at the chosen w
-    eval_sampling_steps: int = 50
+    curve_guidance: float = measured(3.0)  # w of the quick evaluations along training (the chosen w is only known at the end)
+    curve_prompts: int = measured(128)  # validation prompts per point of the adherence curve
+    curve_sampling_steps: int = measured(20)  # DDIM steps per point of the curve
+    guidance_candidates: tuple[float, ...] = measured((2.0, 2.5, 3.0, 4.0))  # w compared on validation prompts at the end
+    guidance_rule: GuidanceRule = measured("highest all-right, ties to the smaller w")
+    sweep_prompts: int = measured(512)  # validation prompts per candidate w (256 could not separate 2 from 3)
+    eval_prompts: int = measured(512)  # held-out test prompts, measured once, at the chosen w
+    eval_sampling_steps: int = measured(50)
 
     def __post_init__(self):
         super().__post_init__()
@@ -165,12 +174,12 @@ class LDMRecipe(Recipe):
 @dataclass(frozen=True, kw_only=True)
 class ShapesDDPMRecipe(Recipe):
     p_uncond: float = 0.1  # conditions dropped (−1) so that the same network predicts ε without one
-    eval_samples: int = 128
+    eval_samples: int = measured(128)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluatorRecipe(Recipe):
-    eval_images: int = 4000  # fresh renders per (size, split) for the accuracy table
+    eval_images: int = measured(4000)  # fresh renders per (size, split) for the accuracy table
 
 
 AE_RECIPE = AERecipe(

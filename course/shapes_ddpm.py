@@ -1,8 +1,12 @@
 """Lesson 02's image model: a small conv ε-predictor for 32×32 single shapes on white, conditioned on (shape, colour).
 
-Train the shipped checkpoint (``data/shapes_ddpm.safetensors``) with::
+Train it with::
 
-    python -m course.shapes_ddpm train
+    python -m course.shapes_ddpm train          # into runs/shapes_ddpm/ (data/ untouched)
+    python -m course.shapes_ddpm ship           # then replace data/shapes_ddpm.safetensors with it
+    python -m course.shapes_ddpm train --ship   # both at once
+
+The recipe is ``course.recipes.SHAPES_DDPM_RECIPE``; a flag overrides one field.
 
 Training draws scenes from the ``train`` split (held-out (shape, colour) pairs never appear) and
 drops the condition 10 % of the time, so the same network also predicts ε without a condition.
@@ -23,13 +27,15 @@ from course.data import LABELS, ShapesDataset, render_scenes
 from course.ddpm import ddpm_sample, training_loss
 from course.denoisers import ConvDenoiser
 from course.paths import data_dir
+from course.recipes import SHAPES_DDPM_RECIPE as RECIPE
+from course.recipes import ShapesDDPMRecipe
 from course.scenes import COLOURS, HELD_OUT, POSITIONS, SHAPES, SIZES, single
 from course.schedules import alphas_cumprod, linear_betas
 
 CHECKPOINT = "shapes_ddpm.safetensors"
 IMAGE_SIZE = 32
 T = 1000
-P_UNCOND = 0.1
+P_UNCOND = RECIPE.p_uncond
 BACKGROUNDS = ("white",)  # one background: the model's capacity goes to shapes, colours and positions
 SHAPE_INDEX, COLOUR_INDEX = list(LABELS).index("shape"), list(LABELS).index("colour")
 
@@ -38,7 +44,7 @@ def make_model() -> ConvDenoiser:
     return ConvDenoiser(channels=3, width=32, emb_dim=128, conditional=True)
 
 
-def batch_getter(batch_size: int, seed: int = 0):
+def batch_getter(batch_size: int, seed: int = 0, p_uncond: float | None = None):
     """``get_batch(step)``: images (B, 3, 32, 32) and conditions (B, 2), a pure function of the step."""
     dataset = ShapesDataset(10**9, size=IMAGE_SIZE, split="train", seed=seed, kinds=("single",), backgrounds=BACKGROUNDS)
 
@@ -47,7 +53,7 @@ def batch_getter(batch_size: int, seed: int = 0):
         images = torch.stack([item["image"] for item in items])
         cond = torch.tensor([[item["labels"]["shape"], item["labels"]["colour"]] for item in items])
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        cond[torch.rand(batch_size, generator=g) < P_UNCOND] = -1  # condition dropout
+        cond[torch.rand(batch_size, generator=g) < (P_UNCOND if p_uncond is None else p_uncond)] = -1  # condition dropout
         return images, cond
 
     return get_batch
@@ -104,45 +110,51 @@ def evaluate(model, n: int = 128, seed: int = 0, device: str = "cpu") -> dict:
     return result
 
 
-def train_shipped(steps: int, batch_size: int = 64, seed: int = 0, run_dir: Path | None = None, device: str | None = None) -> dict:
-    from course.train import TrainConfig, export, train
+def train_shipped(recipe: ShapesDDPMRecipe = RECIPE, run_dir: Path | None = None, device: str | None = None, ship: bool = False, force: bool = False,
+                  allow_recipe_change: bool = False) -> dict:
+    """Train ``recipe`` in ``run_dir`` (default runs/shapes_ddpm), export the EMA weights there, and replace
+    data/shapes_ddpm.safetensors only if ``ship`` (a run shorter than a tenth of the recipe refused unless ``force``)."""
+    from course import train as training
 
+    run_dir = Path(run_dir or Path("runs") / recipe.model)
+    if ship:
+        training.check_shippable(recipe, force)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    start = time.perf_counter()
-    model = make_model()
-    abar = alphas_cumprod(linear_betas(T))
-    config = TrainConfig(steps=steps, lr=1e-3, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=250, seed=seed)
-    result = train(model, loss_fn(abar), batch_getter(batch_size, seed), config, run_dir=run_dir, device=device, desc="shapes DDPM")
-    metrics = evaluate(result.ema, n=128, seed=seed, device=device)
-    metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
-    manifest = export(
-        data_dir() / CHECKPOINT,
-        result.ema.cpu(),
-        config=result.ema.config,
-        history=result.history,
-        metrics=metrics,
-        command=f"python -m course.shapes_ddpm train --steps {steps} --batch-size {batch_size} --seed {seed}",
-    )
+    with training.run_lock(run_dir):
+        start = time.perf_counter()
+        model = training.build(make_model, recipe.seed)
+        abar = alphas_cumprod(linear_betas(T))
+        result = training.train(model, loss_fn(abar), batch_getter(recipe.batch_size, recipe.seed, recipe.p_uncond), recipe.train_config(), run_dir=run_dir,
+                                device=device, desc="shapes DDPM", recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+        metrics = evaluate(result.ema, n=recipe.eval_samples, seed=recipe.seed, device=device)
+        metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
+        path = training.export_run(run_dir, recipe, result.ema.cpu(), config=result.ema.config, history=result.history, metrics=metrics,
+                                   command=recipe.command("--ship") if ship else recipe.command())
+        manifest = training.finish(run_dir, recipe, path, ship, force)
     load_model.cache_clear()
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import train as training
+
     parser = argparse.ArgumentParser(prog="python -m course.shapes_ddpm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and ship data/shapes_ddpm.safetensors")
-    t.add_argument("--steps", type=int, default=5000)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--run-dir", type=Path, default=Path("runs/shapes_ddpm"), help="resume state (an interrupted run continues)")
+    t = sub.add_parser("train", help="train into runs/shapes_ddpm/ (with --ship: and replace data/shapes_ddpm.safetensors)")
+    training.add_recipe_arguments(t, RECIPE)
+    training.add_ship_command(sub, RECIPE)
     e = sub.add_parser("evaluate", help="adherence and FID-like of the shipped model")
-    e.add_argument("--n", type=int, default=128)
+    e.add_argument("--n", type=int, default=RECIPE.eval_samples)
     args = parser.parse_args(argv)
-    if args.command == "train":
-        manifest = train_shipped(args.steps, args.batch_size, args.seed, args.run_dir)
-        metrics = manifest["metrics"]
-    else:
-        metrics = evaluate(load_model(), n=args.n)
+    with training.user_errors():
+        if args.command == "train":
+            recipe = training.recipe_from_args(RECIPE, args)
+            metrics = train_shipped(recipe, args.run_dir, ship=args.ship, force=args.force, allow_recipe_change=args.allow_recipe_change)["metrics"]
+        elif args.command == "ship":
+            training.ship(args.run_dir, RECIPE, args.force)
+            return 0
+        else:
+            metrics = evaluate(load_model(), n=args.n)
     print({k: v for k, v in metrics.items()})
     return 0
 

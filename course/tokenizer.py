@@ -127,8 +127,44 @@ def unknown_words(prompt: str) -> list[str]:
     return [word for word, _ in pieces if tok.convert_tokens_to_ids(word) == UNK_ID]
 
 
+def ship_folder(built: Path, destination: Path) -> None:
+    """Put the folder ``built`` in place of ``destination`` by renames (the previous one is kept until the new one is in place)."""
+    import shutil
+
+    staged, previous = destination.with_name(destination.name + ".new"), destination.with_name(destination.name + ".old")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)
+    shutil.copytree(built, staged)
+    if destination.exists():
+        destination.rename(previous)
+    staged.rename(destination)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m course.tokenizer``: build the tokenizer into runs/tokenizer; ``--ship`` replaces data/tokenizer."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m course.tokenizer", description="Build the word-level tokenizer from the captions.")
+    parser.add_argument("--out", type=Path, default=Path("runs/tokenizer"), help="where to build it (default runs/tokenizer)")
+    parser.add_argument("--ship", action="store_true",
+                        help=f"then replace data/{DIRNAME} (CLIP and the U-Net were trained on its ids: retrain them after)")
+    args = parser.parse_args(argv)
+    try:
+        folder = save(args.out)
+        tok = load_tokenizer.__wrapped__(str(folder))
+        print(f"saved {folder}: {tok.vocab_size} tokens")
+        if args.ship:
+            ship_folder(folder, data_dir() / DIRNAME)
+            load_tokenizer.cache_clear()
+            print(f"shipped {folder} to {data_dir() / DIRNAME}; CLIP and the U-Net read its ids: if they changed, retrain both "
+                  "(python -m course.clip_train train --ship, then python -m course.ldm train --ship)")
+        else:
+            print(f"data/{DIRNAME} is unchanged. To ship it: python -m course.tokenizer --ship")
+    except OSError as err:
+        sys.exit(f"error: {err}")
+    return 0
+
+
 if __name__ == "__main__":
-    folder = save()
-    tok = load_tokenizer.__wrapped__(str(folder))
-    print(f"saved {folder}: {tok.vocab_size} tokens")
-    sys.exit(0)
+    sys.exit(main())

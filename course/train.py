@@ -453,6 +453,12 @@ def ship(run_dir: str | Path, recipe: Recipe, force: bool = False) -> dict[str, 
     manifest = checkpoints.read_manifest(source)
     trained = manifest.get("recipe") or {}
     check_shippable(recipe.replace(**{k: trained[k] for k in ("steps",) if k in trained}), force)
+    if recipe.model == "ldm":
+        from course.shipped import unet_mismatch
+
+        mismatch = unet_mismatch(manifest, source)
+        if mismatch:
+            raise TrainingError(mismatch)
     shipped = checkpoints.copy(source, data_dir() / recipe.checkpoint, shipped_from=str(source))
     print(f"shipped {source} to {data_dir() / recipe.checkpoint} (sha256 {shipped['sha256'][:12]}…)", flush=True)
     from course.shipped import unet_mismatch  # a new autoencoder or CLIP leaves the shipped U-Net behind

@@ -1,5 +1,9 @@
 """The text-to-image training recipe of lesson 05: batches, dropped captions, the loss, held-out prompts."""
 
+import json
+import shutil
+
+import pytest
 import torch
 
 from course import ldm
@@ -80,3 +84,61 @@ def test_loss_without_min_snr_is_the_plain_epsilon_loss():
     weighted = ldm.loss_fn(abar, snr_gamma=ldm.SNR_GAMMA)(model, batch)
     assert torch.isfinite(plain) and torch.isfinite(weighted)
     assert weighted < plain  # Min-SNR weights are ≤ 1, and < 1 for every t with SNR(t) > γ
+
+
+# ----------------------------------------------------------------------------- the training command
+
+
+@pytest.fixture
+def data_copy(tmp_path, monkeypatch):
+    """A copy of data/ as COURSE_DATA_DIR (the command may write there only with --ship)."""
+    from course import shipped
+    from course.paths import data_dir
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir(), copy)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(copy))
+    loaders = (shipped.load_autoencoder, shipped.load_clip, shipped.load_unet)
+    for loader in loaders:
+        loader.cache_clear()
+    yield copy
+    for loader in loaders:
+        loader.cache_clear()
+
+
+def test_training_without_the_autoencoder_is_one_line(data_copy, tmp_path):
+    (data_copy / "autoencoder.safetensors").unlink()
+    with pytest.raises(SystemExit, match=r"^error: data/autoencoder.safetensors is missing: .*python -m course.ae_train train --ship"):
+        ldm.main(["train", "--run-dir", str(tmp_path / "run")])
+    with pytest.raises(SystemExit, match=r"^error: ldm recipe: batch size must be ≥ 1, got 0"):
+        ldm.main(["train", "--batch-size", "0", "--run-dir", str(tmp_path / "run")])
+
+
+def test_a_tiny_run_records_its_recipe_and_the_components_it_was_trained_with(data_copy, tmp_path, capsys):
+    from course import shipped
+    from course.checkpoints import sha256
+    from course.recipes import LDM_RECIPE
+
+    before = sha256(data_copy / "ldm_unet.safetensors")
+    tiny = LDM_RECIPE.replace(steps=2, pool=16, batch_size=4, eval_every=1, checkpoint_every=1, curve_prompts=2, curve_sampling_steps=1,
+                              guidance_candidates=(2.0, 3.0), sweep_prompts=2, eval_prompts=2, eval_sampling_steps=1)
+    run = tmp_path / "run"
+    manifest = ldm.train_shipped(tiny, run)
+    assert sha256(data_copy / "ldm_unet.safetensors") == before
+    assert manifest["trained_with"] == shipped.trained_with()
+    assert manifest["recipe"] == tiny.as_dict() and manifest["command"] == tiny.command()
+    assert [p["step"] for p in manifest["metrics"]["adherence_curve"]] == [1, 2]
+    assert f"To ship it: python -m course.ldm ship --run-dir {run}" in capsys.readouterr().out
+
+    # resuming the finished run with another recipe is refused, in one line
+    with pytest.raises(SystemExit, match=r"^error: .* started with another recipe \(lr 0.001 → 0.002\)"):
+        ldm.main(["train", "--run-dir", str(run), "--steps", "2", "--pool", "16", "--batch-size", "4", "--lr", "2e-3"])
+
+    # a U-Net trained with another autoencoder than data/ holds is never shipped
+    exported = run / "ldm_unet.json"
+    edited = json.loads(exported.read_text())
+    edited["trained_with"]["autoencoder.safetensors"] = "0" * 64
+    exported.write_text(json.dumps(edited))
+    with pytest.raises(SystemExit, match=r"ldm_unet.safetensors was trained with another autoencoder"):
+        ldm.main(["ship", "--run-dir", str(run), "--force"])
+    assert sha256(data_copy / "ldm_unet.safetensors") == before
