@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
+import dataclasses
 import json
 import multiprocessing
 import shutil
@@ -31,9 +32,10 @@ from course import ldm
 from course.ae_train import load_autoencoder, to_signed
 from course.data import render_scenes
 from course.eval import adherence, fid_like, predict, scene_attributes
+from course.recipes import LDM_RECIPE, LDMRecipe
 from course.scenes import SHAPES
 from course.schedules import alphas_cumprod
-from course.train import TrainConfig, train
+from course.train import train
 from course.unet import UNet, UNetConfig
 
 VARIANTS = {
@@ -58,12 +60,24 @@ VARIANTS = {
     "noattn0": {"lr": 1e-3, "steps": 2000, "attention": (False, True, True)},
 }
 CHUNK = 2000
-# The recipe the sweeps started from, written out so that the variants above keep their meaning when the
-# shipped recipe (course.ldm) changes; "shipped" below is the current one.
-DEFAULTS = {"steps": 4000, "batch": 128, "lr": 5e-4, "snr_gamma": 5.0, "channels": (64, 128, 128), "attention": (True, True, True),
-            "heads": 4, "pooled": False, "p_uncond": 0.1, "decay_stretch": 1.0}
-VARIANTS["shipped"] = {"steps": ldm.STEPS, "lr": ldm.LR, "snr_gamma": ldm.SNR_GAMMA, "channels": ldm.UNET.channels, "attention": ldm.UNET.attention,
-                       "heads": ldm.UNET.heads, "pooled": ldm.UNET.pooled, "p_uncond": ldm.P_UNCOND, "decay_stretch": ldm.DECAY_STRETCH}
+# The recipe and architecture the sweeps started from, derived from the shipped ones (course.recipes.LDM_RECIPE,
+# course.shipped.UNET) by naming what differed, so that the variants above keep their meaning when the shipped
+# recipe changes; "shipped" below is the current one.
+START_RECIPE = dataclasses.replace(LDM_RECIPE, steps=4000, lr=5e-4, decay_stretch=1.0, checkpoint_every=None)
+START_UNET = dataclasses.replace(ldm.UNET, pooled=False)
+RECIPE_KNOBS = {"steps": "steps", "batch": "batch_size", "lr": "lr", "snr_gamma": "snr_gamma", "p_uncond": "p_uncond", "decay_stretch": "decay_stretch"}
+UNET_KNOBS = ("channels", "attention", "heads", "pooled")
+VARIANTS["shipped"] = {**{knob: getattr(LDM_RECIPE, f) for knob, f in RECIPE_KNOBS.items()}, **{k: getattr(ldm.UNET, k) for k in UNET_KNOBS}}
+
+
+def variant(name: str, steps: int | None = None) -> tuple[LDMRecipe, UNetConfig]:
+    """The recipe and U-Net of a variant: the starting ones with the variant's knobs (and ``steps``) replaced."""
+    overrides = VARIANTS[name]
+    recipe = dataclasses.replace(START_RECIPE, **{RECIPE_KNOBS[k]: v for k, v in overrides.items() if k in RECIPE_KNOBS}, checkpoint_every=None)
+    if steps:
+        recipe = dataclasses.replace(recipe, steps=steps)
+    unet = dataclasses.replace(START_UNET, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k in UNET_KNOBS})
+    return recipe, unet
 VARIANTS["pooled2000_stopped"] = {"lr": 1e-3, "steps": 2000, "pooled": True, "decay_stretch": 1.25}  # the cosine of pooled2500, run to its stop
 
 
@@ -131,9 +145,8 @@ def main() -> None:
         return
     if args.variant is None:
         parser.error("--variant is required unless --make-pool")
-    cfg = {**DEFAULTS, **VARIANTS[args.variant]}
-    if args.steps:
-        cfg["steps"] = args.steps
+    recipe, unet_config = variant(args.variant, args.steps)
+    cfg = {**{knob: getattr(recipe, f) for knob, f in RECIPE_KNOBS.items()}, **{k: getattr(unet_config, k) for k in UNET_KNOBS}}
     if not args.pool_file.exists():
         print(f"{args.pool_file} not found: rendering and encoding the pool first ({args.workers} worker(s))", flush=True)
         make_pool_file(args.pool_file, args.pool_size, workers=args.workers)
@@ -141,30 +154,29 @@ def main() -> None:
     n_pool, pool_seed = pool["meta"].tolist()
     scenes, latents = ldm.pool_scenes(n_pool, pool_seed), pool["latents"]
     clip = ldm.load_clip().to(args.device)
-    torch.manual_seed(args.seed)
-    ldm.P_UNCOND = cfg["p_uncond"]  # read by ldm.batch_getter at every batch
-    unet_config = {**ldm.config_dict(ldm.UNET), "channels": tuple(cfg["channels"]), "attention": tuple(cfg["attention"]), "heads": cfg["heads"], "pooled": cfg["pooled"]}
-    model = UNet(UNetConfig(**unet_config)).to(args.device)
+    recipe = dataclasses.replace(recipe, seed=args.seed)
+    torch.manual_seed(recipe.seed)
+    model = UNet(unet_config).to(args.device)
     abar = alphas_cumprod(ldm.betas())
-    config = TrainConfig(steps=cfg["steps"], lr=cfg["lr"], warmup=300, decay="cosine", decay_steps=round(cfg["decay_stretch"] * cfg["steps"]),
-                         ema_decay=0.999, checkpoint_every=None, seed=args.seed)
-    get_batch = ldm.batch_getter(scenes, latents.to(args.device), cfg["batch"], args.seed, clip=clip)
+    config = recipe.train_config()
+    get_batch = ldm.batch_getter(scenes, latents.to(args.device), recipe.batch_size, recipe.seed, clip=clip, p_uncond=recipe.p_uncond)
     run_dir = Path("runs/recipes") / f"{args.variant}_s{args.seed}"
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed stale one
     start, reached = time.perf_counter(), 0
-    for stop in range(500, cfg["steps"] + 500, 500):
-        stop = min(stop, cfg["steps"])
-        result = train(model, ldm.loss_fn(abar, cfg["snr_gamma"]), get_batch, config, run_dir=run_dir, device=args.device,
+    for stop in range(500, recipe.steps + 500, 500):
+        stop = min(stop, recipe.steps)
+        result = train(model, ldm.loss_fn(abar, recipe.snr_gamma), get_batch, config, run_dir=run_dir, device=args.device,
                        desc=args.variant, progress=False, stop_at=stop)
         reached = stop
         elapsed = (time.perf_counter() - start) / 60
         print(f"{args.variant}: step {stop} after {elapsed:.1f} min", flush=True)
-        if stop < cfg["steps"] and elapsed * (stop + 500) / stop > args.deadline_min:
-            print(f"{args.variant}: deadline, stopping at step {stop} of {cfg['steps']}", flush=True)
+        if stop < recipe.steps and elapsed * (stop + 500) / stop > args.deadline_min:
+            print(f"{args.variant}: deadline, stopping at step {stop} of {recipe.steps}", flush=True)
             break
     train_minutes = (time.perf_counter() - start) / 60
     ema = result.ema.eval()
-    out = {"variant": args.variant, "seed": args.seed, "config": {**cfg, "channels": list(cfg["channels"]), "attention": list(cfg["attention"])}, "steps_reached": reached,
+    out = {"variant": args.variant, "seed": args.seed, "config": {**cfg, "channels": list(cfg["channels"]), "attention": list(cfg["attention"])},
+           "recipe": recipe.as_dict(), "steps_reached": reached,
            "train_minutes": round(train_minutes, 2), "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
            "params": sum(p.numel() for p in ema.parameters()), "evaluations": [shape_breakdown(ema, args.n, w, args.device) for w in args.scales]}
     args.out.parent.mkdir(parents=True, exist_ok=True)

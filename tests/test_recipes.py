@@ -58,3 +58,23 @@ def test_the_gpu_profile_trains_the_recipes():
     gpu = PROFILES["gpu"]
     if (gpu.ae_steps, gpu.ldm_steps, gpu.clip_steps, gpu.image_steps) != tuple(RECIPES[m].steps for m in ("autoencoder", "ldm", "clip", "shapes_ddpm")):
         pytest.xfail("course/profiles.py restates the step counts of the gpu profile (owner: set them to the recipes' steps)")
+
+
+def test_the_benchmark_variants_keep_their_meaning_when_derived_from_the_recipe():
+    """benchmarks/ldm_recipes.py derives its starting recipe from LDM_RECIPE: each variant is still the run it named."""
+    import importlib.util
+
+    from course.paths import repo_root
+
+    spec = importlib.util.spec_from_file_location("ldm_recipes", repo_root() / "benchmarks" / "ldm_recipes.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    start = {"steps": 4000, "batch": 128, "lr": 5e-4, "snr_gamma": 5.0, "channels": (64, 128, 128), "attention": (True, True, True),
+             "heads": 4, "pooled": False, "p_uncond": 0.1, "decay_stretch": 1.0}  # what the sweeps started from (their result files)
+    for name, overrides in bench.VARIANTS.items():
+        recipe, unet = bench.variant(name)
+        got = {**{k: getattr(recipe, f) for k, f in bench.RECIPE_KNOBS.items()}, **{k: getattr(unet, k) for k in bench.UNET_KNOBS}}
+        assert got == {**start, **overrides}, name
+        assert (recipe.warmup, recipe.ema_decay, recipe.decay) == (300, 0.999, "cosine")
+    shipped, _ = bench.variant("shipped")
+    assert shipped.train_config() == LDM_RECIPE.train_config(checkpoint_every=None)
