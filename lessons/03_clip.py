@@ -313,13 +313,16 @@ from course.checkpoints import read_manifest
 from course.paths import data_dir
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
-scenes, images = clip_train.pool(40_000 if P.train_clip else 2_000, seed=0)
+from course.recipes import CLIP_RECIPE
+
+clip_recipe = CLIP_RECIPE.scaled(steps=P.clip_steps)  # the shipped model's recipe over this profile's steps (warm-up in proportion)
+scenes, images = clip_train.pool(clip_recipe.pool if P.train_clip else 2_000, seed=clip_recipe.seed)
 live = LiveLoss("CLIP contrastive loss")
 run = train(
     clip_train.make_model(),
     clip_train.clip_loss,
-    clip_train.batch_getter(scenes, images, batch_size=128),
-    TrainConfig(steps=P.clip_steps, lr=1e-3, weight_decay=0.05, warmup=min(100, P.clip_steps // 5), decay="cosine", ema_decay=None, log_every=5),
+    clip_train.batch_getter(scenes, images, batch_size=clip_recipe.batch_size),
+    clip_recipe.train_config(log_every=5),
     device=device,
     on_log=live,
     desc="CLIP",

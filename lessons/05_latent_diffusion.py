@@ -153,20 +153,23 @@ check_kl_divergence(my_kl)
 # short demo then load it, the `gpu` profile trains it fully.
 
 # %%
-pool_images, _ = render_tensors(ShapesDataset(30_000 if P.train_latent else 1_000, size=64, split="train", seed=0))
+from course.recipes import AE_RECIPE
+
+ae_recipe = AE_RECIPE.scaled(steps=P.ae_steps)  # the shipped model's recipe over this profile's steps (warm-up in proportion)
+pool_images, _ = render_tensors(ShapesDataset(ae_recipe.pool if P.train_latent else 1_000, size=64, split="train", seed=ae_recipe.seed))
 live = LiveLoss("autoencoder: L1 + edges + KL")
 ae_run = train(
     Autoencoder(),
     ae_train.ae_loss,
-    ae_train.batch_getter(pool_images, batch_size=64),
-    TrainConfig(steps=P.ae_steps, lr=1e-3, warmup=min(200, P.ae_steps // 5), decay="cosine", ema_decay=0.999, log_every=max(1, P.ae_steps // 20)),
+    ae_train.batch_getter(pool_images, batch_size=ae_recipe.batch_size),
+    ae_recipe.train_config(log_every=max(1, ae_recipe.steps // 20)),
     device=device,
     on_log=live,
     desc="autoencoder",
 )
 live.show(ae_run.history)
 if P.train_latent:
-    ae, scaling_factor = ae_run.ema.cpu().eval(), ae_train.scaling_factor(ae_run.ema.cpu(), ae_train.to_signed(pool_images[:4000]))
+    ae, scaling_factor = ae_run.ema.cpu().eval(), ae_train.scaling_factor(ae_run.ema.cpu(), ae_train.to_signed(pool_images[: ae_recipe.scaling_images]))
 else:
     ae, scaling_factor = ae_train.load_autoencoder()
     ae_manifest = read_manifest(data_dir() / ae_train.CHECKPOINT)
@@ -389,17 +392,18 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # to measure adherence: here is what each minute of training buys.
 
 # %%
+from course.recipes import LDM_RECIPE
 from course.schedules import alphas_cumprod
 
-scenes, images = ldm.pool(60_000 if P.train_latent else 1_000, seed=0)
+ldm_recipe = LDM_RECIPE.scaled(steps=P.ldm_steps)  # the shipped model's recipe (stopped cosine, Min-SNR…) over this profile's steps
+scenes, images = ldm.pool(ldm_recipe.pool if P.train_latent else 1_000, seed=ldm_recipe.seed)
 latents = ldm.encode_latents(images)
 live = LiveLoss("latent U-Net: ε loss")
 unet_run = train(
     ldm.make_model(),
-    ldm.loss_fn(alphas_cumprod(ldm.betas())),
-    ldm.batch_getter(scenes, latents, batch_size=128 if P.train_latent else 32),
-    TrainConfig(steps=P.ldm_steps, lr=ldm.LR, warmup=min(300, P.ldm_steps // 5), decay="cosine", decay_steps=round(ldm.DECAY_STRETCH * P.ldm_steps),
-                ema_decay=0.999, log_every=max(1, P.ldm_steps // 20)),
+    ldm.loss_fn(alphas_cumprod(ldm.betas()), ldm_recipe.snr_gamma),
+    ldm.batch_getter(scenes, latents, batch_size=ldm_recipe.batch_size if P.train_latent else 32, p_uncond=ldm_recipe.p_uncond),
+    ldm_recipe.train_config(log_every=max(1, ldm_recipe.steps // 20)),
     device=device,
     on_log=live,
     desc="latent U-Net",
