@@ -1,6 +1,7 @@
 """Every shipped checkpoint has a manifest whose checksum matches and which says how it was made."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -103,3 +104,50 @@ def test_the_shipped_unet_records_the_autoencoder_and_clip_it_was_trained_with()
     manifest = json.loads((data_dir() / shipped.UNET_CHECKPOINT).with_suffix(".json").read_text())
     assert manifest["trained_with"] == shipped.trained_with()
     assert shipped.unet_mismatch() is None
+
+
+TRAINING_COMMANDS = ["course.ae_train", "course.clip_train", "course.ldm", "course.shapes_ddpm", "course.eval"]
+
+
+@pytest.mark.parametrize("module", TRAINING_COMMANDS)
+def test_every_training_command_reports_user_errors_in_one_line(module, data_copy, tmp_path):
+    import importlib
+
+    main = importlib.import_module(module).main
+    before = _checksums(data_copy)
+    with pytest.raises(SystemExit, match=r"^error: \w+ recipe: steps must be ≥ 1, got 0 \(nothing would be trained\)$"):
+        main(["train", "--steps", "0", "--run-dir", str(tmp_path / "run")])
+    with pytest.raises(SystemExit, match=r"^error: \w+ recipe: learning rate must be > 0"):
+        main(["train", "--lr", "-1", "--run-dir", str(tmp_path / "run")])
+    with pytest.raises(SystemExit, match=rf"^error: .*run/\w+.safetensors not found: train it first \(python -m {module} train"):
+        main(["ship", "--run-dir", str(tmp_path / "run")])
+    with pytest.raises(SystemExit, match=r"too short to replace data/.*add --force"):
+        main(["train", "--steps", "1", "--ship", "--run-dir", str(tmp_path / "run")])
+    assert _checksums(data_copy) == before
+
+
+def _hold(run_dir, ready, release):
+    from course.train import run_lock
+
+    with run_lock(run_dir):
+        ready.set()
+        release.wait(20)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="run folders are locked with fcntl")
+def test_a_locked_run_folder_is_one_line(tmp_path):
+    import multiprocessing
+
+    from course import ae_train
+
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(tmp_path, ready, release), daemon=True)
+    holder.start()
+    assert ready.wait(20)
+    try:
+        with pytest.raises(SystemExit, match=rf"^error: {tmp_path} is in use by process {holder.pid} .*another --run-dir$"):
+            ae_train.main(["train", "--steps", "2", "--pool", "16", "--run-dir", str(tmp_path)])
+    finally:
+        release.set()
+        holder.join()
