@@ -5,12 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
+from pathlib import Path
 
-from course import env
-from course.lessons import LESSONS
+MAX_IMAGES = 64  # -n: one grid per command (≈ 15 s on 2 cores); more: run again with another --seed
+MAX_SCALE = 16  # --scale: a 64×64 image saved at most 1024×1024
+SUFFIXES = (".png", ".jpg", ".jpeg")
+CLI_NAMES = {"guidance_scale": "--guidance", "num_inference_steps": "--steps", "sampler": "--sampler", "num_images_per_prompt": "-n"}
+
+
+class UsageError(ValueError):
+    """A bad argument: one line for the learner (what is wrong, what to type instead), exit code 2."""
 
 
 def lesson_list(lang: str = "en") -> str:
+    from course.lessons import LESSONS
+
     lines = []
     for lesson in LESSONS:
         mark = "  " if lesson.available else "… "
@@ -18,38 +28,89 @@ def lesson_list(lang: str = "en") -> str:
     return "\n".join(lines)
 
 
+def check_output(path: str, flag: str) -> Path:
+    """``path`` as a writable image file, checked before anything is generated (nothing is left behind)."""
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"{flag} {path!r} is a folder: give a file name, e.g. {flag} {out / 'out.png'}")
+    if out.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"{flag} must end in .png or .jpg, got {path!r}")
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {path!r}: folder {str(out.parent)!r} does not exist (create it, or choose another {flag})")
+    existed = out.exists()
+    try:
+        with open(out, "ab"):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write {path!r} ({err.strerror.lower() if err.strerror else err}): choose a file in a folder you can write, e.g. {flag} out.png") from None
+    if not existed:
+        out.unlink(missing_ok=True)
+    return out
+
+
+def check_arguments(args) -> None:
+    """Everything that can be checked without torch or a model: profile, counts, sizes, files."""
+    from course.profiles import current_profile
+
+    try:
+        current_profile()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not 1 <= args.n <= MAX_IMAGES:
+        raise UsageError(f"-n must be between 1 and {MAX_IMAGES} (one grid per command), got {args.n}: for more images, run again with another --seed")
+    if not 1 <= args.scale <= MAX_SCALE:
+        raise UsageError(f"--scale must be between 1 and {MAX_SCALE} (the saved image is 64·scale pixels wide), got {args.scale}")
+    if not args.prompt.strip():
+        raise UsageError("the prompt is empty: give a text, e.g. python -m course generate \"un cercle rouge en haut à gauche\"")
+    check_output(args.output, "-o")
+    if args.strip:
+        check_output(args.strip, "--strip")
+
+
 def generate(args) -> int:
     """``python -m course generate "un cercle rouge en haut à gauche" -o out.png``"""
-    from pathlib import Path
+    check_arguments(args)
+    with warnings.catch_warnings():  # each warning on one line, "warning: …", and put back as it was afterwards
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
+        return _generate(args)
 
-    from course import ae_train, ldm
+
+def _generate(args) -> int:
+    import torch
+
+    from course import pipeline
     from course.paths import data_dir
+    from course.shipped import AUTOENCODER, CLIP_CHECKPOINT, GUIDANCE, UNET_CHECKPOINT
 
-    missing = [name for name in (ae_train.CHECKPOINT, ldm.CHECKPOINT) if not (data_dir() / name).exists()]
-    if missing:
-        raise SystemExit(
-            f"error: the text-to-image model is not shipped yet (missing data/{', data/'.join(missing)}). "
-            "Train it with `python -m course.ae_train train` then `python -m course.ldm train` (lesson 05)."
-        )
-    from course.pipeline import TextToImagePipeline, grid, strip_image, upscale
-
-    out = Path(args.output)
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise SystemExit(f"error: the output must end in .png or .jpg, got {args.output!r}")
-    if not out.parent.exists() or not os.access(out.parent, os.W_OK):
-        raise SystemExit(f"error: cannot write {args.output!r}: folder {str(out.parent)!r} does not exist or is read-only")
-    pipe = TextToImagePipeline()
     if args.guidance is None:
-        args.guidance = ldm.GUIDANCE
+        args.guidance = GUIDANCE
     try:
-        result = pipe(args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=args.seed,
-                      negative_prompt=args.negative, sampler=args.sampler, num_images_per_prompt=args.n, keep_x0_hat=bool(args.strip))
+        pipeline.check_request(args.prompt, args.steps, args.guidance, args.sampler, args.n, args.negative, names=CLI_NAMES)
+        pipeline.as_generator(args.seed)
     except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
-    upscale(grid(result.images, columns=min(args.n, 4)), args.scale).save(out)
-    print(f"saved {out} ({args.n} image{'s' if args.n > 1 else ''}, {args.sampler}, {args.steps} steps, guidance {args.guidance}, seed {args.seed})")
+        raise UsageError(str(err)) from None
+    warnings.simplefilter("ignore", pipeline.GuidanceWarning)  # said once above, with the command's names
+    missing = [name for name in (AUTOENCODER, CLIP_CHECKPOINT, UNET_CHECKPOINT) if not (data_dir() / name).exists()]
+    if missing:
+        raise UsageError(
+            f"the text-to-image model is not shipped yet (missing data/{', data/'.join(missing)}): "
+            "train it with `python -m course.ae_train train` then `python -m course.ldm train` (lesson 05)"
+        )
+    if "OMP_NUM_THREADS" not in os.environ:  # the user's choice wins; else what the batch needs (one thread for a few images)
+        torch.set_num_threads(pipeline.threads_for(args.n))
+    try:
+        pipe = pipeline.TextToImagePipeline()
+    except (ValueError, OSError) as err:  # a damaged or mismatched file in data/ (checksum, config)
+        print(f"error: the shipped model could not be loaded: {err}", file=sys.stderr)
+        return 1
+    result = pipe(args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=args.seed,
+                  negative_prompt=args.negative, sampler=args.sampler, num_images_per_prompt=args.n, keep_x0_hat=bool(args.strip))
+    out = Path(args.output)
+    pipeline.upscale(pipeline.grid(result.images, columns=min(args.n, 4)), args.scale).save(out)
+    print(f"saved {out} ({args.n} image{'s' if args.n > 1 else ''}, {args.sampler}, {args.steps} steps, guidance {args.guidance:g}, seed {args.seed})")
     if args.strip:
-        upscale(strip_image(result.x0_hats), args.scale).save(args.strip)
+        pipeline.upscale(pipeline.strip_image(result.x0_hats), args.scale).save(args.strip)
         print(f"saved the denoising strip (x̂_0 along the steps) to {args.strip}")
     return 0
 
@@ -64,18 +125,29 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     g = sub.add_parser("generate", help="turn a French or English prompt into an image (offline, shipped models)")
     g.add_argument("prompt", help="e.g. \"un cercle rouge en haut à gauche\" or \"two small grey stars\"")
-    g.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
-    g.add_argument("--sampler", default="dpmpp", help="ddpm, ddim, pndm, euler_a or dpmpp (default)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w (default: ldm.GUIDANCE, the w chosen on validation prompts)")
+    g.add_argument("--steps", type=int, default=25, help="denoising steps, 1 to 1000 (default 25)")
+    g.add_argument("--sampler", default="dpmpp", help="dpmpp (default), ddim, ddpm, pndm, euler_a … (a wrong name lists them all)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w in [0, 50] (default: the w chosen on validation prompts; useful range 2–5)")
     g.add_argument("--seed", type=int, default=0, help="same seed and arguments → same image")
     g.add_argument("--negative", default=None, help="a negative prompt, used in place of the empty prompt ∅")
-    g.add_argument("-n", type=int, default=1, help="number of images (a grid)")
+    g.add_argument("-n", type=int, default=1, help=f"number of images, 1 to {MAX_IMAGES} (a grid)")
     g.add_argument("-o", "--output", default="out.png", help="output image (.png or .jpg)")
     g.add_argument("--strip", default=None, help="also save the denoising strip (x̂_0 along the steps) to this file")
-    g.add_argument("--scale", type=int, default=4, help="enlargement factor of the saved 64×64 images (default 4)")
+    g.add_argument("--scale", type=int, default=4, help=f"enlargement factor of the saved 64×64 images, 1 to {MAX_SCALE} (default 4)")
     args = parser.parse_args(argv)
     if args.command == "generate":
-        return generate(args)
+        try:
+            return generate(args)
+        except UsageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except OSError as err:  # e.g. the disk filled up while saving
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    from course import env
 
     print("Environment / Environnement")
     ok = env.report()

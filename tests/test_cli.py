@@ -1,0 +1,89 @@
+"""`python -m course generate`: bad input is one line (what is wrong, what to type), exit code 2, checked before
+any model loads, and nothing is written."""
+
+import subprocess
+import sys
+
+import pytest
+
+from course import __main__ as cli
+from course.paths import data_dir
+from course.shipped import UNET_CHECKPOINT
+
+shipped = pytest.mark.skipif(not (data_dir() / UNET_CHECKPOINT).exists(), reason="the latent U-Net is not shipped")
+
+
+@pytest.fixture
+def no_models(monkeypatch):
+    """Loading a model fails the test: bad input must be refused before."""
+    from course import pipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(pipeline.TextToImagePipeline, "__init__", refuse)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--guidance", "nan"], "--guidance must be a finite number"),
+        (["--guidance", "inf"], "--guidance must be a finite number"),
+        (["--guidance", "1e6"], r"--guidance must be in [0, 50]"),
+        (["--guidance", "-1"], r"--guidance must be in [0, 50]"),
+        (["-n", "0"], "-n must be between 1 and 64"),
+        (["-n", "10000"], "-n must be between 1 and 64"),
+        (["--steps", "0"], r"--steps must be an integer in [1, 1000]"),
+        (["--steps", "5000"], r"--steps must be an integer in [1, 1000]"),
+        (["--scale", "0"], "--scale must be between 1 and 16"),
+        (["--sampler", "karras"], "unknown --sampler 'karras': choose one of ddpm, ddim"),
+        (["--seed", "-1"], "the seed must be an integer"),
+        (["-o", "{tmp}"], "is a folder: give a file name"),
+        (["-o", "{tmp}/x.gif"], "-o must end in .png or .jpg"),
+        (["-o", "/proc/x.png"], "cannot write '/proc/x.png'"),
+        (["-o", "{tmp}/missing/x.png"], "folder '{tmp}/missing' does not exist"),
+        (["--strip", "{tmp}/missing/s.png"], "folder '{tmp}/missing' does not exist"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_model(tmp_path, capsys, no_models, extra, message):
+    extra = [e.format(tmp=tmp_path) for e in extra]
+    args = ["generate", "un cercle rouge", "-o", str(tmp_path / "out.png"), *extra]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message.format(tmp=tmp_path) in err, err
+    assert not (tmp_path / "out.png").exists() and not list(tmp_path.rglob("*.png"))
+
+
+def test_empty_prompt_and_bogus_profile(tmp_path, capsys, no_models, monkeypatch):
+    assert cli.main(["generate", "  ", "-o", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.startswith("error: the prompt is empty")
+    monkeypatch.setenv("COURSE_PROFILE", "tiny")
+    assert cli.main(["generate", "un cercle rouge", "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown profile 'tiny': choose one of smoke, cpu, gpu" in err
+
+
+def test_checking_a_path_leaves_nothing_behind(tmp_path):
+    kept = tmp_path / "old.png"
+    kept.write_bytes(b"old")
+    assert cli.check_output(str(kept), "-o") == kept and kept.read_bytes() == b"old"
+    assert cli.check_output(str(tmp_path / "new.png"), "-o") and not (tmp_path / "new.png").exists()
+
+
+@shipped
+def test_the_command_writes_images_and_warns_on_one_line(tmp_path):
+    out, strip = tmp_path / "out.png", tmp_path / "strip.png"
+    result = subprocess.run([sys.executable, "-m", "course", "generate", "un cercle rouge licorne", "--steps", "3", "--guidance", "20", "-n", "2",
+                             "-o", str(out), "--strip", str(strip)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and strip.exists() and "saved" in result.stdout
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("warning: --guidance 20 is far above") for line in lines)
+    assert any(line.startswith("warning: words the model never saw") and "licorne" in line for line in lines)
+    assert len([line for line in lines if "far above" in line]) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_real_bad_call_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "course", "generate", "un cercle rouge", "--guidance", "nan", "-o", str(tmp_path / "x.png")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: --guidance must be a finite number") and "Traceback" not in result.stderr
