@@ -108,7 +108,7 @@ def train_shipped(recipe: AERecipe = RECIPE, run_dir: Path | None = None, ship: 
         print(f"rendered {recipe.pool} images in {time.perf_counter() - start:.0f} s", flush=True)
         model = training.build(make_model, recipe.seed)
         result = training.train(model, ae_loss, batch_getter(images, recipe.batch_size, recipe.crop, recipe.seed), recipe.train_config(), run_dir=run_dir,
-                                desc="autoencoder", recipe=recipe.as_dict(), allow_recipe_change=allow_recipe_change)
+                                desc="autoencoder", recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
         ema = result.ema
         metrics = {"legibility": legibility(ema, recipe.eval_images), "scaling_factor": scaling_factor(ema, to_signed(images[: recipe.scaling_images]))}
         metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
