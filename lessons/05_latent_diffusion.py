@@ -439,8 +439,10 @@ prompts = [
     "a small green heart on the left", "un grand losange gris en bas", "a large yellow cross at the top right",
     "un grand hexagone orange au centre", "a small blue triangle at the bottom left",
 ]
+from course import evaluation  # held-out prompts and generation as the manifest's numbers were drawn
+
 w = manifest["metrics"]["guidance"]  # the guidance scale chosen on validation prompts when the model was trained
-generated = ldm.generate(prompts, unet, steps=P.sample_steps, guidance=w, seed=0, device=device)
+generated = evaluation.generate(prompts, unet, steps=P.sample_steps, guidance=w, seed=0, device=device)
 show_grid(generated, prompts, ncols=4, size=2.0, wrap=24)
 
 # %% [markdown] lang="fr"
@@ -458,11 +460,8 @@ show_grid(generated, prompts, ncols=4, size=2.0, wrap=24)
 # 512 prompts.
 
 # %%
-held_scenes, held_prompts = ldm.heldout_prompts(P.latent_samples)
-held_images = torch.cat([
-    ldm.generate(held_prompts[i : i + 64], unet, steps=P.sample_steps, guidance=w, seed=i, device=device)
-    for i in range(0, len(held_prompts), 64)
-])
+held_scenes, held_prompts = evaluation.heldout_prompts(P.latent_samples)
+held_images = evaluation.generate_batched(held_prompts, unet, steps=P.sample_steps, guidance=w, batch=64, device=device)  # batch i: seed i
 score = adherence(held_images, [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in held_scenes])
 print(f"{score['n']} held-out prompts, {P.sample_steps} DDIM steps, guidance {w}: "
       + ", ".join(f"{k} {v:.0%}" for k, v in score["per_attribute"].items()) + f", all together {score['all_correct']:.0%}")

@@ -45,7 +45,7 @@ import torch
 from course import current_profile
 from course.checks.guidance import check_guidance
 from course.eval import adherence, features, scene_attributes
-from course.ldm import heldout_prompts
+from course.evaluation import heldout_prompts
 from course.pipeline import TextToImagePipeline
 from course.plotting import figure, show_grid, show_strip
 
