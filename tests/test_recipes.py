@@ -51,13 +51,14 @@ def test_the_guidance_rule_picks_the_best_and_breaks_ties_to_the_smaller_w():
     assert LDM_RECIPE.choose_guidance(sweep) == 3.0
 
 
+@pytest.mark.xfail(strict=True, reason="course/profiles.py restates the gpu profile's step counts (6,000/8,000/8,000): set them to the recipes' "
+                   "(ae_steps=AE_RECIPE.steps …), then remove this marker")
 def test_the_gpu_profile_trains_the_recipes():
     """The gpu profile trains from scratch: it must train the shipped recipe's steps, not another number."""
     from course.profiles import PROFILES
 
     gpu = PROFILES["gpu"]
-    if (gpu.ae_steps, gpu.ldm_steps, gpu.clip_steps, gpu.image_steps) != tuple(RECIPES[m].steps for m in ("autoencoder", "ldm", "clip", "shapes_ddpm")):
-        pytest.xfail("course/profiles.py restates the step counts of the gpu profile (owner: set them to the recipes' steps)")
+    assert (gpu.ae_steps, gpu.ldm_steps, gpu.clip_steps, gpu.image_steps) == tuple(RECIPES[m].steps for m in ("autoencoder", "ldm", "clip", "shapes_ddpm"))
 
 
 def test_the_benchmark_variants_keep_their_meaning_when_derived_from_the_recipe():
