@@ -45,8 +45,13 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     straight = train(model, loss_fn, get_batch, config, progress=False)
 
     model, get_batch, loss_fn = regression_problem()
-    with pytest.raises(KeyboardInterrupt):  # killed at step 23: the last resume state is step 20's
-        train(model, loss_fn, lambda s: get_batch(s) if s < 23 else exec("raise KeyboardInterrupt"), config, run_dir=tmp_path, progress=False)
+    def killed_at_23(step):
+        if step == 23:
+            raise KeyboardInterrupt  # the process stops here: the last resume state is step 20's
+        return get_batch(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(model, loss_fn, killed_at_23, config, run_dir=tmp_path, progress=False)
     assert json.loads((tmp_path / "state.json").read_text())["step"] == 20
     model, get_batch, loss_fn = regression_problem()  # a fresh process: new model, same run directory
     resumed = train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False)
