@@ -151,3 +151,26 @@ def test_a_locked_run_folder_is_one_line(tmp_path):
     finally:
         release.set()
         holder.join()
+
+
+def test_the_evaluator_command_trains_into_its_run_folder_and_resumes_exactly(data_copy, tmp_path):
+    from safetensors.torch import load_file
+
+    from course import eval as evaluator
+    from course import train as training
+    from course.recipes import EVALUATOR_RECIPE
+
+    before = _checksums(data_copy)
+    tiny = EVALUATOR_RECIPE.replace(steps=4, pool=512, batch_size=64, eval_images=16, checkpoint_every=2)  # every label in every batch
+    straight = evaluator.train_evaluator(tiny, tmp_path / "straight")
+    real_train = training.train
+    training.train = lambda *args, **kwargs: real_train(*args, **{**kwargs, "stop_at": 2})  # stopped after step 2's checkpoint…
+    try:
+        evaluator.train_evaluator(tiny, tmp_path / "resumed")
+    finally:
+        training.train = real_train
+    resumed = evaluator.train_evaluator(tiny, tmp_path / "resumed")  # …then the same command again
+    assert _checksums(data_copy) == before
+    a, b = (load_file(str(tmp_path / run / "evaluator.safetensors")) for run in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed evaluator run did not draw the batches of an uninterrupted one"
+    assert straight["command"] == tiny.command() and resumed["samples_seen"] == straight["samples_seen"]
