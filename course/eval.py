@@ -222,6 +222,7 @@ def train_evaluator(recipe=None, run_dir: Path | None = None, ship: bool = False
         start = time.perf_counter()
         halves = [render_tensors(ShapesDataset(n_train // 2, size=s, split="all", seed=seed)) for s in (32, 64)]
         print(f"rendered {n_train} training images in {time.perf_counter() - start:.0f} s", flush=True)
+
         def get_batch(step: int):  # a function of the step: a resumed run draws the batches an uninterrupted one would
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
             half = halves[step % 2]  # alternate 32- and 64-pixel batches
