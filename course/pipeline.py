@@ -6,6 +6,10 @@
 Its call mirrors diffusers' ``StableDiffusionPipeline`` so the step to the real library is small:
 ``pipe(prompt, num_inference_steps=…, guidance_scale=…, generator=…, negative_prompt=…)`` returns PIL images.
 Everything is loaded offline from ``data/``.
+
+:func:`generate_latents` is the one path from prompt to latent: the pipeline, the evaluation
+(:mod:`course.evaluation`) and the scheduler table all call it. :func:`check_request` refuses bad input
+(a ``ValueError`` saying what to give instead) before any model runs; the command line calls it too.
 """
 
 from __future__ import annotations
