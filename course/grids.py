@@ -29,6 +29,11 @@ def _check_steps(T: int, steps: int) -> None:
         raise ValueError(f"steps must be an integer in [1, {T}] (the training steps), got {steps!r}")
 
 
+def _check_count(steps: int) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+
+
 def _with_zero(ts: list[int] | torch.Tensor) -> torch.Tensor:
     ts = torch.as_tensor(ts, dtype=torch.float64)
     return torch.cat([ts, ts.new_zeros(1)])
@@ -76,7 +81,7 @@ def dpm_spaced(T: int, steps: int, spacing: str = "linspace") -> torch.Tensor:
 def karras(schedule: NoiseSchedule, steps: int, rho: float = 7.0, sigma_min: float | None = None, sigma_max: float | None = None) -> torch.Tensor:
     """σ̃_i = (σ_max^(1/ρ) + i/(S−1)·(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ, i = 0 … S − 1, then 0 (Karras et al. 2022,
     eq. 5): ρ = 7 crowds the steps at low noise, where the details form. Bounds default to σ̃ at t = 1 and t = T."""
-    _check_steps(schedule.T, steps)
+    _check_count(steps)
     if rho <= 0:
         raise ValueError(f"rho must be > 0 (7 in Karras et al.; 1 is evenly spaced in σ̃), got {rho}")
     lo = float(schedule.sigma_ve(1)) if sigma_min is None else sigma_min
@@ -90,7 +95,7 @@ def karras(schedule: NoiseSchedule, steps: int, rho: float = 7.0, sigma_min: flo
 
 def log_snr(schedule: NoiseSchedule, steps: int) -> torch.Tensor:
     """λ evenly spaced from λ_T to λ_1, then t = 0 (DPM-Solver's uniform-λ steps, Lu et al. 2022, §3.3)."""
-    _check_steps(schedule.T, steps)
+    _check_count(steps)
     lam_T, lam_1 = float(schedule.lambda_(schedule.T)), float(schedule.lambda_(1))
     lams = torch.linspace(lam_T, lam_1, steps, dtype=torch.float64) if steps > 1 else torch.tensor([lam_T], dtype=torch.float64)
     return _with_zero(schedule.t_from_lambda(lams))

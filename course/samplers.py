@@ -317,8 +317,13 @@ def evaluations(name: str, steps: int) -> int:
 
 def grid_for(name: str, schedule: NoiseSchedule, steps: int, grid: str | None = None, **kwargs) -> torch.Tensor:
     """The grid sampler ``name`` runs with ``steps`` steps: ``grid`` (a name of :data:`course.grids.GRIDS`)
-    or the sampler's default (diffusers' spacing for the five classic samplers, Karras for Heun and 3M)."""
+    or the sampler's default (diffusers' spacing for the five classic samplers, Karras for Heun and 3M);
+    "optimised": the grid tuned for the shipped latent U-Net by ``python -m course.grid_search`` (data/grids.json)."""
     grid = grid or DEFAULT_GRID.get(name, "leading")
+    if grid == "optimised":
+        from course.grid_search import load_grid
+
+        return load_grid("ldm_unet", name, steps)
     if grid in SPACINGS:
         return dpm_spaced(schedule.T, steps, grid) if name in DPM_FAMILY else spaced(schedule.T, steps, grid)
     return make_grid(grid, schedule, steps, **kwargs)
@@ -334,9 +339,6 @@ def sample(name: str, model: Model | Denoiser, x_T: torch.Tensor, betas: torch.T
     if name not in SOLVERS:
         raise ValueError(f"unknown sampler {name!r}: choose one of {', '.join(SOLVERS)}")
     schedule = betas if isinstance(betas, NoiseSchedule) else NoiseSchedule.from_betas(betas)
-    T = schedule.T
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer in [1, {T}] (the training steps), got {steps!r}")
     if grid is None or isinstance(grid, str):
         grid = grid_for(name, schedule, steps, grid or spacing)
     if name in STOCHASTIC or (name == "ddim" and kwargs.get("eta", 0) > 0):
