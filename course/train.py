@@ -85,6 +85,7 @@ class History:
     wall_time: float = 0.0  # seconds of training, summed over resumed sessions
     samples_seen: int = 0
     recipe_changes: list[dict] = field(default_factory=list)  # {"step", "changes": {field: [before, after]}} allowed on resuming
+    smoothed_loss: float | None = None  # the running loss average at the last step (so that a resumed curve is the uninterrupted one)  # {"step", "changes": {field: [before, after]}} allowed on resuming
 
 
 @dataclass
@@ -318,7 +319,7 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
 
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     bar = tqdm(total=config.steps, initial=start, desc=desc, disable=not progress or start >= end, leave=True)
-    smoothed = history.losses[-1] if history.losses else None
+    smoothed = history.smoothed_loss if history.smoothed_loss is not None else (history.losses[-1] if history.losses else None)
     tick = time.perf_counter()
     model.train()
     for step in range(start, end):
@@ -342,6 +343,7 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
         history.samples_seen += _batch_size(batch)
         value = loss.item()
         smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
+        history.smoothed_loss = smoothed
         bar.update(1)
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:

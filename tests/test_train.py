@@ -60,6 +60,7 @@ def test_interrupted_training_resumes_exactly(tmp_path):
     for a, b in zip(straight.ema.parameters(), resumed.ema.parameters()):
         assert torch.equal(a, b)
     assert resumed.history.losses == straight.history.losses
+    assert reached[-1] < config.steps, f"killed too late to test anything: {reached}"
 
 
 def test_resume_without_ema_is_exact(tmp_path):
@@ -209,3 +210,32 @@ def test_models_are_built_after_seeding_so_their_initial_weights_are_the_seeds()
     torch.rand(10)  # another process, another global state
     b = build(Autoencoder, seed=0)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def _train_until_killed(run_dir):
+    model, get_batch, loss_fn = regression_problem()
+    train(model, loss_fn, get_batch, TrainConfig(steps=150, lr=1e-2, checkpoint_every=1, log_every=5, seed=11), run_dir=run_dir, progress=False)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forks a training and kills it with SIGKILL")
+def test_a_training_killed_at_random_instants_resumes_to_the_uninterrupted_result(tmp_path):
+    import random
+    import signal
+    import time
+
+    config = TrainConfig(steps=150, lr=1e-2, checkpoint_every=1, log_every=5, seed=11)
+    model, get_batch, loss_fn = regression_problem()
+    straight = train(model, loss_fn, get_batch, config, progress=False)
+    ctx, rng, reached = multiprocessing.get_context("fork"), random.Random(1), []
+    for _ in range(4):  # the same run folder, killed again and again (its lock left behind by a dead process each time)
+        trainer = ctx.Process(target=_train_until_killed, args=(tmp_path,), daemon=True)
+        trainer.start()
+        time.sleep(rng.uniform(0.2, 0.5))
+        os.kill(trainer.pid, signal.SIGKILL)
+        trainer.join()
+        reached.append(checkpoints.read_manifest(tmp_path / "state.safetensors")["step"] if (tmp_path / "state.json").exists() else 0)
+    model, get_batch, loss_fn = regression_problem()
+    resumed = train(model, loss_fn, get_batch, config, run_dir=tmp_path, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(straight.ema.parameters(), resumed.ema.parameters()))
+    assert resumed.history.losses == straight.history.losses
+    assert reached[-1] < config.steps, f"killed too late to test anything: {reached}"
