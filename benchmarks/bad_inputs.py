@@ -150,18 +150,21 @@ def api_cases() -> list[dict]:
     return rows
 
 
-def ae_train_steps_0(tmp: Path) -> dict:
+def ae_train(tmp: Path, case: str, extra: list[str], env: dict[str, str]) -> dict:
+    """``python -m course.ae_train train …`` on a copy of data/ and a temporary run folder; data/ must not change."""
     real = ROOT / "data" / "autoencoder.safetensors"
     before = sha256(real)
-    copy = tmp / "data"
+    work = tmp / f"ae{abs(hash(case))}"
+    copy = work / "data"
     shutil.copytree(ROOT / "data", copy)
-    r = run([sys.executable, "-m", "course.ae_train", "train", "--steps", "0", "--run-dir", str(tmp / "runs")], cwd=ROOT, env={"COURSE_DATA_DIR": str(copy)}, timeout=120)
+    r = run([sys.executable, "-m", "course.ae_train", "train", *extra, "--run-dir", str(work / "runs")], cwd=ROOT,
+            env={"COURSE_DATA_DIR": str(copy), **env}, timeout=120)
     after, copy_after = sha256(real), sha256(copy / "autoencoder.safetensors")
     r["file_written"] = copy_after != before or after != before
     r["data_unchanged"] = after == before and copy_after == before
     good = r["exit"] not in (0,) and r["stderr_lines"] == 1 and not r["traceback"] and r["data_unchanged"]
-    return {"kind": "cli", "case": "ae_train train --steps 0", "command": "COURSE_DATA_DIR=<copy of data/> python -m course.ae_train train --steps 0", **r,
-            "expect": "refuse, data/ untouched", "verdict": "ok" if good else "NOT OK"}
+    return {"kind": "cli", "case": case, "command": " ".join([*(f"{k}={v}" for k, v in env.items()), "COURSE_DATA_DIR=<copy of data/>",
+            "python -m course.ae_train train", *extra]), **r, "expect": "refuse with one line, data/ untouched", "verdict": "ok" if good else "NOT OK"}
 
 
 def build_over_edited_notebook(tmp: Path) -> dict:
@@ -191,7 +194,8 @@ def main() -> int:
         rows += cli_cases(tmp)
         rows += api_cases()
         if "train" in subprocess.run([sys.executable, "-m", "course.ae_train", "--help"], cwd=ROOT, capture_output=True, text=True).stdout:
-            rows.append(ae_train_steps_0(tmp))
+            rows.append(ae_train(tmp, "ae_train train --steps 0", ["--steps", "0"], {}))
+            rows.append(ae_train(tmp, "ae_train train, bogus COURSE_PROFILE", ["--steps", "2", "--pool", "64"], {"COURSE_PROFILE": "tiny"}))
         rows.append(build_over_edited_notebook(tmp))
     print("| kind | case | exit / outcome | first line of stderr (or message) | file written | s | verdict |")
     print("|---|---|---|---|---|---|---|")

@@ -61,3 +61,22 @@ def test_command_refuses_an_unwritable_output(tmp_path):
     result = subprocess.run([sys.executable, "-m", "course", "generate", "un cercle rouge", "--steps", "2", "-o", str(tmp_path / "nope" / "x.png")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_many_images_go_in_bounded_batches(pipe, monkeypatch):
+    from course import pipeline
+
+    sizes = []
+    real = pipeline.generate_latents
+    monkeypatch.setattr(pipeline, "generate_latents", lambda unet, clip, prompts, *a, **k: sizes.append(len(prompts)) or real(unet, clip, prompts, *a, **k))
+    whole = pipe("a blue star", num_inference_steps=3, sampler="ddim", num_images_per_prompt=5, generator=2).tensors
+    batched = pipe("a blue star", num_inference_steps=3, sampler="ddim", num_images_per_prompt=5, generator=2, batch_size=2, keep_x0_hat=True)
+    assert sizes == [5, 2, 2, 1] and batched.tensors.shape == (5, 3, 64, 64)
+    assert torch.allclose(whole, batched.tensors, atol=1e-4)  # same x_T whatever the batch size (deterministic sampler)
+    assert len(batched.x0_hats) == 3 and batched.x0_hats[0][1].shape[0] == 2  # x̂_0 of the first batch
+
+
+def test_threads_one_for_a_single_image():
+    from course.pipeline import threads_for
+
+    assert threads_for(1) == threads_for(2) == 1 and 1 <= threads_for(64)
