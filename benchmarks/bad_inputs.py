@@ -105,7 +105,8 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeou
     except subprocess.TimeoutExpired as err:
         rc, stderr, stdout = f"timeout {timeout} s", (err.stderr or b"").decode() if isinstance(err.stderr, bytes) else (err.stderr or ""), ""
     lines = [line for line in stderr.splitlines() if line.strip()]
-    return {"exit": rc, "stderr_first_line": lines[0][:160] if lines else "", "stderr_lines": len(lines), "traceback": "Traceback" in stderr,
+    return {"exit": rc, "stderr_first_line": lines[0][:160] if lines else "", "stderr_last_line": lines[-1][:160] if lines else "",
+            "stderr_lines": len(lines), "traceback": "Traceback" in stderr,
             "stdout_first_line": (stdout.strip().splitlines() or [""])[0][:160], "seconds": round(time.perf_counter() - start, 2)}
 
 
@@ -202,6 +203,8 @@ def main() -> int:
     for r in rows:
         outcome = r.get("exit", r.get("outcome", ""))
         first = r.get("stderr_first_line", r.get("message", ""))
+        if r.get("traceback"):
+            first = f"{first[:50]} … (traceback) … {r['stderr_last_line'][:60]}"
         print(f"| {r['kind']} | {r['case']} | {outcome} | {str(first)[:110]} | {'yes' if r.get('file_written') else 'no'} | {r.get('seconds', '')} | {r['verdict']} |")
     total = round(time.perf_counter() - start, 1)
     print(f"\n{sum(r['verdict'] == 'ok' for r in rows)}/{len(rows)} ok, {total} s")
