@@ -80,7 +80,7 @@ def _commit(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     The journal, in order: weights → ``name.safetensors.tmp``, manifest (with the sha256 of those weights)
     → ``name.json.tmp``, both synced; then rename the weights, then the manifest. A kill before the first
     rename leaves the old pair; a kill between the renames leaves new weights beside the old manifest, and
-    ``name.json.tmp`` describing them, which :func:`read_manifest` completes (rolls forward).
+    ``name.json.tmp`` describing them, which :func:`read_manifest` reads instead (rolls forward, without writing).
     """
     weights_tmp, manifest_tmp = _tmp(path), _tmp(manifest_path(path))
     manifest = {**manifest, "file": path.name, "sha256": sha256(weights_tmp)}
@@ -141,15 +141,13 @@ def _roll_forward(path: Path) -> dict[str, Any] | None:
         return None  # killed while writing it: the pair in place is the previous, complete one
     if manifest.get("sha256") != sha256(path):
         return None
-    try:
-        os.replace(pending, manifest_path(path))  # finish the interrupted save
-    except OSError:
-        pass  # a read-only folder: use it without writing
+    # Read only, never renamed here: a reader may run beside a live writer (its rename would break the writer's);
+    # the writer's next save replaces the pending file anyway.
     return manifest
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of checkpoint ``path`` (completing a save that was interrupted between its renames)."""
+    """The manifest of checkpoint ``path`` (or that of a save interrupted between its renames, which describes it)."""
     path = Path(path)
     mpath = manifest_path(path)
     if _tmp(mpath).exists():

@@ -65,7 +65,7 @@ def test_an_invalid_manifest_is_one_clear_error(tmp_path):
         checkpoints.read_manifest(path)
 
 
-def test_a_save_killed_between_its_two_renames_is_completed_on_reading(tmp_path, monkeypatch):
+def test_a_save_killed_between_its_two_renames_is_read_whole_and_the_next_save_completes_it(tmp_path, monkeypatch):
     path = tmp_path / "state.safetensors"
     checkpoints.save(path, {"x": torch.zeros(4)}, {"i": 0})
     real_replace = os.replace
@@ -80,7 +80,9 @@ def test_a_save_killed_between_its_two_renames_is_completed_on_reading(tmp_path,
         checkpoints.save(path, {"x": torch.ones(4)}, {"i": 1})
     monkeypatch.setattr(os, "replace", real_replace)
     assert json.loads(path.with_suffix(".json").read_text())["i"] == 0  # the pair on disk disagrees…
-    tensors, manifest = checkpoints.load(path)  # …and reading completes the save
+    tensors, manifest = checkpoints.load(path)  # …but reading takes the pending manifest, which describes the weights
     assert manifest["i"] == 1 and torch.equal(tensors["x"], torch.ones(4))
-    assert json.loads(path.with_suffix(".json").read_text())["i"] == 1
-    assert not (tmp_path / "state.json.tmp").exists()
+    assert json.loads(path.with_suffix(".json").read_text())["i"] == 0  # a reader writes nothing (a writer may be alive)
+    checkpoints.save(path, {"x": torch.full((4,), 2.0)}, {"i": 2})
+    assert json.loads(path.with_suffix(".json").read_text())["i"] == 2 and not (tmp_path / "state.json.tmp").exists()
+    assert torch.equal(checkpoints.load(path)[0]["x"], torch.full((4,), 2.0))
