@@ -95,7 +95,7 @@ def _generate(args) -> int:
     if missing:
         raise UsageError(
             f"the text-to-image model is not shipped yet (missing data/{', data/'.join(missing)}): "
-            "train it with `python -m course.ae_train train` then `python -m course.ldm train` (lesson 05)"
+            "train and ship it with `python -m course.ae_train train --ship` then `python -m course.ldm train --ship` (lesson 05)"
         )
     if "OMP_NUM_THREADS" not in os.environ:  # the user's choice wins; else what the batch needs (one thread for a few images)
         torch.set_num_threads(pipeline.threads_for(args.n))

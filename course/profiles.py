@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from course.recipes import AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE
+
 ProfileName = Literal["smoke", "cpu", "gpu"]
 PROFILE_NAMES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 ENV_VAR = "COURSE_PROFILE"
@@ -105,14 +107,14 @@ PROFILES: dict[str, Profile] = {
         toy_steps=20_000,
         toy_points=10_000,
         train_image_model=True,
-        image_steps=8_000,
+        image_steps=SHAPES_DDPM_RECIPE.steps,  # the gpu profile trains the shipped recipes (course.recipes), never another length
         image_samples=256,
         train_clip=True,
-        clip_steps=1_500,
+        clip_steps=CLIP_RECIPE.steps,
         clip_eval_images=1_000,
         train_latent=True,
-        ae_steps=6_000,
-        ldm_steps=8_000,
+        ae_steps=AE_RECIPE.steps,
+        ldm_steps=LDM_RECIPE.steps,
         latent_samples=512,
         sample_steps=50,
     ),

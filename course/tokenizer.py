@@ -1,7 +1,7 @@
 """The course's tokenizer: a word-level vocabulary trained with the ``tokenizers`` library on the French
 and English captions of the shapes dataset, wrapped as a transformers ``PreTrainedTokenizerFast``.
 
-Trained once and shipped in ``data/tokenizer/`` (``python -m course.tokenizer``), so nothing is ever
+Trained once and shipped in ``data/tokenizer/`` (``python -m course.tokenizer --ship``), so nothing is ever
 downloaded: ``CLIPTokenizer.from_pretrained(<hub name>)`` offline can silently return a broken tokenizer.
 
 Text is lower-cased and accents are kept (« étoile » and « etoile » differ); words and punctuation are
@@ -80,7 +80,7 @@ def load_tokenizer(path: str | None = None):
 
     folder = Path(path) if path else data_dir() / DIRNAME
     if not (folder / "tokenizer.json").exists():
-        raise FileNotFoundError(f"{folder}/tokenizer.json is missing: build it with `python -m course.tokenizer`")
+        raise FileNotFoundError(f"{folder}/tokenizer.json is missing: build it with `python -m course.tokenizer --ship`")
     tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
     assert tok.pad_token_id == PAD_ID and tok.eos_token_id == EOS_ID, "unexpected special token ids"
     return tok

@@ -518,7 +518,12 @@ USER_ERRORS = (TrainingError, RecipeError, checkpoints.CheckpointError, Floating
 
 @contextlib.contextmanager
 def user_errors():
-    """In a command's ``main()``: an error the user can fix ends the command with its one-line message, not a traceback."""
+    """In a command's ``main()``: an error the user can fix ends the command with its one-line message, not a traceback.
+    The profile is read first, so a bogus ``COURSE_PROFILE`` stops the command before it trains, not at its first save."""
+    try:
+        current_profile()
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     try:
         yield
     except USER_ERRORS as err:

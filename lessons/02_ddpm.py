@@ -437,13 +437,14 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 from course import shapes_ddpm
 from course.checkpoints import read_manifest
 from course.paths import data_dir
+from course.recipes import SHAPES_DDPM_RECIPE
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
-get_batch = shapes_ddpm.batch_getter(batch_size=128 if P.train_image_model else 32)
+get_batch = shapes_ddpm.batch_getter(batch_size=SHAPES_DDPM_RECIPE.batch_size if P.train_image_model else 32)
 net = shapes_ddpm.make_model()
 print(f"conv denoiser: {sum(p.numel() for p in net.parameters()):,} parameters")
 if P.train_image_model:  # gpu: from scratch
-    config = TrainConfig(steps=P.image_steps, lr=1e-3, warmup=200, decay="cosine", ema_decay=0.999, log_every=50)
+    config = SHAPES_DDPM_RECIPE.scaled(steps=P.image_steps).train_config(log_every=50)  # the shipped recipe (course.recipes)
 else:  # smoke, cpu: a few steps on a copy of the shipped model, to see the loop run; sampling uses the shipped model
     shipped = read_manifest(data_dir() / shapes_ddpm.CHECKPOINT)
     print(f"shipped model: {shipped['samples_seen']:,} training images, {shipped['wall_time_s'] / 60:.0f} min on {shipped['hardware']}")

@@ -51,8 +51,6 @@ def test_the_guidance_rule_picks_the_best_and_breaks_ties_to_the_smaller_w():
     assert LDM_RECIPE.choose_guidance(sweep) == 3.0
 
 
-@pytest.mark.xfail(strict=True, reason="course/profiles.py restates the gpu profile's step counts (6,000/8,000/8,000): set them to the recipes' "
-                   "(ae_steps=AE_RECIPE.steps …), then remove this marker")
 def test_the_gpu_profile_trains_the_recipes():
     """The gpu profile trains from scratch: it must train the shipped recipe's steps, not another number."""
     from course.profiles import PROFILES
