@@ -1,7 +1,23 @@
 """`course`: the helper package of « La Théorie de la Diffusion Stable », built from scratch.
 
-Each concept lives in its own small module (``course.schedules``, ``course.forward``, …) and is
-imported explicitly by the notebooks. Importing ``course`` itself is cheap: no torch import here.
+Each concept lives in its own small module, imported explicitly by the notebooks. The modules form
+layers; each imports only from the layers below it (``tests/test_layers.py`` checks the two rules
+that matter: generating an image imports no training module, and the diffusion maths imports no model):
+
+    course tooling   build, lessons, checks.*, plotting, widgets, playground, env, __main__ (the CLI)
+    evaluation       eval (the judge), evaluation (held-out prompts), scheduler_table, grid_search
+    training         recipes (one frozen recipe per shipped model), train (the loop, resumable),
+                     ae_train, clip_train, ldm, shapes_ddpm (one command each: runs/ → --ship → data/)
+    pipeline         pipeline (prompt → image: the one generation path)
+    models           tokenizer, clip, attention, unet, autoencoder, denoisers; shipped (loads data/, verified)
+    diffusion maths  schedules, noise_schedule (α σ λ σ̃), grids, adapter (ε / x₀ / v), samplers, guidance,
+                     forward, ddpm
+    data             scenes, render, captions, data, toy2d
+    foundations      paths, profiles, checkpoints, tensors, embeddings, images
+
+The package stays flat (``course.samplers``, not ``course.diffusion.samplers``): lessons and learners
+import by short names, and the layering is enforced by tests rather than by folders. Importing
+``course`` itself is cheap: no torch import here.
 """
 
 from course.profiles import Profile, current_profile

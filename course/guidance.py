@@ -8,6 +8,7 @@ Guidance wraps the model; samplers only see a function ``(x_t, t) -> ε̃``.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -36,8 +37,8 @@ def guided(
     w: float,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A sampler-ready ``(x_t, t) -> ε̃``: one batched forward pass computes ε(∅) and ε(c) together."""
-    if w < 0:
-        raise ValueError(f"guidance scale w must be ≥ 0 (0: unconditional, 1: conditional, > 1: guided), got {w}")
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"guidance scale w must be a finite number ≥ 0 (0: unconditional, 1: conditional, > 1: guided), got {w}")
     B, L = context.shape[0], max(context.shape[1], null_context.shape[1])
     context, context_mask = _pad(context, context_mask, L)
     null_context, null_mask = _pad(null_context.expand(B, -1, -1), null_mask.expand(B, -1), L)

@@ -32,5 +32,6 @@ def test_one_batched_pass_equals_two_separate_passes():
     padded_mask = torch.cat([null_mask.expand(2, -1), torch.zeros(2, 4, dtype=torch.bool)], dim=1)
     expected = guidance_combination(model(x, t, ctx, mask), model(x, t, padded_null, padded_mask), 3.0)
     assert torch.allclose(eps, expected, atol=1e-6)
-    with pytest.raises(ValueError, match="must be ≥ 0"):
-        guided(model, ctx, mask, null, null_mask, -1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="must be a finite number ≥ 0"):
+            guided(model, ctx, mask, null, null_mask, bad)
