@@ -1,7 +1,7 @@
 """Every course sampler against every diffusers scheduler setting, at equal network evaluations, on a
 Gaussian mixture whose exact ε is known (no learning error: what remains is the sampler's own error).
 
-    python benchmarks/sampler_race.py                  # 10 and 20 evaluations, writes benchmarks/results/sampler_race.json
+    python benchmarks/sampler_race.py                  # 10 and 20 evaluations, writes data/sampler_race.json
     python benchmarks/sampler_race.py --points 4000    # quicker
 
 Setting: Stable Diffusion's scaled-linear schedule (T = 1000), the data a ring of six Gaussians
@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from course.adapter import Denoiser  # noqa: E402
 from course.checkpoints import hardware  # noqa: E402
+from course.paths import data_dir  # noqa: E402
 from course.grid_search import load_grid, mixture_flow, toy_grid  # noqa: E402
 from course.grids import GRIDS  # noqa: E402
 from course.noise_schedule import NoiseSchedule  # noqa: E402
@@ -42,7 +43,7 @@ from course.samplers import SOLVERS, STOCHASTIC, evaluations, grid_for, sample  
 from course.schedules import get_betas  # noqa: E402
 from course.toy2d import GaussianMixture, sliced_wasserstein  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sampler_race.json"
+RESULTS = data_dir() / "sampler_race.json"  # lesson 06 reads it
 
 
 def course_settings():

@@ -1,7 +1,7 @@
 """The sampler race on the shipped text-to-image model: course samplers and the best diffusers settings of
 the Gaussian-mixture race (benchmarks/sampler_race.py), at 10 network evaluations, on held-out test prompts.
 
-    python benchmarks/sampler_race_ldm.py            # 256 test prompts, writes benchmarks/results/sampler_race_ldm.json
+    python benchmarks/sampler_race_ldm.py            # 256 test prompts, writes data/sampler_race_ldm.json
 
 Two measures per setting, same x_T for all: (1) the solver's error, ‖z_0 − z_0,ref‖ in latent space per
 image against DPM-Solver++ 3M with 200 uniform-λ steps from the same noise (the model's own ODE; every
@@ -28,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.sampler_race import run_diffusers  # noqa: E402
 from course.adapter import Denoiser  # noqa: E402
 from course.checkpoints import hardware  # noqa: E402
+from course.paths import data_dir  # noqa: E402
 from course.evaluation import ATTRIBUTES, TEST_SEED, heldout_prompts  # noqa: E402
 from course.guidance import guided  # noqa: E402
 from course.noise_schedule import NoiseSchedule  # noqa: E402
 from course.samplers import SOLVERS, grid_for, sample  # noqa: E402
 from course.shipped import GUIDANCE, betas, latent_shape, load_autoencoder, load_clip, load_unet, text_states  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sampler_race_ldm.json"
+RESULTS = data_dir() / "sampler_race_ldm.json"  # lesson 06 reads it
 
 COURSE = [("ddim", "leading"), ("pndm", "leading"), ("dpmpp", "linspace"), ("dpmpp", "log_snr"), ("dpmpp_3m", "log_snr"),
           ("dpmpp_3m", "karras"), ("heun", "karras"), ("dpmpp_3m", "optimised")]

@@ -111,7 +111,7 @@ def load_grid(key: str, sampler: str, steps: int) -> torch.Tensor:
     return torch.tensor(entry["grid"], dtype=torch.float64)
 
 
-def unet_grid(steps: int = 10, sampler: str = "dpmpp_3m", prompts: int = 64, reference_steps: int = 200, iterations: int = 400) -> tuple[torch.Tensor, dict]:
+def unet_grid(steps: int = 10, sampler: str = "dpmpp_3m", prompts: int = 16, reference_steps: int = 200, iterations: int = 250) -> tuple[torch.Tensor, dict]:
     """A grid for the shipped latent U-Net at the shipped guidance, tuned on validation prompts (never the test ones):
     the reference is the same solver with ``reference_steps`` uniform-λ steps from the same noise."""
     from course.evaluation import VALIDATION_SEED, heldout_prompts
@@ -134,21 +134,24 @@ def unet_grid(steps: int = 10, sampler: str = "dpmpp_3m", prompts: int = 64, ref
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course.grid_search", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[10])
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", choices=("toy_mixture", "ldm_unet"), help="tune one family only (the file keeps the others)")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    out: dict = {"grids": {"toy_mixture": {"dpmpp_3m": {}}, "ldm_unet": {"dpmpp_3m": {}}}}
-    for steps in args.steps:
-        for key, make in (("toy_mixture", toy_grid), ("ldm_unet", unet_grid)):
+    path = data_dir() / GRIDS_FILE
+    out: dict = json.loads(path.read_text()) if path.exists() else {"grids": {}, "commands": {}}
+    makers = {"toy_mixture": toy_grid, "ldm_unet": unet_grid}
+    for key in [args.only] if args.only else list(makers):
+        for steps in args.steps:
             start = time.perf_counter()
-            grid, record = make(steps)
+            grid, record = makers[key](steps)
             record["seconds"] = round(time.perf_counter() - start, 1)
-            out["grids"][key]["dpmpp_3m"][str(steps)] = {"grid": [round(float(t), 6) for t in grid], **record}
+            record["calibration"] = (calibration_mixture if key == "toy_mixture" else unet_grid).__doc__.split("\n")[0]
+            out["grids"].setdefault(key, {}).setdefault("dpmpp_3m", {})[str(steps)] = {"grid": [round(float(t), 6) for t in grid], **record}
+            out["commands"][key] = f"python -m course.grid_search --only {key} --steps {' '.join(map(str, args.steps))}"
+            path.write_text(json.dumps(out, indent=1) + "\n")  # after each grid: an interrupted search keeps what it found
             print(f"{key}, DPM-Solver++ 3M, {steps} steps: {record}; grid {[round(float(t), 2) for t in grid]}", flush=True)
-    out["command"] = "python -m course.grid_search " + " ".join(argv if argv is not None else sys.argv[1:])
-    out["calibration"] = {"toy_mixture": calibration_mixture.__doc__, "ldm_unet": unet_grid.__doc__.split(":")[0]}
-    (data_dir() / GRIDS_FILE).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {data_dir() / GRIDS_FILE}")
+    print(f"wrote {path}")
     return 0
 
 
