@@ -6,14 +6,15 @@ that matter: generating an image imports no training module, and the diffusion m
 
     course tooling   build, lessons, checks.*, plotting, widgets, playground, env, __main__ (the CLI)
     evaluation       eval (the judge), evaluation (held-out prompts), scheduler_table, grid_search
-    training         recipes (one frozen recipe per shipped model), train (the loop, resumable),
-                     ae_train, clip_train, ldm, shapes_ddpm (one command each: runs/ → --ship → data/)
+    training         train (the loop, resumable), ae_train, clip_train, ldm, shapes_ddpm
+                     (one command each: runs/ → --ship → data/)
     pipeline         pipeline (prompt → image: the one generation path)
     models           tokenizer, clip, attention, unet, autoencoder, denoisers; shipped (loads data/, verified)
     diffusion maths  schedules, noise_schedule (α σ λ σ̃), grids, adapter (ε / x₀ / v), samplers, guidance,
                      forward, ddpm
     data             scenes, render, captions, data, toy2d
-    foundations      paths, profiles, checkpoints, tensors, embeddings, images
+    foundations      paths, recipes (one frozen recipe per shipped model, plain data), profiles (which scale
+                     the recipes), checkpoints, tensors, embeddings, images
 
 The package stays flat (``course.samplers``, not ``course.diffusion.samplers``): lessons and learners
 import by short names, and the layering is enforced by tests rather than by folders. Importing

@@ -5,7 +5,8 @@ import json
 import subprocess
 import sys
 
-TRAINING = {"course.train", "course.recipes", "course.ae_train", "course.clip_train", "course.ldm", "course.shapes_ddpm"}
+# course.recipes is plain data (no torch), read by the profiles: not a training module
+TRAINING = {"course.train", "course.ae_train", "course.clip_train", "course.ldm", "course.shapes_ddpm"}
 MODELS_AND_DATA = {"course.unet", "course.clip", "course.autoencoder", "course.shipped", "course.data", "course.render", "course.eval"}
 
 
