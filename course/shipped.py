@@ -21,7 +21,7 @@ from course.autoencoder import AEConfig, Autoencoder
 from course.clip import CLIP, ClipConfig
 from course.paths import data_dir
 from course.schedules import get_betas
-from course.tokenizer import encode, load_tokenizer
+from course.tokenizer import encode, vocab_size
 from course.unet import UNet, UNetConfig, config_dict
 
 IMAGE_SIZE = 64  # the renders the autoencoder, CLIP and the latent U-Net are trained on (64×64×3)
@@ -55,7 +55,7 @@ def latent_shape(ae_config: AEConfig = AEConfig(), image_size: int = IMAGE_SIZE)
 
 
 def make_clip() -> CLIP:
-    return CLIP(ClipConfig(vocab_size=load_tokenizer().vocab_size, image_size=IMAGE_SIZE))
+    return CLIP(ClipConfig(vocab_size=vocab_size(), image_size=IMAGE_SIZE))
 
 
 def make_unet() -> UNet:

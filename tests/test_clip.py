@@ -82,3 +82,14 @@ def test_shipped_clip_retrieves_and_encodes_for_the_diffusion_model():
     # French and English twins land closer to each other than to a different scene
     twins = clip_train.encode_text(["un petit carré vert en bas à droite", "a small green square at the bottom right", "a large red circle in the centre"], model=model)["embeds"]
     assert twins[0] @ twins[1] > twins[0] @ twins[2]
+
+
+def test_the_light_tokenizer_path_gives_the_transformers_ids():
+    """encode() reads tokenizers' Tokenizer directly (no transformers import on the generate path): same ids, same vocabulary."""
+    from course.tokenizer import backend, load_tokenizer, unknown_words, vocab_size
+
+    tok = load_tokenizer()
+    for prompt in ["un grand cercle rouge en haut à gauche", "two small grey stars", "", "Une LICORNE bleue, au centre !", "a  red   circle"]:
+        assert backend().encode(prompt).ids == tok(prompt)["input_ids"], prompt
+    assert vocab_size() == tok.vocab_size
+    assert unknown_words("une licorne bleue") == ["licorne"]
