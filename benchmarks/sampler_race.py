@@ -58,8 +58,9 @@ def diffusers_settings():
     discrete VP schedule."""
     spacings = ("leading", "trailing", "linspace")
     for sp in spacings:
-        yield f"DDIM · {sp}", "DDIMScheduler", {"timestep_spacing": sp, "set_alpha_to_one": True}, False
-        yield f"DDIM · {sp} · alpha_to_one=False", "DDIMScheduler", {"timestep_spacing": sp, "set_alpha_to_one": False}, False
+        # clip_sample=False as in Stable Diffusion's config (diffusers' default clamps x̂_0 to [−1, 1], wrong for latents)
+        yield f"DDIM · {sp}", "DDIMScheduler", {"timestep_spacing": sp, "set_alpha_to_one": True, "clip_sample": False}, False
+        yield f"DDIM · {sp} · alpha_to_one=False", "DDIMScheduler", {"timestep_spacing": sp, "set_alpha_to_one": False, "clip_sample": False}, False
         yield f"DDPM · {sp}", "DDPMScheduler", {"timestep_spacing": sp, "clip_sample": False, "variance_type": "fixed_small"}, True
         yield f"PNDM (PLMS) · {sp}", "PNDMScheduler", {"timestep_spacing": sp, "skip_prk_steps": True, "set_alpha_to_one": True}, False
         yield f"PNDM (PRK+PLMS) · {sp}", "PNDMScheduler", {"timestep_spacing": sp, "skip_prk_steps": False}, False

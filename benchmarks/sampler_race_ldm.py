@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.sampler_race import run_diffusers  # noqa: E402
+from benchmarks.sampler_race import run_diffusers, steps_for_budget  # noqa: E402
 from course.adapter import Denoiser  # noqa: E402
 from course.checkpoints import hardware  # noqa: E402
 from course.paths import data_dir  # noqa: E402
@@ -47,7 +47,8 @@ DIFFUSERS = [
     ("DPMSolverMultistep dpmsolver++ 2 · default", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     ("UniPC bh2 2 · karras", "UniPCMultistepScheduler", {"solver_order": 2, "solver_type": "bh2", "use_karras_sigmas": True}),
     ("UniPC bh2 3 · default", "UniPCMultistepScheduler", {"solver_order": 3, "solver_type": "bh2"}),
-    ("DDIM · leading", "DDIMScheduler", {"timestep_spacing": "leading", "set_alpha_to_one": True}),
+    ("DDIM · leading", "DDIMScheduler", {"timestep_spacing": "leading", "set_alpha_to_one": True, "clip_sample": False}),  # as SD's config
+    ("Heun · karras", "HeunDiscreteScheduler", {"use_karras_sigmas": True}),
 ]
 
 
@@ -89,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"who": "course", "setting": f"course {name} · {grid}", "steps": steps, "evaluations": counted.calls, **judge(z0)})
             print(rows[-1]["setting"], rows[-1]["evaluations"], f"{rows[-1]['latent_error']:.4f}", rows[-1]["all_correct"], flush=True)
         for label, cls_name, config in DIFFUSERS:
-            z0, calls = run_diffusers(cls_name, config, lambda x, t: eps(x.float(), t), x_T.double(), args.budget, 3)
-            rows.append({"who": "diffusers", "setting": label, "steps": args.budget, "evaluations": calls, **judge(z0.float())})
+            model = lambda x, t: eps(x.float(), t)  # noqa: E731
+            steps = steps_for_budget(lambda s: run_diffusers(cls_name, config, lambda x, t: torch.zeros_like(x), x_T[:1].double(), s, 3)[1], args.budget)  # counts calls
+            z0, calls = run_diffusers(cls_name, config, model, x_T.double(), steps, 3)
+            rows.append({"who": "diffusers", "setting": label, "steps": steps, "evaluations": calls, **judge(z0.float())})
             print(rows[-1]["setting"], rows[-1]["evaluations"], f"{rows[-1]['latent_error']:.4f}", rows[-1]["all_correct"], flush=True)
 
     print(f"\n## shipped U-Net, {args.n} held-out test prompts, w = {GUIDANCE}, {args.budget} evaluations ({hardware()})")
