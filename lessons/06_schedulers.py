@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -9,7 +14,7 @@
 # ---
 
 # %% [markdown] lang="fr"
-# # 06 — Les schedulers : DDPM, DDIM, PNDM, Euler a, DPM-Solver++
+# # 06 — Les schedulers : DDPM, DDIM, PNDM, Euler a, DPM-Solver++, Heun
 #
 # > « Le scheduler contrôle la progression du processus de débruitage, déterminant comment et à quelle
 # > vitesse le bruit est retiré à chaque étape. […] Différents schedulers (DDIM, PNDM, etc.) offrent des
@@ -17,34 +22,37 @@
 #
 # Le même réseau $\varepsilon_\theta$ peut être utilisé par des **algorithmes d'échantillonnage** très
 # différents. Les diapositives en citent quatre et dressent un tableau comparatif — sans mesure. On écrit
-# les cinq à partir de zéro (`course.samplers`), on prouve qu'ils calculent exactement ce que calcule la
-# bibliothèque diffusers, puis on **mesure** le tableau.
+# ces cinq-là et deux de plus à partir de zéro (`course.samplers`), on prouve qu'ils calculent exactement ce
+# que calcule la bibliothèque diffusers, puis on **mesure** : la précision, la course contre diffusers, le
+# tableau.
 #
 # **Au programme**
 # 1. une convention commune et les pas de temps visités ;
 # 2. DDPM, puis DDIM — *exercice 1* ;
 # 3. PNDM, Euler a — *exercice 2* —, DPM-Solver++ ;
-# 4. la précision, sur des données dont le bruit exact est connu ;
-# 5. le tableau des diapositives, mesuré sur notre modèle texte → image.
+# 4. le point de vue σ, la grille, Heun et DPM-Solver++ 3M ;
+# 5. la précision, sur des données dont le flot exact est connu, et la course contre diffusers ;
+# 6. le tableau des diapositives, mesuré sur notre modèle texte → image.
 
 # %% [markdown] lang="en"
-# # 06 — The schedulers: DDPM, DDIM, PNDM, Euler a, DPM-Solver++
+# # 06 — The schedulers: DDPM, DDIM, PNDM, Euler a, DPM-Solver++, Heun
 #
 # > "The scheduler controls the progression of the denoising process, deciding how and how fast noise is
 # > removed at each step. […] Different schedulers (DDIM, PNDM, etc.) offer trade-offs between generation
 # > speed and image quality." — slide *3 éléments majeurs*
 #
 # The same network $\varepsilon_\theta$ can be used by very different **sampling algorithms**. The slides
-# name four and draw a comparison table — without measurements. We write all five from scratch
-# (`course.samplers`), prove that they compute exactly what the diffusers library computes, then **measure**
-# the table.
+# name four and draw a comparison table — without measurements. We write those five and two more from scratch
+# (`course.samplers`), prove that they compute exactly what the diffusers library computes, then **measure**:
+# accuracy, the race against diffusers, the table.
 #
 # **Plan**
 # 1. one shared convention and the timesteps visited;
 # 2. DDPM, then DDIM — *exercise 1*;
 # 3. PNDM, Euler a — *exercise 2* —, DPM-Solver++;
-# 4. accuracy, on data whose exact noise is known;
-# 5. the slides' table, measured on our text-to-image model.
+# 4. the σ view, the grid, Heun and DPM-Solver++ 3M;
+# 5. accuracy, on data whose exact flow is known, and the race against diffusers;
+# 6. the slides' table, measured on our text-to-image model.
 
 # %%
 import json
@@ -57,7 +65,7 @@ from course import current_profile
 from course.checks.samplers import check_ddim_step, check_euler_step
 from course.paths import data_dir
 from course.plotting import figure, show_grid
-from course.samplers import SAMPLERS, dpm_timesteps, sample, sigmas_from, timesteps
+from course.samplers import SAMPLERS, dpm_timesteps, sample, timesteps
 from course.schedules import alphas_cumprod, get_betas
 from course.toy2d import GaussianMixture, sliced_wasserstein
 
@@ -71,9 +79,9 @@ print(f"profile: {P.name}")
 # %% [markdown] lang="fr"
 # ## 1. Une convention, des pas de temps
 #
-# Tous nos échantillonneurs sont de petites fonctions `sampler(model, x_T, betas, steps, …)` où `model(x, t)`
-# renvoie $\hat\varepsilon$ ; la guidance et le texte sont enveloppés dans `model`, les échantillonneurs n'en
-# savent rien. Le temps suit la convention du cours : $t \in \{1, \dots, T\}$ pour le réseau, $\bar\alpha_0 = 1$
+# On lance un échantillonneur par `sample(nom, model, x_T, betas, steps, …)`, où `model(x, t)` renvoie
+# $\hat\varepsilon$ ; la guidance et le texte sont enveloppés dans `model`, les échantillonneurs n'en savent rien
+# (la section 4 montre ce qu'il y a dessous). Le temps suit la convention du cours : $t \in \{1, \dots, T\}$ pour le réseau, $\bar\alpha_0 = 1$
 # au bout (diffusers numérote $\tau = t - 1$).
 #
 # Avec $S$ étapes, on ne visite que $S$ des 1000 instants. Trois façons de les choisir, que diffusers appelle
@@ -82,8 +90,9 @@ print(f"profile: {P.name}")
 # %% [markdown] lang="en"
 # ## 1. One convention, the timesteps
 #
-# All our samplers are small functions `sampler(model, x_T, betas, steps, …)` where `model(x, t)` returns
-# $\hat\varepsilon$; guidance and text are wrapped inside `model`, samplers know nothing of them. Time follows
+# A sampler is run by `sample(name, model, x_T, betas, steps, …)`, where `model(x, t)` returns
+# $\hat\varepsilon$; guidance and text are wrapped inside `model`, samplers know nothing of them (section 4
+# shows what lies underneath). Time follows
 # the course's convention: $t \in \{1, \dots, T\}$ for the network, $\bar\alpha_0 = 1$ at the end (diffusers
 # numbers $\tau = t - 1$).
 #
@@ -224,7 +233,8 @@ check_euler_step(my_euler_step)
 #
 # Tous sont dans `course.samplers` ; les tests du dépôt les font tourner côte à côte avec les classes de
 # diffusers (`DDPMScheduler`, `DDIMScheduler`, `PNDMScheduler`, `EulerAncestralDiscreteScheduler`,
-# `DPMSolverMultistepScheduler`) sur un même réseau fictif, avec les mêmes bruits, et vérifient l'égalité
+# `DPMSolverMultistepScheduler`, et pour les deux de la section 4 `HeunDiscreteScheduler` et le
+# `DPMSolverMultistepScheduler` d'ordre 3) sur un même réseau fictif, avec les mêmes bruits, et vérifient l'égalité
 # **à chaque étape**. Une curiosité que ces tests révèlent : avec le même bruit, Euler a et DDPM donnent
 # exactement les mêmes images.
 
@@ -236,76 +246,240 @@ check_euler_step(my_euler_step)
 #
 # All live in `course.samplers`; the repository's tests run them side by side with diffusers' classes
 # (`DDPMScheduler`, `DDIMScheduler`, `PNDMScheduler`, `EulerAncestralDiscreteScheduler`,
+# `DPMSolverMultistepScheduler`, and for section 4's two `HeunDiscreteScheduler` and the third-order
 # `DPMSolverMultistepScheduler`) on one fake network with the same noises, and check equality **at every
 # step**. A curiosity these tests reveal: with the same noise, Euler a and DDPM give exactly the same images.
 
 # %% [markdown] lang="fr"
-# ## 4. La précision, là où l'on connaît la réponse
+# ## 4. Le point de vue σ, la grille, et deux solveurs de plus
+#
+# Trois rôles, bien séparés dans `course` (comme dans k-diffusion) :
+#
+# - **le schedule** (`NoiseSchedule`) : $x_t = \alpha_t x_0 + \sigma_t\varepsilon$ avec $\alpha_t = \sqrt{\bar\alpha_t}$,
+#   $\sigma_t = \sqrt{1-\bar\alpha_t}$, le « demi log-SNR » $\lambda_t = \log(\alpha_t/\sigma_t)$ et le $\tilde\sigma_t = \sigma_t/\alpha_t$
+#   d'Euler a. Il se lit aussi **entre** deux pas entiers (interpolation de $\log\tilde\sigma$, comme diffusers) ;
+# - **la grille** : les instants visités $t_0 > t_1 > \dots > t_S = 0$ (`course.grids`) — les trois espacements de
+#   diffusers, celle de Karras et al. (2022, éq. 5 : $\tilde\sigma$ régulier en $\tilde\sigma^{1/\rho}$, $\rho = 7$, qui
+#   serre les pas vers le peu bruité) et celle qui est régulière en $\lambda$ (DPM-Solver) ;
+# - **l'adaptateur** (`Denoiser`) : que le réseau prédise $\varepsilon$, $x_0$ ou $v = \alpha\varepsilon - \sigma x_0$
+#   (Stable Diffusion 2), le solveur reçoit $(\hat x_0, \hat\varepsilon)$ ; il vérifie aussi la forme et les NaN, et
+#   **compte les appels au réseau**.
+#
+# Un solveur est alors une fonction `solveur(modèle, x, grille, schedule)`. Deux nouveaux venus :
+# **Heun** (Karras et al. 2022, algorithme 1) refait chaque pas d'Euler avec la pente moyenne du début et de la
+# fin du pas — ordre 2, mais **deux** appels par pas ; **DPM-Solver++ 3M** étend le 2M avec les trois derniers
+# $\hat x_0$ (ordre 3 une fois lancé). Pour comparer honnêtement, on compte donc les **appels au réseau**, pas
+# les pas. Voici les grilles de 10 pas, dont une « optimisée » que l'on expliquera plus bas.
+
+# %% [markdown] lang="en"
+# ## 4. The σ view, the grid, and two more solvers
+#
+# Three roles, kept apart in `course` (as in k-diffusion):
+#
+# - **the schedule** (`NoiseSchedule`): $x_t = \alpha_t x_0 + \sigma_t\varepsilon$ with $\alpha_t = \sqrt{\bar\alpha_t}$,
+#   $\sigma_t = \sqrt{1-\bar\alpha_t}$, the "half log-SNR" $\lambda_t = \log(\alpha_t/\sigma_t)$ and Euler a's
+#   $\tilde\sigma_t = \sigma_t/\alpha_t$. It is also read **between** integer steps (log $\tilde\sigma$ interpolated, as diffusers does);
+# - **the grid**: the instants visited, $t_0 > t_1 > \dots > t_S = 0$ (`course.grids`): diffusers' three spacings,
+#   Karras et al.'s (2022, eq. 5: $\tilde\sigma$ evenly spaced in $\tilde\sigma^{1/\rho}$, $\rho = 7$, which crowds the
+#   steps at low noise) and the one evenly spaced in $\lambda$ (DPM-Solver);
+# - **the adapter** (`Denoiser`): whether the network predicts $\varepsilon$, $x_0$ or $v = \alpha\varepsilon - \sigma x_0$
+#   (Stable Diffusion 2), the solver receives $(\hat x_0, \hat\varepsilon)$; it also checks shapes and NaN, and
+#   **counts the network calls**.
+#
+# A solver is then a function `solver(model, x, grid, schedule)`. Two newcomers: **Heun** (Karras et al. 2022,
+# Algorithm 1) redoes each Euler step with the mean of the slopes at the start and at the end of the step:
+# second order, but **two** calls per step; **DPM-Solver++ 3M** extends 2M with the last three $\hat x_0$
+# (third order once started). To compare fairly we therefore count **network calls**, not steps. Here are the
+# 10-step grids, including an "optimised" one explained below.
+
+# %%
+from course.grid_search import load_grid, mixture_flow
+from course.grids import GRIDS, make_grid
+from course.noise_schedule import NoiseSchedule
+from course.samplers import SOLVERS, evaluations, grid_for
+
+schedule = NoiseSchedule.from_betas(betas)
+grids10 = {name: make_grid(name, schedule, 10) for name in GRIDS}
+grids10["optimised (toy)"] = load_grid("toy_mixture", "dpmpp_3m", 10)
+fig, ax = figure(figsize=(7, 3.2))
+for name, grid in grids10.items():
+    ax.plot(range(1, 11), schedule.sigma_ve(grid[:-1]), "o-", ms=3, label=name)
+    print(f"{name:>16}: t = {[round(float(t), 1) for t in grid[:-1]]}")
+ax.set(yscale="log", xlabel="step", ylabel="σ̃ of the instant visited", title="10-step grids, then σ̃ = 0 (scaled-linear schedule)")
+ax.legend(fontsize=7)
+fig.tight_layout()
+print("network calls for 10 steps:", {name: evaluations(name, 10) for name in SOLVERS})
+
+# %% [markdown] lang="fr"
+# ## 5. La précision, là où l'on connaît la réponse
 #
 # Sur un mélange de gaussiennes du plan, le meilleur $\varepsilon$ possible se calcule exactement (pas de
 # réseau, pas d'erreur d'apprentissage) : l'écart entre les échantillons et la vraie loi ne vient que de
-# l'échantillonneur. On trace la distance de Wasserstein « par tranches » en fonction du nombre d'étapes ;
-# la ligne grise est le plancher du hasard (deux tirages de la vraie loi).
+# l'échantillonneur. Mieux : on connaît aussi le **flot exact**, la solution de l'équation différentielle
+# depuis chaque $x_T$ jusqu'à $\tilde\sigma \approx 0$ (`mixture_flow`). On mesure donc la distance de Wasserstein « par
+# tranches » entre les points d'un échantillonneur et ceux du flot exact **partis des mêmes** $x_T$ : pour un
+# échantillonneur déterministe, plus de plancher de hasard. Les ancestraux (DDPM, Euler a) tirent un bruit neuf à
+# chaque pas : ils ne suivent pas ce flot, et leur mesure garde le hasard d'un tirage.
+#
+# Une limite commune à tous : le schedule s'arrête à $t = 1$ ($\tilde\sigma \approx 0{,}03$ ici, pour des
+# composantes d'écart-type 0,08) ; de là, tous sautent à $\tilde\sigma = 0$ en rendant $\hat x_0$, la **moyenne** des
+# $x_0$ compatibles, qui resserre un peu chaque composante. La ligne grise est ce que coûte ce dernier saut
+# même avec une infinité de pas.
 
 # %% [markdown] lang="en"
-# ## 4. Accuracy, where the answer is known
+# ## 5. Accuracy, where the answer is known
 #
-# On a mixture of Gaussians in the plane, the best possible $\varepsilon$ can be computed exactly (no network,
-# no learning error): the gap between samples and the true distribution comes from the sampler alone. We
-# plot the sliced Wasserstein distance against the number of steps; the grey line is the floor of chance
-# (two draws of the true distribution).
+# On a mixture of Gaussians in the plane, the best possible $\varepsilon$ can be computed exactly (no network, no
+# learning error): the gap between samples and the true distribution comes from the sampler alone. Better, the
+# **exact flow** is known too: the solution of the differential equation from each $x_T$ down to
+# $\tilde\sigma \approx 0$ (`mixture_flow`). So we measure the sliced Wasserstein distance between a sampler's points
+# and the exact flow's points **started from the same** $x_T$: for a deterministic sampler, no floor of chance
+# remains. The ancestral ones (DDPM, Euler a) draw fresh noise at every step: they do not follow this flow, and
+# their measure keeps the chance of one draw.
+#
+# One limit is shared by all: the schedule stops at $t = 1$ ($\tilde\sigma \approx 0.03$ here, for components of
+# standard deviation 0.08); from there every sampler jumps to $\tilde\sigma = 0$ by returning $\hat x_0$, the **mean** of
+# the compatible $x_0$, which tightens each component a little. The grey line is what that last jump costs even
+# with infinitely many steps.
 
 # %%
 mixture = GaussianMixture.ring(k=6, radius=0.8, s=0.08)
-exact_eps = mixture.eps(abar)
+exact_eps = mixture.eps(schedule)
 n_points = 1000 if P.name == "smoke" else 4000
-truth = mixture.sample(n_points, torch.Generator().manual_seed(0))
-floor = sliced_wasserstein(truth, mixture.sample(n_points, torch.Generator().manual_seed(1)))
-step_counts = [5, 10, 20, 50, 100] if P.name != "smoke" else [5, 20]
-curves = {}
 x_T = torch.randn(n_points, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-for name in SAMPLERS:
-    curves[name] = [sliced_wasserstein(sample(name, exact_eps, x_T, betas, s, generator=torch.Generator().manual_seed(3)), truth) for s in step_counts]
+flow = mixture_flow(mixture, x_T, schedule, steps=500 if P.name == "smoke" else 2000)
+stop_at_1 = sliced_wasserstein(sample("dpmpp_3m", exact_eps, x_T, schedule, 1000, grid="log_snr"), flow)
+budgets = [5, 10, 20] if P.name == "smoke" else [5, 10, 20, 50, 100]
+settings = [("ddpm", "leading"), ("euler_a", "leading"), ("ddim", "leading"), ("pndm", "leading"), ("dpmpp", "linspace"),
+            ("heun", "karras"), ("dpmpp_3m", "log_snr")]
+curves = {}
+for name, grid in settings:
+    points = []
+    for budget in budgets:
+        steps = max(s for s in range(1, budget + 1) if evaluations(name, s) <= budget)
+        out = sample(name, exact_eps, x_T, schedule, steps, generator=torch.Generator().manual_seed(3), grid=grid)
+        points.append((evaluations(name, steps), sliced_wasserstein(out, flow)))
+    curves[f"{name} · {grid}"] = points
+tuned = SOLVERS["dpmpp_3m"](exact_eps, x_T, load_grid("toy_mixture", "dpmpp_3m", 10), schedule)
+tuned_error = sliced_wasserstein(tuned, flow)
 fig, ax = figure(1, 2, figsize=(11, 3.4))
-for name, values in curves.items():
-    ax[0].plot(step_counts, values, "o-", ms=3, label=name)
-ax[0].axhline(floor, color="grey", lw=1, ls="--", label="two draws of the truth")
-ax[0].set(xscale="log", yscale="log", xlabel="steps", ylabel="sliced Wasserstein to the truth", title="exact ε, error of the sampler only")
-ax[0].legend(fontsize=7)
-few = sample("dpmpp", exact_eps, x_T, betas, 10)
-ax[1].scatter(*truth.T, s=1, alpha=0.3, label="truth")
-ax[1].scatter(*few.T, s=1, alpha=0.3, label="DPM-Solver++, 10 steps")
-ax[1].set(aspect="equal", title="10 steps")
+for label, points in curves.items():
+    ax[0].plot(*zip(*points), "o-", ms=3, label=label)
+ax[0].plot([10], [tuned_error], "*", ms=12, color="black", label="dpmpp_3m · optimised grid")
+ax[0].axhline(stop_at_1, color="grey", lw=1, ls="--", label="stopping at t = 1 (1,000 steps)")
+ax[0].set(xscale="log", yscale="log", xlabel="network calls", ylabel="sliced Wasserstein to the exact flow", title="exact ε: the sampler's own error")
+ax[0].legend(fontsize=6)
+ax[1].scatter(*flow.T, s=1, alpha=0.3, label="exact flow")
+ax[1].scatter(*tuned.T, s=1, alpha=0.3, label="3M, optimised grid, 10 calls")
+ax[1].set(aspect="equal", title="10 network calls")
 ax[1].legend(fontsize=7, markerscale=5)
 fig.tight_layout()
-for name, values in curves.items():
-    print(f"{name:>8}: " + "  ".join(f"{s} steps {v:.3f}" for s, v in zip(step_counts, values)))
-print(f"floor (two draws of the truth): {floor:.3f}")
+for label, points in curves.items():
+    print(f"{label:>18}: " + "  ".join(f"{n} calls {v:.4f}" for n, v in points))
+print(f"3M on the optimised grid, 10 calls: {tuned_error:.4f}; stopping at t = 1: {stop_at_1:.4f}")
 
 # %% [markdown] lang="fr"
-# Lecture des courbes : toutes les erreurs baissent avec le nombre de pas, mais pas au même rythme. PNDM,
-# avec sa mémoire des 4 dernières prédictions, est le plus précis à petit nombre de pas et touche le plancher
-# dès 50. DDPM et Euler a sont confondus (même bruit, mêmes points). DPM-Solver++ rejoint DDIM vers 20 pas
-# puis s'aplatit au-dessus du plancher. La raison tient à sa grille : comme dans diffusers, son dernier
-# instant visité est $t \approx T/S$ (vers $t = 11$ pour 100 pas), d'où il saute d'un coup à $\sigma = 0$ en
-# rendant $\hat x_0$, c'est-à-dire la **moyenne** des $x_0$ compatibles avec $x_t$. Quand le bruit restant
-# est plus large que les détails (ici des composantes d'écart-type 0,08), cette moyenne resserre chaque
-# composante : les points sont trop groupés. DDIM, lui, finit par un tout petit pas depuis $t = 1$. Sur le
-# vrai modèle (ci-dessous), les écarts entre méthodes sont plus petits encore.
+# Lecture des courbes : toutes les erreurs baissent avec le nombre d'appels, puis butent sur la ligne grise.
+# Les ancestraux (DDPM, Euler a) restent loin au-dessus : leur bruit neuf demande beaucoup de pas pour se
+# moyenner. Parmi les déterministes, la grille compte autant que la formule : le même DPM-Solver++ gagne
+# beaucoup à passer de la grille de diffusers (`linspace`) à une grille régulière en $\lambda$, et le 3M y fait mieux
+# que le 2M. Heun paie ses deux appels par pas : à budget égal il fait deux fois moins de pas.
+#
+# **La grille optimisée** (l'étoile) : dans l'esprit d'*Align Your Steps* (Sabour et al. 2024), on cherche les
+# 10 instants qui minimisent l'écart entre le 3M et une solution de référence (`course.grid_search`,
+# méthode de Nelder–Mead à partir de la grille régulière en $\lambda$). Elle a été réglée sur **un autre**
+# mélange (huit gaussiennes placées au hasard, plus larges), jamais sur celui-ci : elle descend très vite
+# jusque vers $t \approx 150$, puis dépense ses pas près de la fin, là où les détails se forment.
 
 # %% [markdown] lang="en"
-# Reading the curves: every error falls with the number of steps, but not at the same pace. PNDM, with its
-# memory of the last 4 predictions, is the most accurate at few steps and touches the floor from 50 on.
-# DDPM and Euler a coincide (same noise, same points). DPM-Solver++ joins DDIM around 20 steps and then
-# flattens above the floor. The reason lies in its grid: as in diffusers, the last instant it visits is
-# $t \approx T/S$ (about $t = 11$ for 100 steps), from which it jumps straight to $\sigma = 0$ by returning
-# $\hat x_0$, that is the **mean** of the $x_0$ compatible with $x_t$. When the remaining noise is wider than
-# the details (here components of standard deviation 0.08), that mean tightens every component: the points
-# are too bunched. DDIM, for its part, ends with a tiny step from $t = 1$. On the real model (below), the
-# gaps between methods are smaller still.
+# Reading the curves: every error falls with the number of calls, then runs into the grey line. The ancestral
+# samplers (DDPM, Euler a) stay far above: their fresh noise needs many steps to average out. Among the
+# deterministic ones, the grid matters as much as the formula: the same DPM-Solver++ gains a lot from
+# diffusers' grid (`linspace`) to one evenly spaced in $\lambda$, and 3M does better than 2M there. Heun pays
+# for its two calls per step: at an equal budget it takes half as many steps.
+#
+# **The optimised grid** (the star): in the spirit of *Align Your Steps* (Sabour et al. 2024), we search for the
+# 10 instants that minimise the gap between 3M and a reference solution (`course.grid_search`, Nelder–Mead
+# from the grid evenly spaced in $\lambda$). It was tuned on **another** mixture (eight Gaussians at random
+# places, wider), never on this one: it goes down fast to about $t \approx 150$, then spends its steps near the
+# end, where the details form.
 
 # %% [markdown] lang="fr"
-# ## 5. Le tableau des diapositives, mesuré
+# ### La course contre diffusers
+#
+# Le script `python benchmarks/sampler_race.py` fait courir, dans le même programme et au même nombre
+# d'appels, **tous** nos échantillonneurs sur toutes nos grilles et **tous** les réglages de diffusers qui
+# s'appliquent à un modèle $\varepsilon$ sur un schedule discret (DDIM, DDPM, PNDM, Euler, Heun, LMS, KDPM2,
+# DPM-Solver multi-pas et mono-pas aux ordres 2 et 3, DEIS, UniPC, SA-Solver ; espacements, sigmas de Karras,
+# exponentiels, bêta, « lu_lambdas », options du dernier pas). Puis `python benchmarks/sampler_race_ldm.py`
+# confronte les meilleurs au vrai modèle texte → image, sur des prompts de test jamais vus.
+
+# %% [markdown] lang="en"
+# ### The race against diffusers
+#
+# The script `python benchmarks/sampler_race.py` runs, in one program and at equal network calls, **all** our
+# samplers on all our grids and **every** diffusers setting that applies to an $\varepsilon$ model on a discrete
+# schedule (DDIM, DDPM, PNDM, Euler, Heun, LMS, KDPM2, multistep and singlestep DPM-Solver at orders 2 and 3,
+# DEIS, UniPC, SA-Solver; spacings, Karras, exponential and beta sigmas, "lu_lambdas", last-step options).
+# Then `python benchmarks/sampler_race_ldm.py` pits the best ones against the real text-to-image model, on test
+# prompts never seen.
+
+# %%
+race = json.loads((data_dir() / "sampler_race.json").read_text())
+print(f"Gaussian mixture, {race['points']} points, {race['hardware']}; stopping at t = 1 costs {race['floor_t1']:.4f}")
+for budget, result in race["summary"].items():
+    best = result["best"]
+    print(f"{budget} calls: best course {best['course']['setting']} {best['course']['sw_to_ode']:.4f}, "
+          f"best diffusers {best['diffusers']['setting']} {best['diffusers']['sw_to_ode']:.4f} → ratio {result['ratio']:.2f}")
+race_ldm = json.loads((data_dir() / "sampler_race_ldm.json").read_text())
+print(f"\nshipped U-Net, {race_ldm['n']} held-out test prompts, w = {race_ldm['guidance']}, {race_ldm['budget']} calls:")
+for r in sorted(race_ldm["rows"], key=lambda r: r["latent_error"]):
+    print(f"  {r['setting']:<62} latent error {r['latent_error']:.3f}  all right {r['all_correct']:.0%} ± {r['stderr']:.0%}")
+
+# %% [markdown] lang="fr"
+# Ce que dit la course (mesurée une fois par les deux scripts, sur la machine indiquée) :
+#
+# - Sur le mélange, à **10 appels**, notre DPM-Solver++ 3M sur la grille optimisée a une erreur de 0,0017
+#   contre 0,0040 pour le meilleur des 249 réglages de diffusers essayés (DPM-Solver d'ordre 2 sur les sigmas
+#   de Karras, dernier pas vers $\sigma_{\min}$) : **2,4 fois moins**. Le gain vient de la grille, pas de la
+#   formule : sur la grille régulière en $\lambda$, le même 3M fait 0,0084. La grille a été réglée sur un autre
+#   mélange, mais de la même famille ; elle passe même sous la ligne grise, parce que ses erreurs de pas
+#   compensent en partie celle du dernier saut. Une compensation de ce genre ne se transporte pas à d'autres
+#   données : c'est la limite d'une grille optimisée.
+# - À **20 appels**, plus de miracle : le meilleur réglage de diffusers (3M sur des sigmas exponentiels)
+#   fait 0,0014, notre meilleur 0,0015 (PNDM sur la grille de Karras), la grille optimisée 0,0019.
+# - Sur le **vrai modèle**, à 10 appels, l'écart à la solution de 200 pas classe premier notre 2M sur la grille
+#   régulière en $\lambda$ (0,33, contre 0,41 pour le meilleur réglage de diffusers, UniPC sur Karras). La grille
+#   optimisée pour le U-Net (réglée sur 16 prompts de validation) n'apporte rien sur les prompts de test.
+#   Là où les deux bibliothèques font la même chose (DDIM, Heun), elles donnent exactement le même résultat.
+# - Et l'adhérence au prompt ? La plupart des réglages tombent entre 87 et 91 % (± 2 points), au niveau des
+#   200 pas (90 %) : à 10 appels, notre petit modèle n'a presque plus rien à gagner. En dessous, ceux qui
+#   extrapolent loin à partir de prédictions guidées ($w = 3$) : un peu (3M sur Karras 82 %, UniPC d'ordre 3
+#   84 %) ou tout à fait (PNDM 12 %, Heun à 5 pas 2 %) — la guidance amplifie leurs écarts (voir le tableau
+#   ci-dessous).
+
+# %% [markdown] lang="en"
+# What the race says (measured once by the two scripts, on the machine named):
+#
+# - On the mixture, at **10 calls**, our DPM-Solver++ 3M on the optimised grid has an error of 0.0017 against
+#   0.0040 for the best of the 249 diffusers settings tried (second-order DPM-Solver on Karras sigmas, last step
+#   to $\sigma_{\min}$): **2.4 times less**. The gain comes from the grid, not the formula: on the grid evenly
+#   spaced in $\lambda$ the same 3M gives 0.0084. The grid was tuned on another mixture, but of the same family;
+#   it even goes below the grey line, because its step errors partly cancel that of the last jump. A
+#   cancellation of this kind does not carry over to other data: that is the limit of an optimised grid.
+# - At **20 calls** there is no miracle left: diffusers' best setting (3M on exponential sigmas) gives 0.0014,
+#   our best 0.0015 (PNDM on Karras' grid), the optimised grid 0.0019.
+# - On the **real model**, at 10 calls, the gap to the 200-step solution ranks our 2M on the grid evenly spaced
+#   in $\lambda$ first (0.33, against 0.41 for diffusers' best setting, UniPC on Karras). The grid optimised
+#   for the U-Net (tuned on 16 validation prompts) brings nothing on the test prompts. Where both libraries do
+#   the same thing (DDIM, Heun), they give exactly the same result.
+# - And prompt adherence? Most settings land between 87 and 91 % (± 2 points), level with the 200 steps
+#   (90 %): at 10 calls our small model has almost nothing left to gain. Below them, those that extrapolate
+#   far from guided predictions ($w = 3$): a little (3M on Karras 82 %, third-order UniPC 84 %) or entirely
+#   (PNDM 12 %, Heun at 5 steps 2 %): guidance amplifies their differences (see the table below).
+
+# %% [markdown] lang="fr"
+# ## 6. Le tableau des diapositives, mesuré
 #
 # Le tableau *Comparaison des Schedulers* annonce : DDPM 1000+ étapes, excellente qualité, non
 # déterministe ; DDIM 50–100, très bonne, déterministe ; Euler a 30–50, bonne, non déterministe ; DPM-Solver
@@ -316,7 +490,7 @@ print(f"floor (two draws of the truth): {floor:.3f}")
 # quand on change le hasard des étapes ?
 
 # %% [markdown] lang="en"
-# ## 5. The slides' table, measured
+# ## 6. The slides' table, measured
 #
 # The table *Comparaison des Schedulers* announces: DDPM 1000+ steps, excellent quality, not deterministic;
 # DDIM 50–100, very good, deterministic; Euler a 30–50, good, not deterministic; DPM-Solver 20–30, good,
@@ -339,7 +513,7 @@ print(f"\nat {pairing[0]['steps']} steps, all asked attributes right, against th
 for w in sorted({r["guidance"] for r in pairing}):
     print(f"  w = {w:g}: " + ", ".join(f"{r['sampler']} {r['all_correct']:.0%}" for r in pairing if r["guidance"] == w))
 fig, ax = figure(figsize=(7, 3.2))
-for name in SAMPLERS:
+for name in sorted({r["sampler"] for r in table["rows"]}, key=list(SAMPLERS).index):
     rows = [r for r in table["rows"] if r["sampler"] == name]
     ax.plot([r["steps"] for r in rows], [r["all_correct"] for r in rows], "o-", ms=3, label=name)
 ax.set(xscale="log", xlabel="steps", ylabel="all asked attributes right", ylim=(0, 1), title="adherence against steps")
@@ -391,33 +565,35 @@ fig.tight_layout()
 #   does not compare with the other rows.
 
 # %% [markdown] lang="fr"
-# ### Le même prompt, la même graine, cinq échantillonneurs
+# ### Le même prompt, la même graine, sept échantillonneurs
 #
 # Et la figure des diapositives, « variance du bruit sur 30 étapes », pour chaque échantillonneur : la
-# variance $1-\bar\alpha_t$ du bruit présent dans $x_t$ à chacune des étapes visitées.
+# variance $1-\bar\alpha_t$ du bruit présent dans $x_t$ à chacune des étapes visitées (sur sa grille par défaut).
 # DDPM, DDIM, PNDM et Euler a visitent les mêmes 30 instants, leurs courbes se superposent ; la grille de
-# DPM-Solver++ est décalée d'un cran.
+# DPM-Solver++ est décalée d'un cran ; Heun et le 3M suivent la grille de Karras, qui reste longtemps près du
+# bruit pur puis plonge.
 
 # %% [markdown] lang="en"
-# ### The same prompt, the same seed, five samplers
+# ### The same prompt, the same seed, seven samplers
 #
 # And the slides' figure, "noise variance over 30 steps", for each sampler: the variance $1-\bar\alpha_t$ of the
-# noise in $x_t$ at each step visited.
+# noise in $x_t$ at each step visited (on its default grid).
 # DDPM, DDIM, PNDM and Euler a visit the same 30 instants, so their curves lie on top of each other;
-# DPM-Solver++'s grid is shifted by one notch.
+# DPM-Solver++'s grid is shifted by one notch; Heun and 3M follow Karras' grid, which stays near pure noise for
+# a while and then plunges.
 
 # %%
 from course.scheduler_table import generate_with
 
 prompt = "une grande étoile rouge en haut à gauche"
 side_by_side = torch.cat([generate_with(name, [prompt], steps=20 if P.name != "smoke" else 5) for name in SAMPLERS])
-show_grid(side_by_side, [f"{name}, {20 if P.name != 'smoke' else 5} steps" for name in SAMPLERS], ncols=5, size=1.8,
+show_grid(side_by_side, [f"{name}, {20 if P.name != 'smoke' else 5} steps" for name in SAMPLERS], ncols=len(SAMPLERS), size=1.8,
           suptitle=f"« {prompt} », seed 0")
 
 fig, ax = figure(figsize=(7, 3))
 for name in SAMPLERS:
-    ts = dpm_timesteps(T, 30) if name == "dpmpp" else timesteps(T, 30)
-    ax.plot(range(1, len(ts) + 1), [(1 - abar[t]).item() for t in ts], "o-", ms=2, label=name)
+    ts = grid_for(name, schedule, 30)[:-1]
+    ax.plot(range(1, len(ts) + 1), 1 - schedule.abar(ts), "o-", ms=2, label=name)
 ax.set(xlabel="sampling step", ylabel="1 − ᾱ_t", title="noise variance over 30 steps (scaled-linear schedule)")
 ax.legend(fontsize=7)
 fig.tight_layout()
@@ -426,8 +602,11 @@ fig.tight_layout()
 # ## À retenir
 #
 # - Un même réseau, plusieurs façons de remonter le temps : ancestrales (DDPM, Euler a : du bruit frais à
-#   chaque pas) ou déterministes (DDIM, PNDM, DPM-Solver++ : une équation différentielle).
-# - Nos cinq échantillonneurs calculent exactement ce que calcule diffusers (testé pas à pas).
+#   chaque pas) ou déterministes (DDIM, PNDM, Heun, DPM-Solver++ : une équation différentielle).
+# - Trois rôles séparés : le schedule ($\alpha, \sigma, \lambda, \tilde\sigma$), la grille des instants, l'adaptateur
+#   ($\varepsilon$, $x_0$ ou $v$) ; un solveur est `solveur(modèle, x, grille, schedule)`.
+# - Nos sept échantillonneurs calculent exactement ce que calcule diffusers (testé pas à pas) ; à nombre
+#   d'appels égal, la grille compte autant que la formule.
 # - Le tableau des diapositives se mesure : voir ci-dessus combien d'étapes chaque méthode demande vraiment
 #   sur notre modèle.
 #
@@ -437,8 +616,11 @@ fig.tight_layout()
 # ## Key points
 #
 # - One network, several ways of running time backwards: ancestral (DDPM, Euler a: fresh noise at every
-#   step) or deterministic (DDIM, PNDM, DPM-Solver++: a differential equation).
-# - Our five samplers compute exactly what diffusers computes (tested step by step).
+#   step) or deterministic (DDIM, PNDM, Heun, DPM-Solver++: a differential equation).
+# - Three separate roles: the schedule ($\alpha, \sigma, \lambda, \tilde\sigma$), the grid of instants, the adapter
+#   ($\varepsilon$, $x_0$ or $v$); a solver is `solver(model, x, grid, schedule)`.
+# - Our seven samplers compute exactly what diffusers computes (tested step by step); at an equal number of
+#   calls, the grid matters as much as the formula.
 # - The slides' table can be measured: see above how many steps each method really needs on our model.
 #
 # **Next.** Lesson 07: guidance, and the full pipeline from prompt to image.
