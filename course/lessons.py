@@ -112,8 +112,8 @@ LESSONS: tuple[Lesson, ...] = (
         "schedulers",
         {"fr": "Les schedulers", "en": "The schedulers"},
         {
-            "fr": "DDPM, DDIM, PNDM, Euler a, DPM-Solver++ ; le tableau comparatif mesuré",
-            "en": "DDPM, DDIM, PNDM, Euler a, DPM-Solver++; the comparison table, measured",
+            "fr": "DDPM, DDIM, PNDM, Euler a, DPM-Solver++ (2M, 3M), Heun ; grilles et point de vue σ ; la course contre diffusers et le tableau comparatif, mesurés",
+            "en": "DDPM, DDIM, PNDM, Euler a, DPM-Solver++ (2M, 3M), Heun; grids and the σ view; the race against diffusers and the comparison table, measured",
         },
         "Types de Schedulers ; Comparaison",
     ),

@@ -104,7 +104,7 @@ print(f"\nsizes of the {P.name} profile:", {k: v for k, v in vars(P).items() if 
 # | processeur de texte | un CLIP entraîné à partir de zéro, en français et en anglais | 03 |
 # | générateur d'images | un U-Net avec self-attention et cross-attention | 04 |
 # | décodeur, espace latent | un autoencodeur, la diffusion latente texte → image | 05 |
-# | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ | 06 |
+# | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ (2M, 3M), Heun | 06 |
 # | guidance, pipeline | classifier-free guidance, du prompt à l'image | 07 |
 
 # %% [markdown] lang="en"
@@ -130,7 +130,7 @@ print(f"\nsizes of the {P.name} profile:", {k: v for k, v in vars(P).items() if 
 # | text processor | a CLIP trained from scratch, in French and in English | 03 |
 # | image generator | a U-Net with self- and cross-attention | 04 |
 # | decoder, latent space | an autoencoder, text-to-image latent diffusion | 05 |
-# | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ | 06 |
+# | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ (2M, 3M), Heun | 06 |
 # | guidance, pipeline | classifier-free guidance, from prompt to image | 07 |
 
 # %%

@@ -379,11 +379,13 @@ for label, points in curves.items():
 print(f"3M on the optimised grid, 10 calls: {tuned_error:.4f}; stopping at t = 1: {stop_at_1:.4f}")
 
 # %% [markdown] lang="fr"
-# Lecture des courbes : toutes les erreurs baissent avec le nombre d'appels, puis butent sur la ligne grise.
-# Les ancestraux (DDPM, Euler a) restent loin au-dessus : leur bruit neuf demande beaucoup de pas pour se
-# moyenner. Parmi les déterministes, la grille compte autant que la formule : le même DPM-Solver++ gagne
-# beaucoup à passer de la grille de diffusers (`linspace`) à une grille régulière en $\lambda$, et le 3M y fait mieux
-# que le 2M. Heun paie ses deux appels par pas : à budget égal il fait deux fois moins de pas.
+# Lecture des courbes : les erreurs baissent avec le nombre d'appels, et les plus précis finissent sur la
+# ligne grise. Les ancestraux (DDPM, Euler a, confondus : même bruit) restent loin au-dessus : leur bruit neuf
+# demande beaucoup de pas pour se moyenner. Parmi les déterministes, la grille compte autant que la formule :
+# DPM-Solver++ sur la grille de diffusers (`linspace`) ne fait pas mieux que DDIM, alors que le 3M sur la
+# grille régulière en $\lambda$ est le plus précis dès 10 appels. PNDM, avec sa mémoire de 4 prédictions, est le
+# meilleur sur les grilles de diffusers. Heun paie ses deux appels par pas : à 5 appels (3 pas), c'est le pire
+# de tous.
 #
 # **La grille optimisée** (l'étoile) : dans l'esprit d'*Align Your Steps* (Sabour et al. 2024), on cherche les
 # 10 instants qui minimisent l'écart entre le 3M et une solution de référence (`course.grid_search`,
@@ -392,11 +394,12 @@ print(f"3M on the optimised grid, 10 calls: {tuned_error:.4f}; stopping at t = 1
 # jusque vers $t \approx 150$, puis dépense ses pas près de la fin, là où les détails se forment.
 
 # %% [markdown] lang="en"
-# Reading the curves: every error falls with the number of calls, then runs into the grey line. The ancestral
-# samplers (DDPM, Euler a) stay far above: their fresh noise needs many steps to average out. Among the
-# deterministic ones, the grid matters as much as the formula: the same DPM-Solver++ gains a lot from
-# diffusers' grid (`linspace`) to one evenly spaced in $\lambda$, and 3M does better than 2M there. Heun pays
-# for its two calls per step: at an equal budget it takes half as many steps.
+# Reading the curves: errors fall with the number of calls, and the most accurate end on the grey line. The
+# ancestral samplers (DDPM, Euler a, on top of each other: same noise) stay far above: their fresh noise needs
+# many steps to average out. Among the deterministic ones, the grid matters as much as the formula:
+# DPM-Solver++ on diffusers' grid (`linspace`) does no better than DDIM, while 3M on the grid evenly spaced
+# in $\lambda$ is the most accurate from 10 calls on. PNDM, with its memory of 4 predictions, is the best on
+# diffusers' grids. Heun pays for its two calls per step: at 5 calls (3 steps) it is the worst of all.
 #
 # **The optimised grid** (the star): in the spirit of *Align Your Steps* (Sabour et al. 2024), we search for the
 # 10 instants that minimise the gap between 3M and a reference solution (`course.grid_search`, Nelder–Mead
