@@ -91,6 +91,7 @@ class TextEncoder(nn.Module):
     def __init__(self, c: ClipConfig):
         super().__init__()
         self.config = c
+        self.eos_token_id = EOS_ID  # the token whose state is the pooled output (real CLIP's <|endoftext|> is 49407)
         self.embeddings = TextEmbeddings(c)
         self.encoder = Encoder(c)
         self.final_layer_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
@@ -107,7 +108,7 @@ class TextEncoder(nn.Module):
         for layer in self.encoder.layers:
             x = layer(x, mask)
         hidden = self.final_layer_norm(x)  # (B, L, D)
-        eos = (input_ids == EOS_ID).int().argmax(dim=1)  # first <eos> of each prompt
+        eos = (input_ids == self.eos_token_id).int().argmax(dim=1)  # first <eos> of each prompt
         pooled = hidden[torch.arange(B, device=hidden.device), eos]  # (B, D)
         return hidden, pooled, self.text_projection(pooled)
 
