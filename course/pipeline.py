@@ -139,6 +139,8 @@ def generate_latents(
     device: str | torch.device | None = None,
     x_T: torch.Tensor | None = None,
     noise_generator: torch.Generator | None = None,
+    encode_text: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    schedule: torch.Tensor | None = None,
     **sampler_kwargs,
 ) -> torch.Tensor:
     """The one generation path, prompt → z_0 (B, C, h, w), in the U-Net's latent space (decode z_0 / scaling factor).
@@ -149,6 +151,8 @@ def generate_latents(
 
     ``x_T``: start from this noise instead of drawing it. ``noise_generator``: the per-step noise of stochastic
     samplers (default: ``generator``, which drew x_T). ``sampler_kwargs`` go to the sampler (e.g. ``eta`` for DDIM).
+    ``encode_text``: prompts → (token states, mask), default the shipped tokenizer + ``clip``; ``schedule``: the
+    U-Net's β_t (default the shipped one) — both for other models (:mod:`course.stable_diffusion`, real weights).
     The pipeline, the evaluation and the scheduler table all generate through this function.
     """
     check_guidance(guidance, "guidance")
@@ -158,11 +162,12 @@ def generate_latents(
         shape = (unet.config.in_channels, *latent_shape()[1:])  # (C, h, w): the U-Net's channels, the autoencoder's size
         x_T = torch.randn((len(prompts), *shape), generator=generator, device=generator.device)
     x_T = x_T.to(device)
-    context, mask = text_states(prompts, clip)  # 1–2. tokenizer and CLIP
-    null, null_mask = text_states([negative_prompt or ""], clip)  # ∅, or what to steer away from
+    encode_text = encode_text or (lambda texts: text_states(texts, clip))
+    context, mask = encode_text(prompts)  # 1–2. tokenizer and CLIP
+    null, null_mask = encode_text([negative_prompt or ""])  # ∅, or what to steer away from
     eps = guided(unet, context, mask, null, null_mask, guidance)  # U-Net with guidance
     noise = noise_generator if noise_generator is not None else generator
-    return sample(sampler, eps, x_T, betas(), steps, generator=noise, callback=callback, **sampler_kwargs)
+    return sample(sampler, eps, x_T, betas() if schedule is None else schedule, steps, generator=noise, callback=callback, **sampler_kwargs)
 
 
 class TextToImagePipeline:
