@@ -113,3 +113,18 @@ def test_a_mismatching_config_or_weight_names_the_key(folder, tmp_path):
     (bad / "unet" / "config.json").write_text(json.dumps({**config, "block_out_channels": [32, 96, 128]}))
     with pytest.raises(FormatError, match=r"unet: tensor 'time_embedding.linear_1.weight' has shape \(192, 48\), expected \(128, 32\)"):
         ex.load_folder(bad)
+
+
+@pytest.mark.parametrize("sampler, prompt", [("dpmpp", "un cercle rouge en haut à gauche"), ("ddim", "two small grey stars")])
+def test_the_shipped_model_exported_gives_the_images_of_course_generate(tmp_path, sampler, prompt):
+    """The claim of `python -m course export-diffusers`: stock diffusers, shipped weights, the course's images."""
+    from course.pipeline import TextToImagePipeline
+
+    out = ex.export_shipped(tmp_path / "mini-sd")
+    pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
+    if sampler == "ddim":
+        pipe.scheduler = DDIMScheduler.from_config(ex.scheduler_config("ddim"))
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(prompt, num_inference_steps=20, guidance_scale=3.0, generator=torch.Generator().manual_seed(11), output_type="pt").images
+    ours = TextToImagePipeline(device="cpu")(prompt, num_inference_steps=20, guidance_scale=3.0, generator=11, sampler=sampler).tensors
+    assert (2 * theirs - 1 - ours).abs().max().item() <= 1e-3
