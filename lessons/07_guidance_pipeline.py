@@ -295,6 +295,86 @@ from course.playground import playground
 playground(pipe)
 
 # %% [markdown] lang="fr"
+# ## 5. De vrais poids de Stable Diffusion dans votre propre code (optionnel, en ligne)
+#
+# Le U-Net, l'autoencodeur et le CLIP que nous avons écrits ont exactement l'architecture de Stable
+# Diffusion v1.5 (Rombach et al. 2022), et les noms de paramètres de diffusers. On peut donc y charger les
+# vrais poids publiés : 1,07 milliard de paramètres. `course.stable_diffusion` lit le dossier du modèle
+# (téléchargé une fois depuis huggingface.co, environ 2,1 Go en fp16) dans nos propres modules, puis génère
+# par le même chemin que notre pipeline, `course.pipeline.generate_latents` : notre guidance
+# (`course.guidance`, la formule même de votre exercice) et notre DPM-Solver++ (leçon 06). Seul le
+# tokenizer BPE de CLIP, et son vocabulaire de 49 408 jetons, vient de transformers ; diffusers n'est pas
+# utilisé du tout. Sur de petits modèles aléatoires de même architecture, les tests montrent que
+# `StableDiffusionPipeline`, réglé sur DPM-Solver++, donne alors les mêmes images (`tests/test_stable_diffusion.py`).
+#
+# Il faut deux choses : un GPU CUDA (en fp16, environ 2,5 Go de mémoire pour une image 512 × 512, d'après
+# le calcul détaillé dans la docstring du module) et le réseau, à moins que les poids ne soient déjà en
+# cache. La cellule vérifie d'abord le GPU, puis si huggingface.co répond en moins de 3 secondes ; s'il
+# manque l'un des deux, elle le dit en une ligne et ne fait rien d'autre.
+#
+# Un mot sur la langue : SD v1.5 a appris sur des légendes essentiellement anglaises (son encodeur de texte
+# est le CLIP ViT-L/14 d'OpenAI). Les prompts des diapositives, « Un chat blanc tigré en gros plan sur un
+# bureau » et « Corgi sur un rocher », seront découpés en morceaux de mots qu'il connaît mal ; on les donne
+# donc aussi en anglais, avec la même graine pour chaque prompt, c'est-à-dire le même bruit de départ.
+# La guidance est celle d'usage pour SD v1.5, $w = 7{,}5$ (la valeur par défaut de diffusers), bien
+# au-dessus des 2 ou 3 qui convenaient à notre petit modèle.
+
+# %% [markdown] lang="en"
+# ## 5. Real Stable Diffusion weights in your own code (optional, online)
+#
+# The U-Net, autoencoder and CLIP we wrote have exactly the architecture of Stable Diffusion v1.5 (Rombach
+# et al. 2022), with diffusers' parameter names. So the real published weights load into them: 1.07 billion
+# parameters. `course.stable_diffusion` reads the model's folder (downloaded once from huggingface.co, about
+# 2.1 GB in fp16) into our own modules, then generates along the same path as our pipeline,
+# `course.pipeline.generate_latents`: our guidance (`course.guidance`, the very formula of your exercise)
+# and our DPM-Solver++ (lesson 06). Only CLIP's BPE tokenizer, with its 49,408-token vocabulary, comes from
+# transformers; diffusers is not used at all. On small random models of the same architecture, the tests
+# show that `StableDiffusionPipeline`, set to DPM-Solver++, then gives the same images (`tests/test_stable_diffusion.py`).
+#
+# It takes two things: a CUDA GPU (in fp16, about 2.5 GB of memory for one 512 × 512 image, computed in
+# the module's docstring) and the network, unless the weights are already cached. The cell checks the GPU
+# first, then whether huggingface.co answers within 3 seconds; if either is missing, it says so in one line
+# and does nothing else.
+#
+# A word on language: SD v1.5 learned from mostly English captions (its text encoder is OpenAI's CLIP
+# ViT-L/14). The slides' French prompts, « Un chat blanc tigré en gros plan sur un bureau » and « Corgi sur
+# un rocher », get cut into word pieces it barely knows; so we also give them in English, with the same seed
+# for every prompt, that is the same starting noise. The guidance is SD v1.5's usual $w = 7.5$ (diffusers'
+# default), well above the 2 or 3 that suited our small model.
+
+# %%
+from course import stable_diffusion
+
+slide_prompts = [
+    "Un chat blanc tigré en gros plan sur un bureau", "A white tabby cat close-up on a desk",
+    "Corgi sur un rocher", "Corgi on a rock",
+    "The face of a lion, photography",
+]
+reason = stable_diffusion.unavailable()  # a CUDA GPU first, then huggingface.co within 3 s (or the weights already cached)
+if reason:
+    print(f"Section 5 skipped: {reason}.")
+else:
+    sd = stable_diffusion.load(device="cuda", dtype=torch.float16)  # the first time, downloads about 2.1 GB
+    start = time.perf_counter()
+    real = torch.cat([stable_diffusion.generate(sd, p, sampler="dpmpp", steps=25, guidance=7.5, seed=0) for p in slide_prompts])
+    print(f"{len(slide_prompts)} images of 512×512 in {time.perf_counter() - start:.0f} s on {torch.cuda.get_device_name()}, "
+          f"peak GPU memory {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
+    show_grid(real, slide_prompts, ncols=5, size=3.0, wrap=26)
+
+# %% [markdown] lang="fr"
+# Si la cellule a trouvé un GPU et le réseau, elle a affiché les cinq images, le temps qu'elles ont pris et
+# la mémoire GPU la plus haute réellement occupée, à comparer aux 2,5 Go calculés. Regardez chaque prompt
+# français à côté de sa traduction : même bruit de départ, donc toute différence vient du texte. Sinon, la
+# ligne affichée dit ce qui manquait ; rien n'a été téléchargé ni calculé, et le reste de la leçon n'en
+# dépend pas.
+
+# %% [markdown] lang="en"
+# If the cell found a GPU and the network, it showed the five images, the time they took and the highest GPU
+# memory actually used, to set against the 2.5 GB computed. Look at each French prompt next to its
+# translation: same starting noise, so any difference comes from the text. Otherwise, the line it printed
+# says what was missing; nothing was downloaded or computed, and the rest of the lesson does not depend on it.
+
+# %% [markdown] lang="fr"
 # ## À retenir
 #
 # - La guidance combine deux prédictions du même réseau : $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ ;
