@@ -4,8 +4,8 @@ du Modèle de Diffusion »; Rombach et al. 2022, latent diffusion; Radford et al
     sd = load("stable-diffusion-v1-5/stable-diffusion-v1-5", "cuda", torch.float16)   # a repo (downloaded once) or a folder
     images = generate(sd, ["A white tabby cat close-up on a desk"], steps=25, guidance=7.5, seed=0)   # (B, 3, 512, 512) in [−1, 1]
 
-What runs is the course's: the from-scratch U-Net, autoencoder and CLIP text encoder (:mod:`course.unet`,
-:mod:`course.autoencoder`, :mod:`course.clip`) holding SD v1.5's weights, sized from the folder's own configs
+What runs is the course's: the from-scratch U-Net, autoencoder and CLIP text encoder (:mod:`course.sd_unet`,
+:mod:`course.sd_autoencoder`, :mod:`course.clip`) holding SD v1.5's weights, sized from the folder's own configs
 (:func:`course.export.load_folder`), the guidance (:mod:`course.guidance`) and the samplers (:mod:`course.samplers`),
 through :func:`course.pipeline.generate_latents`, the course's one generation path. Only CLIP's BPE tokenizer (its
 49 408-token vocabulary) comes from transformers. diffusers is never imported.
@@ -78,11 +78,6 @@ class InModelDtype(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
         dtype = self.unet.conv_in.weight.dtype
         return self.unet(x.to(dtype), t, context.to(dtype), context_mask).float()
-
-
-def _features_in_weight_dtype(module: nn.Module, args: tuple) -> tuple:
-    """A forward pre-hook: the sinusoidal features of t (float32) cast to the time MLP's dtype."""
-    return (args[0].to(module.linear_1.weight.dtype),)
 
 
 @dataclass
@@ -183,7 +178,6 @@ def load(folder_or_repo: str | Path = REPO, device: str | torch.device | None = 
     parts = load_folder(folder, dtype)
     tokenizer = load_tokenizer(parts.tokenizer_dir)
     parts.text_encoder.eos_token_id = tokenizer.eos_token_id  # its pooled state (unused by SD) at the real <|endoftext|>
-    parts.unet.time_embedding.register_forward_pre_hook(_features_in_weight_dtype)
     return StableDiffusion(InModelDtype(parts.unet).to(device), parts.vae.to(device), parts.text_encoder.to(device), tokenizer,
                            parts.scaling_factor, betas_from(parts.scheduler), device, dtype)
 

@@ -26,13 +26,13 @@ def check_resblock(fn: Callable) -> CheckResult:
         with torch.no_grad():
             expected = block(x, emb)
             h = block.conv1(F.silu(block.norm1(x)))
-            shift = block.time_emb_proj(F.silu(emb))[:, :, None, None]
+            shift = block.emb(F.silu(emb))[:, :, None, None]
             end = lambda h: block.conv2(F.silu(block.norm2(h)))  # noqa: E731
             mistakes = {
                 "the skip connection is missing: return h + skip(x)": end(h + shift),
-                "the time embedding is missing (h + time_emb_proj(silu(emb))[:, :, None, None])": end(h) + block.conv_shortcut(x),
-                "SiLU was not applied to the embedding before its projection": end(h + block.time_emb_proj(emb)[:, :, None, None]) + block.conv_shortcut(x),
-                "the first normalisation/activation is missing: conv1(silu(norm1(x)))": end(block.conv1(x) + shift) + block.conv_shortcut(x),
+                "the time embedding is missing (h + emb(silu(emb))[:, :, None, None])": end(h) + block.skip(x),
+                "SiLU was not applied to the embedding before its projection": end(h + block.emb(emb)[:, :, None, None]) + block.skip(x),
+                "the first normalisation/activation is missing: conv1(silu(norm1(x)))": end(block.conv1(x) + shift) + block.skip(x),
             }
         actual = call(
             name, fn, block, x.clone(), emb.clone(),
