@@ -98,7 +98,7 @@ fig.tight_layout()
 # ### ✏️ Exercice 1 — le passage avant d'un `ResBlock`
 #
 # Écrivez `my_resblock(block, x, emb)` avec les couches du bloc : `block.norm1`, `block.conv1`,
-# `block.time_emb_proj` (une couche linéaire), `block.norm2`, `block.conv2`, `block.conv_shortcut`.
+# `block.emb` (une couche linéaire), `block.norm2`, `block.conv2`, `block.skip`.
 #
 # <details><summary>Indice</summary>
 #
@@ -116,8 +116,8 @@ fig.tight_layout()
 #
 # ### ✏️ Exercise 1 — a `ResBlock`'s forward pass
 #
-# Write `my_resblock(block, x, emb)` with the block's layers: `block.norm1`, `block.conv1`, `block.time_emb_proj` (a
-# linear layer), `block.norm2`, `block.conv2`, `block.conv_shortcut`.
+# Write `my_resblock(block, x, emb)` with the block's layers: `block.norm1`, `block.conv1`, `block.emb` (a
+# linear layer), `block.norm2`, `block.conv2`, `block.skip`.
 #
 # <details><summary>Hint</summary>
 #
@@ -132,9 +132,9 @@ def my_resblock(block, x, emb):
     # BEGIN SOLUTION
     # HINT: two norm → silu → conv stages, the time shift in between, the skip at the end
     h = block.conv1(F.silu(block.norm1(x)))  # (B, C_out, H, W)
-    h = h + block.time_emb_proj(F.silu(emb))[:, :, None, None]  # one shift per channel
+    h = h + block.emb(F.silu(emb))[:, :, None, None]  # one shift per channel
     h = block.conv2(F.silu(block.norm2(h)))
-    return h + block.conv_shortcut(x)
+    return h + block.skip(x)
     # END SOLUTION
 
 
