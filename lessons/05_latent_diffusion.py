@@ -177,6 +177,89 @@ else:
 print(f"encoder {sum(p.numel() for p in ae.encoder.parameters()):,} parameters, decoder {sum(p.numel() for p in ae.decoder.parameters()):,}")
 
 # %% [markdown] lang="fr"
+# ### Et l'autoencodeur de Stable Diffusion ?
+#
+# L'`AutoencoderKL` de Stable Diffusion suit le même principe avec une autre architecture ;
+# `course.sd_autoencoder` l'écrit à notre taille, avec les noms de paramètres de diffusers. Trois
+# différences avec le nôtre :
+# - pas de *space-to-depth* : son `conv_in` travaille à pleine résolution, 64 × 64, et ce sont trois
+#   *downsamplers* (quatre niveaux, les `down_blocks`) qui mènent à 8 × 8 ;
+# - au fond de l'encodeur, comme à l'entrée du décodeur, un `mid_block` : bloc résiduel, **self-attention**
+#   à une seule tête sur les 64 cases du latent, bloc résiduel ;
+# - l'encodeur sort 8 canaux, qu'une convolution 1 × 1, `quant_conv`, change en $\mu$ et $\log \sigma^2$ ;
+#   le décodeur commence par son pendant, `post_quant_conv`. Comme dans le U-Net de Stable Diffusion, le
+#   décodeur a un bloc résiduel de plus par niveau que l'encodeur — mais aucune connexion de saut : un
+#   autoencodeur n'est pas un U-Net, son décodeur ne voit que le latent.
+#
+# La cellule compare les deux, sur une image du lot : la forme de chaque étape de l'encodeur de Stable
+# Diffusion, les paramètres, et les multiplications-additions des convolutions pour une image
+# (encodage et décodage), dont la part calculée à pleine résolution. Ce n'est pas (encore) l'autoencodeur
+# que nous livrons : entraîné avec la recette et le budget d'aujourd'hui, il n'a pas atteint la lisibilité
+# des formes du nôtre (le README donne les chiffres) ; il le remplacera quand un entraînement y parviendra.
+
+# %% [markdown] lang="en"
+# ### What about Stable Diffusion's autoencoder?
+#
+# Stable Diffusion's `AutoencoderKL` follows the same principle with another architecture;
+# `course.sd_autoencoder` writes it at our size, with diffusers' parameter names. Three differences from
+# ours:
+# - no space-to-depth: its `conv_in` works at full resolution, 64 × 64, and three downsamplers (four levels,
+#   the `down_blocks`) lead to 8 × 8;
+# - at the bottom of the encoder, as at the entrance of the decoder, a `mid_block`: residual block,
+#   single-head **self-attention** over the latent's 64 cells, residual block;
+# - the encoder outputs 8 channels, which a 1 × 1 convolution, `quant_conv`, turns into $\mu$ and
+#   $\log \sigma^2$; the decoder starts with its counterpart, `post_quant_conv`. As in Stable Diffusion's
+#   U-Net, the decoder has one more residual block per level than the encoder — but no skip connections: an
+#   autoencoder is not a U-Net, its decoder sees only the latent.
+#
+# The cell compares the two on one image of the pool: the shape after each stage of Stable Diffusion's
+# encoder, the parameters, and the multiply-adds of the convolutions for one image (encoding and decoding),
+# with the share computed at full resolution. It is not (yet) the autoencoder we ship: trained with today's
+# recipe and budget, it did not reach our autoencoder's shape legibility (the README gives the numbers); it
+# will replace it once a training run gets there.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from course.sd_autoencoder import Autoencoder as SDAutoencoder
+
+sd_ae = SDAutoencoder().eval()  # random weights: we look at the architecture, not at what it learned
+probe = ae_train.to_signed(pool_images[:1]).to(next(ae.parameters()).device)
+
+
+def conv_work(model, image):
+    """Multiply-adds of every convolution for one encode + decode, and the part at the image's full resolution."""
+    counts = {"all": 0, "full": 0}
+
+    def hook(module, inputs, output):
+        n = output[0].numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        counts["all"] += n
+        counts["full"] += n if output.shape[-1] == image.shape[-1] else 0
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model.decode(model.encode(image)[0])
+    for h in hooks:
+        h.remove()
+    return counts
+
+
+stages = [("encoder.conv_in", sd_ae.encoder.conv_in)] + [(f"encoder.down_blocks[{i}]", b) for i, b in enumerate(sd_ae.encoder.down_blocks)]
+stages += [("encoder.mid_block", sd_ae.encoder.mid_block), ("encoder.conv_out", sd_ae.encoder.conv_out), ("quant_conv", sd_ae.quant_conv)]
+shapes = []
+hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.append((name, tuple(o.shape[1:])))) for name, m in stages]
+with torch.no_grad():
+    sd_ae.encode(probe.cpu())
+for h in hooks:
+    h.remove()
+print("Stable Diffusion's encoder: " + " → ".join(f"{name} {shape}" for name, shape in shapes))
+for label, model in (("ours (shipped)", ae), ("Stable Diffusion's (course.sd_autoencoder)", sd_ae)):
+    work = conv_work(model, probe.to(next(model.parameters()).device))
+    count = {name: sum(p.numel() for p in part.parameters()) for name, part in model.named_children()}
+    print(f"{label}: " + ", ".join(f"{name} {n:,}" for name, n in count.items()) + f" parameters; "
+          f"{work['all'] / 1e6:.0f} M multiply-adds per image, {work['full'] / work['all']:.0%} of them at 64 × 64")
+print(f"Stable Diffusion's mid-block attention: {sum(p.numel() for p in sd_ae.encoder.mid_block.attentions.parameters()):,} parameters in the encoder, as many in the decoder")
+
+# %% [markdown] lang="fr"
 # ## 2. Ce que l'autoencodeur garde
 #
 # En haut des images neuves (jamais vues à l'entraînement), en bas leurs reconstructions
@@ -308,7 +391,9 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # On assemble les pièces. À chaque pas d'entraînement :
 # 1. un lot de latents d'images d'entraînement (encodés une fois pour toutes) ;
 # 2. leurs légendes, en français ou en anglais, passées dans le CLIP **gelé** de la leçon 03 : ses états de
-#    tokens $(B, L, 128)$ et le masque de remplissage (le U-Net en tire aussi le résumé `<eos>`, leçon 04).
+#    tokens $(B, L, 128)$ et le masque de remplissage (le U-Net en tire aussi le résumé `<eos>`, leçon 04 ;
+#    Stable Diffusion, lui, complète chaque prompt à la longueur pleine du tokenizer et ne masque rien,
+#    leçon 04, section 6).
 #    Puisque CLIP est gelé, ces états ne changent jamais : on les calcule une fois par légende et on les
 #    garde (`ldm.TextStateCache`). Quatre légendes sur cinq reviennent, ce qui épargne presque tous les
 #    passages dans CLIP ; le gain reste modeste ici (4 000 pas en 59,2 min au lieu de 60,2), car le U-Net
@@ -332,7 +417,10 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # d'attention au lieu de quatre aident seules (+3 points de forme), mais n'ajoutent presque rien au
 # résumé ; un réseau 25 % plus large, un ou deux points (une seule graine) ; effacer le prompt une fois sur cinq au lieu d'une fois
 # sur dix fait pire ; et sans attention au niveau 8 × 8, la forme perd 12 points. Le modèle livré garde
-# donc le résumé du prompt, et rien d'autre.
+# donc le résumé du prompt, et rien d'autre. Tous ces balayages portent sur notre topologie, celle du
+# modèle livré ; celle de Stable Diffusion (`course.sd_unet`, leçon 04, section 6) remplace le résumé
+# `<eos>` par le `TextTimeEmbedding` de diffusers (`addition_embed_type="text"`), que ces balayages n'ont
+# pas mesuré.
 #
 # Dernier réglage, le calendrier du taux d'apprentissage. D'habitude, la décroissance en cosinus le mène
 # jusqu'à zéro au dernier pas. Or un cosinus prévu pour 2 500 pas et arrêté au pas 2 000, où le taux vaut
@@ -353,7 +441,9 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # We put the pieces together. At each training step:
 # 1. a batch of latents of training images (encoded once and for all);
 # 2. their captions, in French or in English, through lesson 03's **frozen** CLIP: its token states
-#    $(B, L, 128)$ and the padding mask (the U-Net also takes the `<eos>` summary from them, lesson 04).
+#    $(B, L, 128)$ and the padding mask (the U-Net also takes the `<eos>` summary from them, lesson 04;
+#    Stable Diffusion pads every prompt to the tokenizer's full length and masks nothing, lesson 04,
+#    section 6).
 #    Since CLIP is frozen, these states never change: we compute them once per caption and keep them
 #    (`ldm.TextStateCache`). Four captions in five come back, which spares almost every pass through CLIP;
 #    the gain is modest here (4,000 steps in 59.2 min instead of 60.2), since the U-Net dominates the
@@ -376,7 +466,10 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # biggest gain, and it costs nothing. Eight attention heads instead of four help alone (+3 points of shape)
 # but add almost nothing on top of the summary; a network 25 % wider, a point or two (one seed only); erasing the prompt
 # one time in five instead of one in ten does worse; and without attention at the 8 × 8 level, shape loses
-# 12 points. So the shipped model keeps the prompt's summary, and nothing else.
+# 12 points. So the shipped model keeps the prompt's summary, and nothing else. All these sweeps are about
+# our topology, the shipped model's; Stable Diffusion's (`course.sd_unet`, lesson 04, section 6) replaces the
+# `<eos>` summary by diffusers' `TextTimeEmbedding` (`addition_embed_type="text"`), which these sweeps did not
+# measure.
 #
 # One last setting: the learning-rate schedule. Usually the cosine decay takes it down to zero at the last
 # step. Yet a cosine planned for 2,500 steps and stopped at step 2,000, where the rate is still 10 % of its
