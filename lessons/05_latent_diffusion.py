@@ -26,7 +26,8 @@
 # 2. ce qu'il garde : reconstructions, PSNR, et surtout **lisibilité** (l'évaluateur lit-il encore les formes ?) ;
 # 3. l'espace latent et son facteur d'échelle ;
 # 4. l'économie de calcul, mesurée ;
-# 5. l'entraînement texte → image, et ce qu'il produit sur des prompts jamais vus.
+# 5. l'entraînement texte → image, et ce qu'il produit sur des prompts jamais vus ;
+# 6. un modèle à l'architecture de Stable Diffusion, exporté et relu par diffusers.
 
 # %% [markdown] lang="en"
 # # 05 — The latent space, the decoder, and our mini Stable Diffusion
@@ -46,7 +47,8 @@
 # 2. what it keeps: reconstructions, PSNR, and above all **legibility** (can the evaluator still read the shapes?);
 # 3. the latent space and its scaling factor;
 # 4. the compute saving, measured;
-# 5. text-to-image training, and what it produces on prompts never seen.
+# 5. text-to-image training, and what it produces on prompts never seen;
+# 6. a model of Stable Diffusion's architecture, exported and read back by diffusers.
 
 # %%
 import matplotlib.pyplot as plt
@@ -669,6 +671,111 @@ for shape in SHAPES:
 # the U-Net would then have to be retrained.
 
 # %% [markdown] lang="fr"
+# ## 6. Votre modèle dans diffusers
+#
+# Puisque `course.sd_unet` et `course.sd_autoencoder` ont la topologie et les noms de paramètres de
+# diffusers, un modèle bâti avec eux s'écrit en dossier diffusers standard : `course.export.export` produit
+# `model_index.json` et les sous-dossiers `unet/`, `vae/`, `text_encoder/`, `tokenizer/` et `scheduler/`,
+# sans importer diffusers. Le `StableDiffusionPipeline` de la bibliothèque le charge alors tel quel, sans une
+# ligne de code à nous (`from_pretrained(dossier, local_files_only=True)`), et doit donner les mêmes images
+# que notre propre chemin de génération, `course.pipeline.generate_latents`, avec les états de texte à la
+# façon de Stable Diffusion (`course.export.text_states`).
+#
+# Notre modèle livré n'a pas encore cette topologie : on ne peut pas l'exporter tel quel. On exporte donc un
+# modèle de l'architecture de Stable Diffusion aux poids **aléatoires**, avec le vrai CLIP livré et notre
+# tokenizer : l'image n'a aucun sens, mais l'égalité des nombres, si. Deux samplers : DPM-Solver++ (2M),
+# celui qu'écrit l'export, puis DDIM. Attention au piège de DDIM : il faut poser le scheduler sur le
+# pipeline **après** sa construction,
+# `pipe.scheduler = DDIMScheduler.from_config(course.export.scheduler_config("ddim"))`. Passée au
+# constructeur, sa configuration verrait `steps_offset` réécrit à 1, et chaque instant décalé d'un pas.
+#
+# diffusers n'est qu'une dépendance de développement : s'il manque, la cellule le dit en une phrase et
+# s'arrête là.
+
+# %% [markdown] lang="en"
+# ## 6. Your model in diffusers
+#
+# Since `course.sd_unet` and `course.sd_autoencoder` have diffusers' topology and parameter names, a model
+# built with them is written as a standard diffusers folder: `course.export.export` produces
+# `model_index.json` and the subfolders `unet/`, `vae/`, `text_encoder/`, `tokenizer/` and `scheduler/`,
+# without importing diffusers. The library's `StableDiffusionPipeline` then loads it as it is, without a line
+# of our code (`from_pretrained(folder, local_files_only=True)`), and must give the same images as our own
+# generation path, `course.pipeline.generate_latents`, with the text states computed the Stable Diffusion way
+# (`course.export.text_states`).
+#
+# Our shipped model does not have that topology yet: it cannot be exported as it is. So we export a model of
+# Stable Diffusion's architecture with **random** weights, together with the real shipped CLIP and our
+# tokenizer: the image means nothing, but the numbers being equal does. Two samplers: DPM-Solver++ (2M), the
+# one the export writes, then DDIM. Mind DDIM's trap: the scheduler must be set on the pipeline **after** it
+# is built, `pipe.scheduler = DDIMScheduler.from_config(course.export.scheduler_config("ddim"))`. Given to
+# the constructor instead, its config would have `steps_offset` rewritten to 1, and every timestep moved by
+# one step.
+#
+# diffusers is only a development dependency: if it is missing, the cell says so in one sentence and stops
+# there.
+
+# %%
+import tempfile
+from pathlib import Path
+
+from course import export
+from course.pipeline import generate_latents
+from course.sd_unet import UNet as SDUNet
+from course.sd_unet import UNetConfig as SDUNetConfig
+from course.shipped import IMAGE_SIZE, load_clip
+from course.tokenizer import DIRNAME
+
+try:
+    import diffusers
+except ImportError:
+    diffusers = None
+if diffusers is None:
+    print("Section 6 skipped: diffusers is not installed (a development dependency: pip install diffusers transformers).")
+else:
+    import transformers
+
+    for logs in (diffusers.utils.logging, transformers.utils.logging):
+        logs.set_verbosity_error()
+        logs.disable_progress_bar()
+    torch.manual_seed(0)
+    sd_unet = SDUNet(SDUNetConfig(channels=(48, 96, 128), attention=(True, True, True), heads=4, context_dim=128, pooled=True)).eval()
+    with torch.no_grad():
+        sd_unet.conv_out.weight.normal_(0, 0.02)  # conv_out starts at zero (ε̂ = 0): let the random network speak
+    sd_scaling = 1.0  # a trained autoencoder's comes from its latents (section 3); random weights have none to offer
+    clip = load_clip()
+    prompt, steps, w, seed = "un petit cercle rouge en haut à gauche", 10, 3.0, 0
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export.export(Path(tmp) / "mini-sd", sd_unet, sd_ae, sd_scaling, clip.text, data_dir() / DIRNAME, IMAGE_SIZE)
+        print(f"exported: {', '.join(sorted(p.name for p in folder.iterdir()))}")
+        pipe = diffusers.StableDiffusionPipeline.from_pretrained(folder, local_files_only=True)  # stock diffusers, no code of ours
+        pipe.set_progress_bar_config(disable=True)
+        for sampler in ("dpmpp", "ddim"):
+            if sampler == "ddim":  # after construction: the constructor would rewrite steps_offset to 1
+                pipe.scheduler = diffusers.DDIMScheduler.from_config(export.scheduler_config("ddim"))
+            theirs = pipe(prompt, num_inference_steps=steps, guidance_scale=w, generator=torch.Generator().manual_seed(seed), output_type="pt").images
+            z = generate_latents(sd_unet, clip, [prompt], sampler=sampler, steps=steps, guidance=w, generator=seed,
+                                 encode_text=lambda texts: export.text_states(clip.text, texts))
+            ours = sd_ae.decode(z / sd_scaling).clamp(-1, 1)
+            results[sampler] = (2 * theirs - 1, ours)  # diffusers' images are in [0, 1], ours in [−1, 1]
+            print(f"{type(pipe.scheduler).__name__:<28} {steps} steps, w = {w:g}: max |diffusers − course| = "
+                  f"{(2 * theirs - 1 - ours).abs().max().item():.1e} (pixels in [−1, 1])")
+    show_grid([img[0] for pair in results.values() for img in pair],
+              [f"{who}, {sampler}" for sampler in results for who in ("diffusers", "course")], ncols=4, size=1.8)
+
+# %% [markdown] lang="fr"
+# Les deux bibliothèques tombent d'accord à l'écart affiché près : le même calcul, dans un ordre
+# d'opérations à peine différent. Les images, elles, ne ressemblent à rien, et c'est normal : les poids sont
+# aléatoires. Le jour où le modèle livré passera à la topologie de Stable Diffusion, la même démarche
+# exportera ses vrais poids, et `StableDiffusionPipeline` dessinera nos formes.
+
+# %% [markdown] lang="en"
+# The two libraries agree up to the difference printed: the same computation, in a barely different order of
+# operations. The images look like nothing, and that is expected: the weights are random. The day the
+# shipped model moves to Stable Diffusion's topology, the same steps will export its real weights, and
+# `StableDiffusionPipeline` will draw our shapes.
+
+# %% [markdown] lang="fr"
 # ## À retenir
 #
 # - L'autoencodeur comprime 64 × 64 × 3 en 8 × 8 × 4 ; son terme KL garde l'espace latent régulier ; un
@@ -677,6 +784,8 @@ for shape in SHAPES:
 #   son décodeur.
 # - Diffuser en latent coûte bien moins cher (mesuré ci-dessus) ; le texte entre par la cross-attention,
 #   et effacer le prompt une fois sur dix prépare la guidance.
+# - Un modèle à la topologie de Stable Diffusion (`course.sd_unet`, `course.sd_autoencoder`) s'exporte en
+#   dossier diffusers, et le `StableDiffusionPipeline` standard y retrouve nos images.
 #
 # **Et ensuite ?** Leçon 06 : les schedulers, pour générer en 20 étapes au lieu de 1000.
 
@@ -688,5 +797,7 @@ for shape in SHAPES:
 # - What matters is not PSNR but legibility: the text-to-image model will never beat its decoder.
 # - Diffusing in latent space costs far less (measured above); text enters through cross-attention, and
 #   erasing the prompt one time in ten prepares guidance.
+# - A model of Stable Diffusion's topology (`course.sd_unet`, `course.sd_autoencoder`) exports to a diffusers
+#   folder, and the stock `StableDiffusionPipeline` finds our images in it.
 #
 # **Next.** Lesson 06: the schedulers, to generate in 20 steps instead of 1000.
