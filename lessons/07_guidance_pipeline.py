@@ -22,6 +22,7 @@
 # 2. le pipeline, étape par étape, face à celui de diffusers ;
 # 3. la chronologie d'une génération (la figure du lion des diapositives) ;
 # 4. le contrôle par le prompt ; un terrain de jeu.
+# 5. en option, en ligne avec un GPU : les vrais poids de Stable Diffusion v1.5 dans notre code.
 
 # %% [markdown] lang="en"
 # # 07 — Guidance and the full pipeline: from prompt to image
@@ -37,6 +38,7 @@
 # 2. the pipeline, stage by stage, next to diffusers';
 # 3. the timeline of a generation (the slides' lion figure);
 # 4. control through the prompt; a playground.
+# 5. optional, online with a GPU: Stable Diffusion v1.5's real weights in our code.
 
 # %%
 import matplotlib.pyplot as plt
@@ -297,9 +299,11 @@ playground(pipe)
 # %% [markdown] lang="fr"
 # ## 5. De vrais poids de Stable Diffusion dans votre propre code (optionnel, en ligne)
 #
-# Le U-Net, l'autoencodeur et le CLIP que nous avons écrits ont exactement l'architecture de Stable
-# Diffusion v1.5 (Rombach et al. 2022), et les noms de paramètres de diffusers. On peut donc y charger les
-# vrais poids publiés : 1,07 milliard de paramètres. `course.stable_diffusion` lit le dossier du modèle
+# Nos blocs — ResBlocks, self- et cross-attention, downsamplers, décodeur — existent aussi dans le cours
+# assemblés selon la topologie exacte de Stable Diffusion v1.5 (Rombach et al. 2022), avec les noms de
+# paramètres de diffusers : `course.sd_unet` et `course.sd_autoencoder` (notre petit modèle livré garde, pour
+# l'instant, sa topologie plus simple des leçons 04 et 05). Avec notre CLIP, on peut y charger les vrais
+# poids publiés : 1,07 milliard de paramètres. `course.stable_diffusion` lit le dossier du modèle
 # (téléchargé une fois depuis huggingface.co, environ 2,1 Go en fp16) dans nos propres modules, puis génère
 # par le même chemin que notre pipeline, `course.pipeline.generate_latents` : notre guidance
 # (`course.guidance`, la formule même de votre exercice) et notre DPM-Solver++ (leçon 06). Seul le
@@ -322,9 +326,11 @@ playground(pipe)
 # %% [markdown] lang="en"
 # ## 5. Real Stable Diffusion weights in your own code (optional, online)
 #
-# The U-Net, autoencoder and CLIP we wrote have exactly the architecture of Stable Diffusion v1.5 (Rombach
-# et al. 2022), with diffusers' parameter names. So the real published weights load into them: 1.07 billion
-# parameters. `course.stable_diffusion` reads the model's folder (downloaded once from huggingface.co, about
+# Our blocks — ResBlocks, self- and cross-attention, downsamplers, decoder — also exist in the course
+# assembled in the exact topology of Stable Diffusion v1.5 (Rombach et al. 2022), with diffusers' parameter
+# names: `course.sd_unet` and `course.sd_autoencoder` (our small shipped model keeps, for now, the simpler
+# topology of lessons 04 and 05). Together with our CLIP, the real published weights load into them: 1.07
+# billion parameters. `course.stable_diffusion` reads the model's folder (downloaded once from huggingface.co, about
 # 2.1 GB in fp16) into our own modules, then generates along the same path as our pipeline,
 # `course.pipeline.generate_latents`: our guidance (`course.guidance`, the very formula of your exercise)
 # and our DPM-Solver++ (lesson 06). Only CLIP's BPE tokenizer, with its 49,408-token vocabulary, comes from
