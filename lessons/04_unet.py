@@ -604,6 +604,8 @@ for name, p in sd_unet.named_parameters():
     sd_parts[part(name)] = sd_parts.get(part(name), 0) + p.numel()
 for label, n in sd_parts.items():
     print(f"{label:<32} {n:>10,}  {n / sd_total:>4.0%}")
+
+# %%
 fig, ax = figure(figsize=(7, 3))
 ax.barh(list(sd_parts), [v / 1e6 for v in sd_parts.values()])
 ax.invert_yaxis()
