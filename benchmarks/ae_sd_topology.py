@@ -22,6 +22,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     parser.add_argument("--channels", type=int, nargs="+", default=None, help="block_out_channels (default: course.sd_autoencoder's)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    parser.add_argument("--groups", type=int, default=None, help="GroupNorm groups (default: course.sd_autoencoder's)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
 
@@ -29,10 +31,11 @@ def main() -> None:
     from course.recipes import AE_RECIPE
     from course.sd_autoencoder import AEConfig, Autoencoder
 
-    config = AEConfig(channels=tuple(args.channels)) if args.channels else AEConfig()
+    config = AEConfig(**{k: v for k, v in (("channels", tuple(args.channels or ())), ("groups", args.groups)) if v})
     ae_train.make_model = lambda: Autoencoder(config)
-    recipe = AE_RECIPE if args.lr is None else AE_RECIPE.replace(lr=args.lr)
+    recipe = AE_RECIPE.replace(**{k: v for k, v in (("lr", args.lr), ("steps", args.steps)) if v is not None})
     name = f"ae_sd_topology_lr{recipe.lr:.0e}" + ("_" + "-".join(map(str, config.channels)) if args.channels else "")
+    name += f"_g{config.groups}_{recipe.steps}"
     if args.smoke:
         recipe = recipe.replace(steps=3, pool=64, eval_images=16, scaling_images=64, warmup=1, checkpoint_every=3)
         name += "_smoke"

@@ -39,7 +39,10 @@ class AEConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128)  # one level per resolution, 64 → 32 → 16 → 8 (diffusers: block_out_channels)
     layers_per_block: int = 1  # ResBlocks per level in the encoder (the decoder has one more)
     latent_channels: int = 4
-    groups: int = 8  # GroupNorm groups (diffusers: norm_num_groups)
+    # GroupNorm groups (diffusers: norm_num_groups). 2, not 8: a group must hold enough channels to carry a flat
+    # colour. Over a mostly uniform image, a group of 2 channels normalises the background to ±1 whatever its colour
+    # (8 groups of 16 channels: background read right 65 % after 600 steps, 100 % with 2 groups; benchmarks/ae_sd_topology.py).
+    groups: int = 2
     in_channels: int = 3
 
     def __post_init__(self):
@@ -164,6 +167,11 @@ class Autoencoder(nn.Module):
         self.encoder, self.decoder = Encoder(config), Decoder(config)
         self.quant_conv = nn.Conv2d(2 * config.latent_channels, 2 * config.latent_channels, 1)
         self.post_quant_conv = nn.Conv2d(config.latent_channels, config.latent_channels, 1)
+        for module in self.modules():  # residual branches start at zero: each block starts as the identity (Goyal et al. 2017)
+            if isinstance(module, ResBlock):
+                nn.init.zeros_(module.conv2.weight), nn.init.zeros_(module.conv2.bias)
+            elif isinstance(module, MidAttention):
+                nn.init.zeros_(module.to_out[0].weight), nn.init.zeros_(module.to_out[0].bias)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.config.factor
