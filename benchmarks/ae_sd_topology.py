@@ -1,4 +1,4 @@
-"""Stable Diffusion's autoencoder topology (course.sd_autoencoder, diffusers' AutoencoderKL) at the shipped recipe.
+"""Stable Diffusion's autoencoder topology (course.autoencoder, diffusers' AutoencoderKL) at the shipped recipe.
 
     python benchmarks/ae_sd_topology.py --lr 3e-4     # ≈ 20 min on 2 cores; trains into runs/ae_sd_topology_lr3e-04/, data/ untouched
     python benchmarks/ae_sd_topology.py --smoke       # a few steps: the script runs
@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
-    parser.add_argument("--channels", type=int, nargs="+", default=None, help="block_out_channels (default: course.sd_autoencoder's)")
+    parser.add_argument("--channels", type=int, nargs="+", default=None, help="block_out_channels (default: course.autoencoder's)")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    parser.add_argument("--groups", type=int, default=None, help="GroupNorm groups (default: course.sd_autoencoder's)")
+    parser.add_argument("--groups", type=int, default=None, help="GroupNorm groups (default: course.autoencoder's)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
 
     from course import ae_train
     from course.recipes import AE_RECIPE
-    from course.sd_autoencoder import AEConfig, Autoencoder
+    from course.autoencoder import AEConfig, Autoencoder
 
     config = AEConfig(**{k: v for k, v in (("channels", tuple(args.channels or ())), ("groups", args.groups)) if v})
     ae_train.make_model = lambda: Autoencoder(config)

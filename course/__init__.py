@@ -8,11 +8,10 @@ that matter: generating an image imports no training module, and the diffusion m
     evaluation       eval (the judge), evaluation (held-out prompts), scheduler_table, grid_search
     training         train (the loop, resumable), ae_train, clip_train, ldm, shapes_ddpm
                      (one command each: runs/ → --ship → data/)
-    pipeline         pipeline (prompt → image: the one generation path); export (a model as a stock diffusers
-                     folder, and back); stable_diffusion (real SD v1.5 weights in the course's modules)
-    models           tokenizer, clip, attention, unet, autoencoder, denoisers; sd_unet, sd_autoencoder (diffusers'
-                     topology and names: what the shipped models move to once retrained, what real SD weights load
-                     into); diffusers_format (configs and weight names, both ways); shipped (loads data/, verified)
+    pipeline         pipeline (prompt → image: the one generation path); export (the shipped models as a stock
+                     diffusers folder, and back); stable_diffusion (real SD v1.5 weights in the course's modules)
+    models           tokenizer, clip, attention, unet, autoencoder (diffusers' topology and names), denoisers;
+                     diffusers_format (configs and weight names, both ways); shipped (loads data/, verified)
     diffusion maths  schedules, noise_schedule (α σ λ σ̃), grids, adapter (ε / x₀ / v), samplers, guidance,
                      forward, ddpm
     data             scenes, render, captions, data, toy2d

@@ -115,6 +115,26 @@ def _generate(args) -> int:
     return 0
 
 
+def export_diffusers(args: argparse.Namespace) -> int:
+    """Write the shipped models as a standard diffusers folder (StableDiffusionPipeline loads it, no custom code)."""
+    from course import export
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{args.out!r} is a file: give a folder name, e.g. mini-sd/")
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise UsageError(f"{args.out!r} exists and is not empty: choose another folder, or add --force to replace it")
+    if not out.parent.exists():
+        raise UsageError(f"cannot write {args.out!r}: folder {str(out.parent)!r} does not exist")
+    try:
+        export.export_shipped(out, force=args.force)
+    except (ValueError, FileExistsError) as err:  # FormatError, CheckpointError: a missing or mismatched shipped model
+        raise UsageError(str(err)) from None
+    print(f"saved a diffusers folder to {out}/ (unet, vae, text_encoder, tokenizer, scheduler = DPM-Solver++)")
+    print(f"  from diffusers import StableDiffusionPipeline; pipe = StableDiffusionPipeline.from_pretrained({str(out)!r}, local_files_only=True)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course",
@@ -134,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-o", "--output", default="out.png", help="output image (.png or .jpg)")
     g.add_argument("--strip", default=None, help="also save the denoising strip (x̂_0 along the steps) to this file")
     g.add_argument("--scale", type=int, default=4, help=f"enlargement factor of the saved 64×64 images, 1 to {MAX_SCALE} (default 4)")
+    e = sub.add_parser("export-diffusers", help="write the shipped models as a standard diffusers folder (StableDiffusionPipeline loads it)")
+    e.add_argument("out", help="the folder to create, e.g. mini-sd/")
+    e.add_argument("--force", action="store_true", help="replace the folder if it exists and is not empty")
     args = parser.parse_args(argv)
-    if args.command == "generate":
+    if args.command in ("generate", "export-diffusers"):
         try:
-            return generate(args)
+            return generate(args) if args.command == "generate" else export_diffusers(args)
         except UsageError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

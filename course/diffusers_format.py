@@ -1,6 +1,6 @@
 """The course's models in diffusers' own format: configs and weights, both ways, without importing diffusers.
 
-The from-scratch U-Net (:mod:`course.sd_unet`) and autoencoder (:mod:`course.sd_autoencoder`) use the topology
+The from-scratch U-Net (:mod:`course.unet`) and autoencoder (:mod:`course.autoencoder`) use the topology
 and the parameter names of diffusers' ``UNet2DConditionModel`` and ``AutoencoderKL``, so their weights map
 one to one (the tables below are the identity); only the configs are translated. The text encoder is
 transformers' ``CLIPTextModel`` (Radford et al. 2021): the course's names with a ``text_model.`` prefix,
@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from course.sd_autoencoder import AEConfig
-from course.sd_unet import UNetConfig
+from course.autoencoder import AEConfig
+from course.unet import UNetConfig
 
 DIFFUSERS_VERSION = "0.42.1"  # written in the exported configs (the version the parity tests run against)
 

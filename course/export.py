@@ -1,15 +1,14 @@
 """A mini Stable Diffusion of the course's modules as a standard diffusers folder, and back (slides: « Stable
 Diffusion », the pipeline; Rombach et al. 2022). No diffusers or transformers import: the files are written here.
 
-    export(OUT, unet, ae, scaling_factor, clip.text, tokenizer_dir, image_size)
-        → OUT/model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/
+    python -m course export-diffusers OUT/        the shipped models: model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/
+    export(OUT, unet, ae, scaling_factor, clip.text, tokenizer_dir, image_size)     any model of the course's modules
 
 ``StableDiffusionPipeline.from_pretrained(OUT, local_files_only=True)`` — stock, no custom code — then gives
-the images the course's own generation path gives (``course.pipeline.generate_latents`` with
+the images the course's own generation path gives (``python -m course generate``, ``course.pipeline.generate_latents`` with
 :func:`text_states`, Stable Diffusion's text layout) for the same prompt, seed, sampler, steps and guidance
 (tests/test_export.py). ``load_folder(OUT)`` reads such a folder (or Stable Diffusion v1.5's own) back into
-the course's from-scratch modules (:mod:`course.sd_unet`, :mod:`course.sd_autoencoder`). The shipped
-models of data/ still have the course's earlier topology: they are exported once retrained (issue 15).
+the course's from-scratch modules (:mod:`course.unet`, :mod:`course.autoencoder`).
 
 Schedulers: the exported one is DPM-Solver++ (2M), the course's default sampler. The course's other samplers
 have their diffusers config in :func:`scheduler_config`; set it on a built pipeline
@@ -28,8 +27,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from course.sd_autoencoder import AEConfig, Autoencoder
+from course.autoencoder import AEConfig, Autoencoder
 from course.clip import ClipConfig, TextEncoder
+from course.shipped import encoder_states as text_states  # noqa: F401 (Stable Diffusion's text layout)
 from course.diffusers_format import (
     DIFFUSERS_VERSION,
     FormatError,
@@ -43,7 +43,7 @@ from course.diffusers_format import (
     unet_from_diffusers,
     unet_to_diffusers,
 )
-from course.sd_unet import UNet, UNetConfig
+from course.unet import UNet, UNetConfig
 
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 WEIGHTS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
@@ -118,16 +118,15 @@ def export(out: str | Path, unet: UNet, ae: Autoencoder, scaling_factor: float, 
     return out
 
 
-@torch.no_grad()
-def text_states(text: TextEncoder, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token states as StableDiffusionPipeline computes them: every prompt padded to the tokenizer's full length,
-    no attention mask (CLIP's causal attention alone), so the U-Net sees every position; the mask is all True."""
-    from course.tokenizer import encode
+def export_shipped(out: str | Path, force: bool = False) -> Path:
+    """The shipped models of data/ as a diffusers folder (``python -m course export-diffusers``)."""
+    from course.paths import data_dir
+    from course.shipped import IMAGE_SIZE, load_autoencoder, load_clip, load_unet
+    from course.tokenizer import DIRNAME
 
-    ids, _ = encode(prompts, allow_empty=True)  # (B, L): <bos> words… <eos> <pad>…
-    device = next(text.parameters()).device
-    hidden, _, _ = text(ids.to(device))
-    return hidden, torch.ones(ids.shape, dtype=torch.bool, device=device)
+    check_destination(Path(out), force)
+    ae, scaling = load_autoencoder()
+    return export(out, load_unet(), ae, scaling, load_clip().text, data_dir() / DIRNAME, IMAGE_SIZE, force)
 
 
 # ----------------------------------------------------------------------------- reading a folder back

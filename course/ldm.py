@@ -86,8 +86,7 @@ class TextStateCache:
     """Frozen CLIP states per caption, computed once: the same captions come back all through training
     (≈ 80 % of a 4,000-step run's captions were seen before), and CLIP is frozen, so its states never change.
 
-    ``cache(prompts)`` returns what ``text_states(prompts)`` returns, except that padded positions hold
-    zeros (the U-Net never reads them: cross-attention masks them, the pooled state is the last real token).
+    ``cache(prompts)`` returns what ``text_states(prompts)`` returns: every prompt at the tokenizer's full length.
     """
 
     def __init__(self, clip=None):
@@ -97,14 +96,11 @@ class TextStateCache:
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = list(dict.fromkeys(p for p in prompts if p not in self.states))
         if missing:
-            hidden, mask = text_states(missing, self.clip)
-            for p, h, m in zip(missing, hidden, mask):
-                self.states[p] = h[m].cpu()
-        rows = [self.states[p] for p in prompts]
-        lengths = torch.tensor([len(r) for r in rows])
-        context = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
-        mask = torch.arange(context.shape[1])[None, :] < lengths[:, None]
-        return context, mask
+            hidden, _ = text_states(missing, self.clip)
+            for p, h in zip(missing, hidden.cpu()):
+                self.states[p] = h.clone()
+        context = torch.stack([self.states[p] for p in prompts])  # (B, L, D)
+        return context, torch.ones(context.shape[:2], dtype=torch.bool)
 
 
 def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0, clip=None, p_uncond: float | None = None):

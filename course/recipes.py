@@ -183,20 +183,23 @@ class EvaluatorRecipe(Recipe):
 
 
 AE_RECIPE = AERecipe(
+    # 6,000 steps (≈ 25 min on 2 cores): Stable Diffusion's topology costs 0.25 s a step where the earlier, course-specific
+    # autoencoder's cost 0.16 s; its U-Net is cheaper in turn, so that the two still train in < 90 min.
     model="autoencoder", module="course.ae_train", checkpoint="autoencoder.safetensors",
-    steps=4000, batch_size=64, pool=30_000, lr=1e-3, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=500,
+    steps=6000, batch_size=64, pool=30_000, lr=1e-3, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=500,
 )
 CLIP_RECIPE = ClipRecipe(
     model="clip", module="course.clip_train", checkpoint="clip.safetensors",
     steps=1500, batch_size=128, pool=40_000, lr=1e-3, weight_decay=0.05, warmup=100, decay="cosine", ema_decay=None, checkpoint_every=250,
 )
 LDM_RECIPE = LDMRecipe(
-    # 4,400 steps: 65.2 min measured on 2 cores, so that with the autoencoder (20 min) and the pool (3 min) training takes < 90 min.
+    # 6,000 steps: ≈ 57 min on 2 cores (0.57 s a step for Stable Diffusion's topology at widths 48, 96, 128), so that with the
+    # autoencoder (≈ 25 min) and the pool (3 min) training takes < 90 min.
     # lr 1e-3: +5 to +8 points of shape over 5e-4 at equal steps, 2e-3 less (benchmarks/ldm_recipes.py).
     # decay_stretch 1.25: the cosine is stopped at 80 % (lr ends at 10 % of its peak, not 0): +3 to +7 shape points at 2,000 steps
     # (benchmarks/results/ldm_recipes_h100_sweep3.json, r2500 and pooled2500).
     model="ldm", module="course.ldm", checkpoint="ldm_unet.safetensors",
-    steps=4400, batch_size=128, pool=60_000, lr=1e-3, warmup=300, decay="cosine", decay_stretch=1.25, ema_decay=0.999,
+    steps=6000, batch_size=128, pool=60_000, lr=1e-3, warmup=300, decay="cosine", decay_stretch=1.25, ema_decay=0.999,
     checkpoint_every=250, eval_every=1000,
 )
 SHAPES_DDPM_RECIPE = ShapesDDPMRecipe(

@@ -63,12 +63,24 @@ def loss_fn(alphas_cumprod_: torch.Tensor):
     return lambda model, batch: training_loss(model, batch[0], alphas_cumprod_.to(batch[0].device), cond=batch[1])
 
 
+RENAMED = {".emb.": ".time_emb_proj.", ".skip.": ".conv_shortcut."}  # the ResBlock's names before it took diffusers' (issue 15)
+
+
+def renamed(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint saved with the ResBlock's earlier names (``emb``, ``skip``), under today's; others unchanged."""
+    def new(key: str) -> str:
+        for old, name in RENAMED.items():
+            key = key.replace(old, name)
+        return key
+    return {new(k): v for k, v in tensors.items()}
+
+
 @functools.lru_cache(maxsize=1)
 def load_model(path: str | None = None) -> ConvDenoiser:
     """The shipped model (EMA weights), checksum and config verified, in eval mode."""
     model = make_model()
     tensors, _ = checkpoints.load(Path(path) if path else data_dir() / CHECKPOINT, config=model.config)
-    model.load_state_dict(tensors)
+    model.load_state_dict(renamed(tensors))
     return model.eval()
 
 

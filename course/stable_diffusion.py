@@ -4,8 +4,8 @@ du Modèle de Diffusion »; Rombach et al. 2022, latent diffusion; Radford et al
     sd = load("stable-diffusion-v1-5/stable-diffusion-v1-5", "cuda", torch.float16)   # a repo (downloaded once) or a folder
     images = generate(sd, ["A white tabby cat close-up on a desk"], steps=25, guidance=7.5, seed=0)   # (B, 3, 512, 512) in [−1, 1]
 
-What runs is the course's: the from-scratch U-Net, autoencoder and CLIP text encoder (:mod:`course.sd_unet`,
-:mod:`course.sd_autoencoder`, :mod:`course.clip`) holding SD v1.5's weights, sized from the folder's own configs
+What runs is the course's: the from-scratch U-Net, autoencoder and CLIP text encoder (:mod:`course.unet`,
+:mod:`course.autoencoder`, :mod:`course.clip`) holding SD v1.5's weights, sized from the folder's own configs
 (:func:`course.export.load_folder`), the guidance (:mod:`course.guidance`) and the samplers (:mod:`course.samplers`),
 through :func:`course.pipeline.generate_latents`, the course's one generation path. Only CLIP's BPE tokenizer (its
 49 408-token vocabulary) comes from transformers. diffusers is never imported.

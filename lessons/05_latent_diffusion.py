@@ -27,7 +27,7 @@
 # 3. l'espace latent et son facteur d'échelle ;
 # 4. l'économie de calcul, mesurée ;
 # 5. l'entraînement texte → image, et ce qu'il produit sur des prompts jamais vus ;
-# 6. un modèle à l'architecture de Stable Diffusion, exporté et relu par diffusers.
+# 6. notre modèle exporté, et relu par le `StableDiffusionPipeline` de diffusers.
 
 # %% [markdown] lang="en"
 # # 05 — The latent space, the decoder, and our mini Stable Diffusion
@@ -48,7 +48,7 @@
 # 3. the latent space and its scaling factor;
 # 4. the compute saving, measured;
 # 5. text-to-image training, and what it produces on prompts never seen;
-# 6. a model of Stable Diffusion's architecture, exported and read back by diffusers.
+# 6. our model exported, and read back by diffusers' `StableDiffusionPipeline`.
 
 # %%
 import matplotlib.pyplot as plt
@@ -74,9 +74,11 @@ print(f"profile: {P.name}")
 # ## 1. L'autoencodeur
 #
 # L'**encodeur** réduit l'image 64 × 64 × 3 à 8 × 8 × 4, un facteur 8 par côté comme dans Stable Diffusion.
-# Premier geste, gratuit : chaque carré de 2 × 2 pixels devient 12 canaux (*space-to-depth*), si bien
-# qu'aucune convolution ne tourne à pleine résolution. Puis des blocs résiduels (ceux du U-Net, sans le
-# temps) et deux *downsamplers*. Le **décodeur** fait le chemin inverse.
+# Son architecture est celle de l'`AutoencoderKL` de Stable Diffusion, en petit et avec les noms de
+# paramètres de diffusers : une convolution d'entrée (`conv_in`) à pleine résolution, quatre niveaux
+# (`down_blocks`) de blocs résiduels (ceux du U-Net, sans le temps), séparés par trois *downsamplers*, puis
+# au fond un `mid_block` avec de la self-attention. Le **décodeur** fait le chemin inverse, avec un bloc
+# résiduel de plus par niveau.
 #
 # Comme dans Stable Diffusion, l'encodeur ne donne pas un point mais une petite gaussienne
 # $q(z \mid x) = \mathcal N(\mu, \sigma^2)$, et un terme de Kullback-Leibler, très faiblement pondéré, la
@@ -98,9 +100,10 @@ print(f"profile: {P.name}")
 # ## 1. The autoencoder
 #
 # The **encoder** reduces the 64 × 64 × 3 image to 8 × 8 × 4, a factor 8 per side as in Stable Diffusion.
-# First move, for free: each 2 × 2 square of pixels becomes 12 channels (*space-to-depth*), so no
-# convolution runs at full resolution. Then residual blocks (the U-Net's, without time) and two
-# downsamplers. The **decoder** goes the other way.
+# Its architecture is that of Stable Diffusion's `AutoencoderKL`, small and with diffusers' parameter
+# names: an input convolution (`conv_in`) at full resolution, four levels (`down_blocks`) of residual blocks
+# (the U-Net's, without time) separated by three downsamplers, then at the bottom a `mid_block` with
+# self-attention. The **decoder** goes the other way, with one more residual block per level.
 #
 # As in Stable Diffusion, the encoder gives not a point but a small Gaussian $q(z \mid x) = \mathcal N(\mu, \sigma^2)$,
 # and a Kullback-Leibler term, with a very small weight, pulls it towards $\mathcal N(0, I)$: the latent space
@@ -176,55 +179,64 @@ else:
     ae, scaling_factor = ae_train.load_autoencoder()
     ae_manifest = read_manifest(data_dir() / ae_train.CHECKPOINT)
     print(f"shipped autoencoder: {ae_manifest['samples_seen']:,} crops in {ae_manifest['wall_time_s'] / 60:.0f} min on {ae_manifest['hardware']}")
-print(f"encoder {sum(p.numel() for p in ae.encoder.parameters()):,} parameters, decoder {sum(p.numel() for p in ae.decoder.parameters()):,}")
 
 # %% [markdown] lang="fr"
-# ### Et l'autoencodeur de Stable Diffusion ?
+# ### L'autoencodeur, bloc par bloc
 #
-# L'`AutoencoderKL` de Stable Diffusion suit le même principe avec une autre architecture ;
-# `course.sd_autoencoder` l'écrit à notre taille, avec les noms de paramètres de diffusers. Trois
-# différences avec le nôtre :
-# - pas de *space-to-depth* : son `conv_in` travaille à pleine résolution, 64 × 64, et ce sont trois
-#   *downsamplers* (quatre niveaux, les `down_blocks`) qui mènent à 8 × 8 ;
-# - au fond de l'encodeur, comme à l'entrée du décodeur, un `mid_block` : bloc résiduel, **self-attention**
-#   à une seule tête sur les 64 cases du latent, bloc résiduel ;
+# Chaque pièce porte le nom de sa classe dans diffusers :
+# - `encoder.conv_in` passe de 3 à 16 canaux, à pleine résolution ; chaque `down_blocks[i]`
+#   (`DownEncoderBlock2D`) enchaîne un bloc résiduel et, sauf au dernier niveau, un *downsampler* :
+#   64 → 32 → 16 → 8 ;
+# - au fond de l'encodeur, comme à l'entrée du décodeur, un `mid_block` (`UNetMidBlock2D`) : bloc résiduel,
+#   **self-attention** à une seule tête sur les 64 cases du latent, bloc résiduel ;
 # - l'encodeur sort 8 canaux, qu'une convolution 1 × 1, `quant_conv`, change en $\mu$ et $\log \sigma^2$ ;
-#   le décodeur commence par son pendant, `post_quant_conv`. Comme dans le U-Net de Stable Diffusion, le
-#   décodeur a un bloc résiduel de plus par niveau que l'encodeur — mais aucune connexion de saut : un
-#   autoencodeur n'est pas un U-Net, son décodeur ne voit que le latent.
+#   le décodeur commence par son pendant, `post_quant_conv`. Comme dans le U-Net, le décodeur
+#   (`UpDecoderBlock2D`) a un bloc résiduel de plus par niveau que l'encodeur — mais aucune connexion de
+#   saut : un autoencodeur n'est pas un U-Net, son décodeur ne voit que le latent.
 #
-# La cellule compare les deux, sur une image du lot : la forme de chaque étape de l'encodeur de Stable
-# Diffusion, les paramètres, et les multiplications-additions des convolutions pour une image
-# (encodage et décodage), dont la part calculée à pleine résolution. Ce n'est pas (encore) l'autoencodeur
-# que nous livrons : entraîné avec la recette et le budget d'aujourd'hui, il n'a pas atteint la lisibilité
-# des formes du nôtre (le README donne les chiffres) ; il le remplacera quand un entraînement y parviendra.
+# Celui de Stable Diffusion est le même, en grand : des largeurs (128, 256, 512, 512) au lieu de
+# (16, 32, 64, 128), deux blocs résiduels par niveau au lieu d'un, 32 groupes de normalisation.
+#
+# Une différence mérite qu'on s'y arrête : nos `GroupNorm` n'ont que **2 groupes**. Une GroupNorm retire à
+# chaque groupe de canaux sa moyenne sur toute l'image et le ramène à la variance 1. Or nos images sont
+# presque entièrement faites d'un fond uni : sa couleur ne survit plus que dans l'écart entre les quelques
+# canaux d'un même groupe. Avec 8 ou 4 groupes (2 ou 4 canaux par groupe à 64 × 64), l'évaluateur ne lisait
+# le bon fond que sur 65 % des reconstructions après 600 pas — toutes les images sortaient du même beige ;
+# avec 2 groupes de 8 canaux, sur 100 % (`benchmarks/ae_probes.py`). Les images naturelles de Stable
+# Diffusion, elles, ne sont jamais uniformes.
+#
+# La cellule suit une image à travers l'encodeur, puis compte les paramètres et les multiplications-additions
+# des convolutions pour une image (encodage et décodage), dont la part calculée à pleine résolution.
 
 # %% [markdown] lang="en"
-# ### What about Stable Diffusion's autoencoder?
+# ### The autoencoder, block by block
 #
-# Stable Diffusion's `AutoencoderKL` follows the same principle with another architecture;
-# `course.sd_autoencoder` writes it at our size, with diffusers' parameter names. Three differences from
-# ours:
-# - no space-to-depth: its `conv_in` works at full resolution, 64 × 64, and three downsamplers (four levels,
-#   the `down_blocks`) lead to 8 × 8;
-# - at the bottom of the encoder, as at the entrance of the decoder, a `mid_block`: residual block,
-#   single-head **self-attention** over the latent's 64 cells, residual block;
+# Each piece bears the name of its class in diffusers:
+# - `encoder.conv_in` goes from 3 to 16 channels, at full resolution; each `down_blocks[i]`
+#   (`DownEncoderBlock2D`) chains a residual block and, except at the last level, a downsampler:
+#   64 → 32 → 16 → 8;
+# - at the bottom of the encoder, as at the entrance of the decoder, a `mid_block` (`UNetMidBlock2D`):
+#   residual block, single-head **self-attention** over the latent's 64 cells, residual block;
 # - the encoder outputs 8 channels, which a 1 × 1 convolution, `quant_conv`, turns into $\mu$ and
-#   $\log \sigma^2$; the decoder starts with its counterpart, `post_quant_conv`. As in Stable Diffusion's
-#   U-Net, the decoder has one more residual block per level than the encoder — but no skip connections: an
+#   $\log \sigma^2$; the decoder starts with its counterpart, `post_quant_conv`. As in the U-Net, the decoder
+#   (`UpDecoderBlock2D`) has one more residual block per level than the encoder — but no skip connections: an
 #   autoencoder is not a U-Net, its decoder sees only the latent.
 #
-# The cell compares the two on one image of the pool: the shape after each stage of Stable Diffusion's
-# encoder, the parameters, and the multiply-adds of the convolutions for one image (encoding and decoding),
-# with the share computed at full resolution. It is not (yet) the autoencoder we ship: trained with today's
-# recipe and budget, it did not reach our autoencoder's shape legibility (the README gives the numbers); it
-# will replace it once a training run gets there.
+# Stable Diffusion's is the same, large: widths (128, 256, 512, 512) instead of (16, 32, 64, 128), two
+# residual blocks per level instead of one, 32 normalisation groups.
+#
+# One difference is worth a stop: our `GroupNorm`s have only **2 groups**. A GroupNorm takes from each group of
+# channels its mean over the whole image and brings it to variance 1. Yet our images are almost entirely a
+# flat background: its colour then survives only in how the few channels of one group differ. With 8 or 4
+# groups (2 or 4 channels per group at 64 × 64), the evaluator read the right background on only 65 % of
+# reconstructions after 600 steps — every image came out the same beige; with 2 groups of 8 channels, on
+# 100 % (`benchmarks/ae_probes.py`). Stable Diffusion's natural images are never flat.
+#
+# The cell follows one image through the encoder, then counts the parameters and the multiply-adds of the
+# convolutions for one image (encoding and decoding), with the share computed at full resolution.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from course.sd_autoencoder import Autoencoder as SDAutoencoder
-
-sd_ae = SDAutoencoder().eval()  # random weights: we look at the architecture, not at what it learned
 probe = ae_train.to_signed(pool_images[:1]).to(next(ae.parameters()).device)
 
 
@@ -245,21 +257,21 @@ def conv_work(model, image):
     return counts
 
 
-stages = [("encoder.conv_in", sd_ae.encoder.conv_in)] + [(f"encoder.down_blocks[{i}]", b) for i, b in enumerate(sd_ae.encoder.down_blocks)]
-stages += [("encoder.mid_block", sd_ae.encoder.mid_block), ("encoder.conv_out", sd_ae.encoder.conv_out), ("quant_conv", sd_ae.quant_conv)]
+stages = [("encoder.conv_in", ae.encoder.conv_in)] + [(f"encoder.down_blocks[{i}]", b) for i, b in enumerate(ae.encoder.down_blocks)]
+stages += [("encoder.mid_block", ae.encoder.mid_block), ("encoder.conv_out", ae.encoder.conv_out), ("quant_conv", ae.quant_conv)]
 shapes = []
 hooks = [m.register_forward_hook(lambda m, i, o, name=name: shapes.append((name, tuple(o.shape[1:])))) for name, m in stages]
 with torch.no_grad():
-    sd_ae.encode(probe.cpu())
+    ae.encode(probe)
 for h in hooks:
     h.remove()
-print("Stable Diffusion's encoder: " + " → ".join(f"{name} {shape}" for name, shape in shapes))
-for label, model in (("ours (shipped)", ae), ("Stable Diffusion's (course.sd_autoencoder)", sd_ae)):
-    work = conv_work(model, probe.to(next(model.parameters()).device))
-    count = {name: sum(p.numel() for p in part.parameters()) for name, part in model.named_children()}
-    print(f"{label}: " + ", ".join(f"{name} {n:,}" for name, n in count.items()) + f" parameters; "
-          f"{work['all'] / 1e6:.0f} M multiply-adds per image, {work['full'] / work['all']:.0%} of them at 64 × 64")
-print(f"Stable Diffusion's mid-block attention: {sum(p.numel() for p in sd_ae.encoder.mid_block.attentions.parameters()):,} parameters in the encoder, as many in the decoder")
+print("encoder: " + " → ".join(f"{name} {shape}" for name, shape in shapes))
+work = conv_work(ae, probe)
+count = {name: sum(p.numel() for p in part.parameters()) for name, part in ae.named_children()}
+print(", ".join(f"{name} {n:,}" for name, n in count.items()) + f" parameters; "
+      f"{work['all'] / 1e6:.0f} M multiply-adds per image, {work['full'] / work['all']:.0%} of them at 64 × 64")
+print(f"mid-block attention: {sum(p.numel() for p in ae.encoder.mid_block.attentions.parameters()):,} parameters in the encoder, as many in the decoder")
+print(f"GroupNorm groups: {ae.config.groups}, i.e. {ae.config.channels[0] // ae.config.groups} channels per group at 64 × 64")
 
 # %% [markdown] lang="fr"
 # ## 2. Ce que l'autoencodeur garde
@@ -393,13 +405,11 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # On assemble les pièces. À chaque pas d'entraînement :
 # 1. un lot de latents d'images d'entraînement (encodés une fois pour toutes) ;
 # 2. leurs légendes, en français ou en anglais, passées dans le CLIP **gelé** de la leçon 03 : ses états de
-#    tokens $(B, L, 128)$ et le masque de remplissage (le U-Net en tire aussi le résumé `<eos>`, leçon 04 ;
-#    Stable Diffusion, lui, complète chaque prompt à la longueur pleine du tokenizer et ne masque rien,
-#    leçon 04, section 6).
+#    tokens $(B, L, 128)$, chaque prompt complété à la longueur pleine du tokenizer et rien de masqué, comme
+#    dans Stable Diffusion (le U-Net en tire aussi un résumé du prompt, leçon 04).
 #    Puisque CLIP est gelé, ces états ne changent jamais : on les calcule une fois par légende et on les
 #    garde (`ldm.TextStateCache`). Quatre légendes sur cinq reviennent, ce qui épargne presque tous les
-#    passages dans CLIP ; le gain reste modeste ici (4 000 pas en 59,2 min au lieu de 60,2), car le U-Net
-#    domine le calcul ;
+#    passages dans CLIP ; le gain reste modeste, car le U-Net domine le calcul ;
 # 3. une fois sur dix, la légende est remplacée par le prompt vide `""` : c'est le $\varnothing$ de la
 #    *classifier-free guidance* ;
 # 4. la perte $\lVert \varepsilon - \varepsilon_\theta(z_t, t, c) \rVert^2$ de la leçon 02, sur les latents,
@@ -413,16 +423,15 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # test final : c'est ce que fait `benchmarks/ldm_recipes.py`. Sur un GPU, un taux d'apprentissage de
 # $10^{-3}$ a battu $5 \cdot 10^{-4}$ de 5 à 8 points de forme (selon la guidance) à nombre de pas égal, et $2 \cdot 10^{-3}$ a fait pire.
 # Un second balayage a comparé des retouches d'architecture, chacune entraînée avec plusieurs graines
-# (2 000 pas, 512 prompts de validation, $w = 3$). Ajouter le résumé `<eos>` du prompt au codage du temps
-# (leçon 04) fait passer la forme juste de 68 à 74 % et les prompts entièrement respectés de 58 à 65 %, à
-# un point près d'une graine à l'autre : c'est le plus gros gain, et il ne coûte rien. Huit têtes
+# (2 000 pas, 512 prompts de validation, $w = 3$). Ajouter au codage du temps un résumé du prompt (l'état de son
+# `<eos>`) fait passer la forme juste de 68 à 74 % et les prompts entièrement respectés de 58 à 65 %, à un
+# point près d'une graine à l'autre : c'est le plus gros gain, et il ne coûte rien. Huit têtes
 # d'attention au lieu de quatre aident seules (+3 points de forme), mais n'ajoutent presque rien au
 # résumé ; un réseau 25 % plus large, un ou deux points (une seule graine) ; effacer le prompt une fois sur cinq au lieu d'une fois
 # sur dix fait pire ; et sans attention au niveau 8 × 8, la forme perd 12 points. Le modèle livré garde
-# donc le résumé du prompt, et rien d'autre. Tous ces balayages portent sur notre topologie, celle du
-# modèle livré ; celle de Stable Diffusion (`course.sd_unet`, leçon 04, section 6) remplace le résumé
-# `<eos>` par le `TextTimeEmbedding` de diffusers (`addition_embed_type="text"`), que ces balayages n'ont
-# pas mesuré.
+# donc un résumé du prompt. Ces balayages ont été faits sur la topologie qu'avait alors le cours, avant
+# qu'il ne prenne celle de Stable Diffusion (`<eos>` seul, prompts masqués) ; le modèle livré la remplace par
+# le `TextTimeEmbedding` de diffusers (`addition_embed_type="text"`, leçon 04), qu'ils n'ont pas mesuré.
 #
 # Dernier réglage, le calendrier du taux d'apprentissage. D'habitude, la décroissance en cosinus le mène
 # jusqu'à zéro au dernier pas. Or un cosinus prévu pour 2 500 pas et arrêté au pas 2 000, où le taux vaut
@@ -443,13 +452,11 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # We put the pieces together. At each training step:
 # 1. a batch of latents of training images (encoded once and for all);
 # 2. their captions, in French or in English, through lesson 03's **frozen** CLIP: its token states
-#    $(B, L, 128)$ and the padding mask (the U-Net also takes the `<eos>` summary from them, lesson 04;
-#    Stable Diffusion pads every prompt to the tokenizer's full length and masks nothing, lesson 04,
-#    section 6).
+#    $(B, L, 128)$, every prompt padded to the tokenizer's full length and nothing masked, as in Stable
+#    Diffusion (the U-Net also takes a summary of the prompt from them, lesson 04).
 #    Since CLIP is frozen, these states never change: we compute them once per caption and keep them
 #    (`ldm.TextStateCache`). Four captions in five come back, which spares almost every pass through CLIP;
-#    the gain is modest here (4,000 steps in 59.2 min instead of 60.2), since the U-Net dominates the
-#    compute;
+#    the gain is modest, since the U-Net dominates the compute;
 # 3. one time in ten, the caption is replaced by the empty prompt `""`: that is the $\varnothing$ of
 #    classifier-free guidance;
 # 4. lesson 02's loss $\lVert \varepsilon - \varepsilon_\theta(z_t, t, c) \rVert^2$, on latents, with Stable
@@ -463,15 +470,15 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 # `benchmarks/ldm_recipes.py` does. On a GPU, a learning rate of $10^{-3}$ beat $5 \cdot 10^{-4}$ by 5 to 8 points of
 # shape (depending on guidance) at an equal number of steps, and $2 \cdot 10^{-3}$ did worse. A second sweep
 # compared architecture tweaks, each trained with several seeds (2,000 steps, 512 validation prompts,
-# $w = 3$). Adding the prompt's `<eos>` summary to the time encoding (lesson 04) lifts correct shapes from
+# $w = 3$). Adding a summary of the prompt, its `<eos>` state, to the time encoding lifts correct shapes from
 # 68 to 74 % and fully respected prompts from 58 to 65 %, within a point from one seed to the next: the
 # biggest gain, and it costs nothing. Eight attention heads instead of four help alone (+3 points of shape)
 # but add almost nothing on top of the summary; a network 25 % wider, a point or two (one seed only); erasing the prompt
 # one time in five instead of one in ten does worse; and without attention at the 8 × 8 level, shape loses
-# 12 points. So the shipped model keeps the prompt's summary, and nothing else. All these sweeps are about
-# our topology, the shipped model's; Stable Diffusion's (`course.sd_unet`, lesson 04, section 6) replaces the
-# `<eos>` summary by diffusers' `TextTimeEmbedding` (`addition_embed_type="text"`), which these sweeps did not
-# measure.
+# 12 points. So the shipped model keeps a summary of the prompt. These sweeps were run on the topology the
+# course had then, before it took Stable Diffusion's (the `<eos>` state alone, masked prompts); the shipped
+# model replaces it by diffusers' `TextTimeEmbedding` (`addition_embed_type="text"`, lesson 04), which they did
+# not measure.
 #
 # One last setting: the learning-rate schedule. Usually the cosine decay takes it down to zero at the last
 # step. Yet a cosine planned for 2,500 steps and stopped at step 2,000, where the rate is still 10 % of its
@@ -673,19 +680,16 @@ for shape in SHAPES:
 # %% [markdown] lang="fr"
 # ## 6. Votre modèle dans diffusers
 #
-# Puisque `course.sd_unet` et `course.sd_autoencoder` ont la topologie et les noms de paramètres de
-# diffusers, un modèle bâti avec eux s'écrit en dossier diffusers standard : `course.export.export` produit
-# `model_index.json` et les sous-dossiers `unet/`, `vae/`, `text_encoder/`, `tokenizer/` et `scheduler/`,
-# sans importer diffusers. Le `StableDiffusionPipeline` de la bibliothèque le charge alors tel quel, sans une
-# ligne de code à nous (`from_pretrained(dossier, local_files_only=True)`), et doit donner les mêmes images
-# que notre propre chemin de génération, `course.pipeline.generate_latents`, avec les états de texte à la
-# façon de Stable Diffusion (`course.export.text_states`).
+# Puisque `course.unet` et `course.autoencoder` ont la topologie et les noms de paramètres de diffusers, le
+# modèle livré s'écrit en dossier diffusers standard : `python -m course export-diffusers mini-sd/` (ou
+# `course.export.export_shipped`) produit `model_index.json` et les sous-dossiers `unet/`, `vae/`,
+# `text_encoder/`, `tokenizer/` et `scheduler/`, sans importer diffusers. Le `StableDiffusionPipeline` de la
+# bibliothèque le charge alors tel quel, sans une ligne de code à nous
+# (`from_pretrained(dossier, local_files_only=True)`), et doit dessiner les mêmes images que notre propre
+# chemin de génération, celui de `python -m course generate`.
 #
-# Notre modèle livré n'a pas encore cette topologie : on ne peut pas l'exporter tel quel. On exporte donc un
-# modèle de l'architecture de Stable Diffusion aux poids **aléatoires**, avec le vrai CLIP livré et notre
-# tokenizer : l'image n'a aucun sens, mais l'égalité des nombres, si. Deux samplers : DPM-Solver++ (2M),
-# celui qu'écrit l'export, puis DDIM. Attention au piège de DDIM : il faut poser le scheduler sur le
-# pipeline **après** sa construction,
+# Deux samplers : DPM-Solver++ (2M), celui qu'écrit l'export, puis DDIM. Attention au piège de DDIM : il faut
+# poser le scheduler sur le pipeline **après** sa construction,
 # `pipe.scheduler = DDIMScheduler.from_config(course.export.scheduler_config("ddim"))`. Passée au
 # constructeur, sa configuration verrait `steps_offset` réécrit à 1, et chaque instant décalé d'un pas.
 #
@@ -695,21 +699,19 @@ for shape in SHAPES:
 # %% [markdown] lang="en"
 # ## 6. Your model in diffusers
 #
-# Since `course.sd_unet` and `course.sd_autoencoder` have diffusers' topology and parameter names, a model
-# built with them is written as a standard diffusers folder: `course.export.export` produces
-# `model_index.json` and the subfolders `unet/`, `vae/`, `text_encoder/`, `tokenizer/` and `scheduler/`,
-# without importing diffusers. The library's `StableDiffusionPipeline` then loads it as it is, without a line
-# of our code (`from_pretrained(folder, local_files_only=True)`), and must give the same images as our own
-# generation path, `course.pipeline.generate_latents`, with the text states computed the Stable Diffusion way
-# (`course.export.text_states`).
+# Since `course.unet` and `course.autoencoder` have diffusers' topology and parameter names, the shipped
+# model is written as a standard diffusers folder: `python -m course export-diffusers mini-sd/` (or
+# `course.export.export_shipped`) produces `model_index.json` and the subfolders `unet/`, `vae/`,
+# `text_encoder/`, `tokenizer/` and `scheduler/`, without importing diffusers. The library's
+# `StableDiffusionPipeline` then loads it as it is, without a line of our code
+# (`from_pretrained(folder, local_files_only=True)`), and must draw the same images as our own generation
+# path, that of `python -m course generate`.
 #
-# Our shipped model does not have that topology yet: it cannot be exported as it is. So we export a model of
-# Stable Diffusion's architecture with **random** weights, together with the real shipped CLIP and our
-# tokenizer: the image means nothing, but the numbers being equal does. Two samplers: DPM-Solver++ (2M), the
-# one the export writes, then DDIM. Mind DDIM's trap: the scheduler must be set on the pipeline **after** it
-# is built, `pipe.scheduler = DDIMScheduler.from_config(course.export.scheduler_config("ddim"))`. Given to
-# the constructor instead, its config would have `steps_offset` rewritten to 1, and every timestep moved by
-# one step.
+# Two samplers: DPM-Solver++ (2M), the one the export writes, then DDIM. Mind DDIM's trap: the scheduler must
+# be set on the pipeline **after** it is built,
+# `pipe.scheduler = DDIMScheduler.from_config(course.export.scheduler_config("ddim"))`. Given to the
+# constructor instead, its config would have `steps_offset` rewritten to 1, and every timestep moved by one
+# step.
 #
 # diffusers is only a development dependency: if it is missing, the cell says so in one sentence and stops
 # there.
@@ -719,11 +721,7 @@ import tempfile
 from pathlib import Path
 
 from course import export
-from course.pipeline import generate_latents
-from course.sd_unet import UNet as SDUNet
-from course.sd_unet import UNetConfig as SDUNetConfig
-from course.shipped import IMAGE_SIZE, load_clip
-from course.tokenizer import DIRNAME
+from course.pipeline import TextToImagePipeline
 
 try:
     import diffusers
@@ -737,43 +735,37 @@ else:
     for logs in (diffusers.utils.logging, transformers.utils.logging):
         logs.set_verbosity_error()
         logs.disable_progress_bar()
-    torch.manual_seed(0)
-    sd_unet = SDUNet(SDUNetConfig(channels=(48, 96, 128), attention=(True, True, True), heads=4, context_dim=128, pooled=True)).eval()
-    with torch.no_grad():
-        sd_unet.conv_out.weight.normal_(0, 0.02)  # conv_out starts at zero (ε̂ = 0): let the random network speak
-    sd_scaling = 1.0  # a trained autoencoder's comes from its latents (section 3); random weights have none to offer
-    clip = load_clip()
-    prompt, steps, w, seed = "un petit cercle rouge en haut à gauche", 10, 3.0, 0
+    ours_pipe = TextToImagePipeline(device="cpu")  # the shipped models, as python -m course generate uses them
+    prompts_6 = ["un petit cercle rouge en haut à gauche", "a large blue square at the bottom right"]
+    steps, seed = 20, 0
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = export.export(Path(tmp) / "mini-sd", sd_unet, sd_ae, sd_scaling, clip.text, data_dir() / DIRNAME, IMAGE_SIZE)
+        folder = export.export_shipped(Path(tmp) / "mini-sd")
         print(f"exported: {', '.join(sorted(p.name for p in folder.iterdir()))}")
         pipe = diffusers.StableDiffusionPipeline.from_pretrained(folder, local_files_only=True)  # stock diffusers, no code of ours
         pipe.set_progress_bar_config(disable=True)
         for sampler in ("dpmpp", "ddim"):
             if sampler == "ddim":  # after construction: the constructor would rewrite steps_offset to 1
                 pipe.scheduler = diffusers.DDIMScheduler.from_config(export.scheduler_config("ddim"))
-            theirs = pipe(prompt, num_inference_steps=steps, guidance_scale=w, generator=torch.Generator().manual_seed(seed), output_type="pt").images
-            z = generate_latents(sd_unet, clip, [prompt], sampler=sampler, steps=steps, guidance=w, generator=seed,
-                                 encode_text=lambda texts: export.text_states(clip.text, texts))
-            ours = sd_ae.decode(z / sd_scaling).clamp(-1, 1)
+            theirs = pipe(prompts_6, num_inference_steps=steps, guidance_scale=w, generator=torch.Generator().manual_seed(seed), output_type="pt").images
+            ours = ours_pipe(prompts_6, num_inference_steps=steps, guidance_scale=w, generator=seed, sampler=sampler).tensors
             results[sampler] = (2 * theirs - 1, ours)  # diffusers' images are in [0, 1], ours in [−1, 1]
             print(f"{type(pipe.scheduler).__name__:<28} {steps} steps, w = {w:g}: max |diffusers − course| = "
                   f"{(2 * theirs - 1 - ours).abs().max().item():.1e} (pixels in [−1, 1])")
-    show_grid([img[0] for pair in results.values() for img in pair],
-              [f"{who}, {sampler}" for sampler in results for who in ("diffusers", "course")], ncols=4, size=1.8)
+    show_grid([img[k] for pair in results.values() for img in pair for k in range(len(prompts_6))],
+              [f"{who}, {sampler}: {p}" for sampler in results for who in ("diffusers", "course") for p in prompts_6], ncols=4, size=1.8, wrap=22)
 
 # %% [markdown] lang="fr"
 # Les deux bibliothèques tombent d'accord à l'écart affiché près : le même calcul, dans un ordre
-# d'opérations à peine différent. Les images, elles, ne ressemblent à rien, et c'est normal : les poids sont
-# aléatoires. Le jour où le modèle livré passera à la topologie de Stable Diffusion, la même démarche
-# exportera ses vrais poids, et `StableDiffusionPipeline` dessinera nos formes.
+# d'opérations à peine différent. Ce que vous avez entraîné (ou ce que le cours livre) tourne donc dans
+# l'outil standard, sans notre code ; et, dans l'autre sens, `course.export.load_folder` relit un tel dossier
+# — le nôtre, ou celui de Stable Diffusion v1.5 (leçon 07, section 5) — dans nos propres modules.
 
 # %% [markdown] lang="en"
 # The two libraries agree up to the difference printed: the same computation, in a barely different order of
-# operations. The images look like nothing, and that is expected: the weights are random. The day the
-# shipped model moves to Stable Diffusion's topology, the same steps will export its real weights, and
-# `StableDiffusionPipeline` will draw our shapes.
+# operations. What you trained (or what the course ships) therefore runs in the standard tool, without our
+# code; and the other way round, `course.export.load_folder` reads such a folder back — ours, or Stable
+# Diffusion v1.5's (lesson 07, section 5) — into our own modules.
 
 # %% [markdown] lang="fr"
 # ## À retenir
@@ -784,7 +776,7 @@ else:
 #   son décodeur.
 # - Diffuser en latent coûte bien moins cher (mesuré ci-dessus) ; le texte entre par la cross-attention,
 #   et effacer le prompt une fois sur dix prépare la guidance.
-# - Un modèle à la topologie de Stable Diffusion (`course.sd_unet`, `course.sd_autoencoder`) s'exporte en
+# - Notre modèle a la topologie de Stable Diffusion (`course.unet`, `course.autoencoder`) : il s'exporte en
 #   dossier diffusers, et le `StableDiffusionPipeline` standard y retrouve nos images.
 #
 # **Et ensuite ?** Leçon 06 : les schedulers, pour générer en 20 étapes au lieu de 1000.
@@ -797,7 +789,7 @@ else:
 # - What matters is not PSNR but legibility: the text-to-image model will never beat its decoder.
 # - Diffusing in latent space costs far less (measured above); text enters through cross-attention, and
 #   erasing the prompt one time in ten prepares guidance.
-# - A model of Stable Diffusion's topology (`course.sd_unet`, `course.sd_autoencoder`) exports to a diffusers
-#   folder, and the stock `StableDiffusionPipeline` finds our images in it.
+# - Our model has Stable Diffusion's topology (`course.unet`, `course.autoencoder`): it exports to a
+#   diffusers folder, and the stock `StableDiffusionPipeline` finds our images in it.
 #
 # **Next.** Lesson 06: the schedulers, to generate in 20 steps instead of 1000.

@@ -299,11 +299,10 @@ playground(pipe)
 # %% [markdown] lang="fr"
 # ## 5. De vrais poids de Stable Diffusion dans votre propre code (optionnel, en ligne)
 #
-# Nos blocs — ResBlocks, self- et cross-attention, downsamplers, décodeur — existent aussi dans le cours
-# assemblés selon la topologie exacte de Stable Diffusion v1.5 (Rombach et al. 2022), avec les noms de
-# paramètres de diffusers : `course.sd_unet` et `course.sd_autoencoder` (notre petit modèle livré garde, pour
-# l'instant, sa topologie plus simple des leçons 04 et 05). Avec notre CLIP, on peut y charger les vrais
-# poids publiés : 1,07 milliard de paramètres. `course.stable_diffusion` lit le dossier du modèle
+# Notre U-Net et notre autoencodeur (`course.unet`, `course.autoencoder`, leçons 04 et 05) ont la
+# topologie de Stable Diffusion v1.5 (Rombach et al. 2022) et les noms de paramètres de diffusers ; seules
+# leurs tailles diffèrent. Construits aux tailles du vrai modèle, ils reçoivent, avec notre CLIP, les poids
+# publiés : 1,07 milliard de paramètres. `course.stable_diffusion` lit le dossier du modèle
 # (téléchargé une fois depuis huggingface.co, environ 2,1 Go en fp16) dans nos propres modules, puis génère
 # par le même chemin que notre pipeline, `course.pipeline.generate_latents` : notre guidance
 # (`course.guidance`, la formule même de votre exercice) et notre DPM-Solver++ (leçon 06). Seul le
@@ -326,11 +325,10 @@ playground(pipe)
 # %% [markdown] lang="en"
 # ## 5. Real Stable Diffusion weights in your own code (optional, online)
 #
-# Our blocks — ResBlocks, self- and cross-attention, downsamplers, decoder — also exist in the course
-# assembled in the exact topology of Stable Diffusion v1.5 (Rombach et al. 2022), with diffusers' parameter
-# names: `course.sd_unet` and `course.sd_autoencoder` (our small shipped model keeps, for now, the simpler
-# topology of lessons 04 and 05). Together with our CLIP, the real published weights load into them: 1.07
-# billion parameters. `course.stable_diffusion` reads the model's folder (downloaded once from huggingface.co, about
+# Our U-Net and autoencoder (`course.unet`, `course.autoencoder`, lessons 04 and 05) have the topology of
+# Stable Diffusion v1.5 (Rombach et al. 2022) and diffusers' parameter names; only their sizes differ. Built
+# at the real model's sizes and, together with our CLIP, they take the published weights: 1.07 billion
+# parameters. `course.stable_diffusion` reads the model's folder (downloaded once from huggingface.co, about
 # 2.1 GB in fp16) into our own modules, then generates along the same path as our pipeline,
 # `course.pipeline.generate_latents`: our guidance (`course.guidance`, the very formula of your exercise)
 # and our DPM-Solver++ (lesson 06). Only CLIP's BPE tokenizer, with its 49,408-token vocabulary, comes from

@@ -253,9 +253,9 @@ def test_contrastive_loss():
 
 def my_resblock(block, x, emb):  # the lesson's solution
     h = block.conv1(F.silu(block.norm1(x)))
-    h = h + block.emb(F.silu(emb))[:, :, None, None]
+    h = h + block.time_emb_proj(F.silu(emb))[:, :, None, None]
     h = block.conv2(F.silu(block.norm2(h)))
-    return h + block.skip(x)
+    return h + block.conv_shortcut(x)
 
 
 def test_resblock():
@@ -266,9 +266,9 @@ def test_resblock():
         def fn(block, x, emb):
             h = block.conv1(F.silu(block.norm1(x))) if first else block.conv1(x)
             if emb_on:
-                h = h + block.emb(F.silu(emb) if emb_silu else emb)[:, :, None, None]
+                h = h + block.time_emb_proj(F.silu(emb) if emb_silu else emb)[:, :, None, None]
             h = block.conv2(F.silu(block.norm2(h)))
-            return h + block.skip(x) if skip else h
+            return h + block.conv_shortcut(x) if skip else h
 
         return fn
 
@@ -278,7 +278,7 @@ def test_resblock():
     assert wrong(check_resblock(resblock(first=False)), "first normalisation/activation is missing")
 
     def no_broadcast(block, x, emb):
-        return block.conv1(F.silu(block.norm1(x))) + block.emb(F.silu(emb))
+        return block.conv1(F.silu(block.norm1(x))) + block.time_emb_proj(F.silu(emb))
 
     assert wrong(check_resblock(no_broadcast), "RuntimeError", "[:, :, None, None]")
 

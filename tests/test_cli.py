@@ -88,3 +88,30 @@ def test_a_real_bad_call_has_no_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: --guidance must be a finite number") and "Traceback" not in result.stderr
 
+
+# ----------------------------------------------------------------------------- export-diffusers
+
+
+def test_export_refuses_a_non_empty_folder_and_a_file(tmp_path, capsys, monkeypatch):
+    from course import export
+
+    monkeypatch.setattr(export, "export_shipped", lambda *a, **k: pytest.fail("exported despite bad input"))
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert cli.main(["export-diffusers", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not empty" in err and "--force" in err
+    assert cli.main(["export-diffusers", str(tmp_path / "mine.txt")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert cli.main(["export-diffusers", str(tmp_path / "no" / "such" / "dir")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+@shipped
+def test_export_writes_a_diffusers_folder_of_the_shipped_models(tmp_path, capsys):
+    out = tmp_path / "mini-sd"
+    assert cli.main(["export-diffusers", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"model_index.json", "unet", "vae", "text_encoder", "tokenizer", "scheduler"}
+    assert "StableDiffusionPipeline.from_pretrained" in capsys.readouterr().out
+    assert cli.main(["export-diffusers", str(out)]) == 2  # a second export does not overwrite silently
+    assert cli.main(["export-diffusers", str(out), "--force"]) == 0

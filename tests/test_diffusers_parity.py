@@ -13,9 +13,9 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from course.sd_autoencoder import AEConfig, Autoencoder
+from course.autoencoder import AEConfig, Autoencoder
 from course.diffusers_format import FormatError, ae_from_diffusers, ae_to_diffusers, check_weights, unet_from_diffusers, unet_to_diffusers
-from course.sd_unet import UNet, UNetConfig
+from course.unet import UNet, UNetConfig
 
 TOLERANCE = 1e-5
 

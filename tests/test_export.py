@@ -10,17 +10,15 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline
 
 from course import export as ex
-from course.sd_autoencoder import AEConfig, Autoencoder
+from course.autoencoder import AEConfig, Autoencoder
 from course.diffusers_format import FormatError
 from course.paths import data_dir
 from course.pipeline import generate_latents
-from course.shipped import IMAGE_SIZE, make_clip
+from course.shipped import IMAGE_SIZE, UNET, make_clip
 from course.tokenizer import DIRNAME
-from course.sd_unet import UNet, UNetConfig
+from course.unet import UNet
 from tests.test_diffusers_parity import randomise
 
-# a course-sized model of Stable Diffusion's topology (the size the shipped U-Net moves to)
-UNET = UNetConfig(in_channels=4, out_channels=4, channels=(48, 96, 128), attention=(True, True, True), heads=4, context_dim=128, pooled=True)
 PROMPTS = {"en": "a small red circle at the top left", "fr": "un grand carré bleu en bas à droite"}
 
 
@@ -44,8 +42,7 @@ def folder(models, tmp_path_factory):
 
 def course_images(models, prompt, sampler, steps, w, seed):
     unet, ae, clip, scaling = models
-    z = generate_latents(unet, clip, [prompt], sampler=sampler, steps=steps, guidance=w, generator=seed,
-                         encode_text=lambda texts: ex.text_states(clip.text, texts))
+    z = generate_latents(unet, clip, [prompt], sampler=sampler, steps=steps, guidance=w, generator=seed)
     return ae.decode(z / scaling).clamp(-1, 1)
 
 
@@ -117,3 +114,17 @@ def test_a_mismatching_config_or_weight_names_the_key(folder, tmp_path):
     with pytest.raises(FormatError, match=r"unet: tensor 'time_embedding.linear_1.weight' has shape \(192, 48\), expected \(128, 32\)"):
         ex.load_folder(bad)
 
+
+@pytest.mark.parametrize("sampler, prompt", [("dpmpp", "un cercle rouge en haut à gauche"), ("ddim", "two small grey stars")])
+def test_the_shipped_model_exported_gives_the_images_of_course_generate(tmp_path, sampler, prompt):
+    """The claim of `python -m course export-diffusers`: stock diffusers, shipped weights, the course's images."""
+    from course.pipeline import TextToImagePipeline
+
+    out = ex.export_shipped(tmp_path / "mini-sd")
+    pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
+    if sampler == "ddim":
+        pipe.scheduler = DDIMScheduler.from_config(ex.scheduler_config("ddim"))
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(prompt, num_inference_steps=20, guidance_scale=3.0, generator=torch.Generator().manual_seed(11), output_type="pt").images
+    ours = TextToImagePipeline(device="cpu")(prompt, num_inference_steps=20, guidance_scale=3.0, generator=11, sampler=sampler).tensors
+    assert (2 * theirs - 1 - ours).abs().max().item() <= 1e-3

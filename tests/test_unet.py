@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from course.attention import MultiHeadAttention, attention, causal_mask
 from course.autoencoder import Autoencoder, kl_divergence, psnr, reconstruction_loss
-from course.unet import UNet, UNetConfig, config_dict, pooled_state
+from course.unet import UNet, UNetConfig, config_dict
 
 SMALL = UNetConfig(in_channels=4, out_channels=4, channels=(16, 32, 32), attention=(False, True, True), heads=2, context_dim=24)
 
@@ -58,34 +58,31 @@ def test_padding_tokens_receive_no_attention():
     assert torch.allclose(model(x_t, t, ctx, mask), model(x_t, t, noisy, mask), atol=1e-5)
 
 
-def test_pooled_state_is_each_prompts_last_real_token():
-    context = torch.randn(2, 5, 3)
-    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
-    assert torch.equal(pooled_state(context, mask), torch.stack([context[0, 2], context[1, 4]]))
-    assert torch.equal(pooled_state(context), context[:, -1])
-
-
-def test_pooled_conditioning_reaches_the_output_and_ignores_padding():
+def test_pooled_conditioning_reaches_the_output():
     torch.manual_seed(3)
     model = UNet(replace(SMALL, pooled=True))
     x_t, t = torch.randn(2, 4, 8, 8), torch.tensor([10, 20])
-    ctx, mask = torch.randn(2, 5, 24), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
-    torch.nn.init.normal_(model.out[-1].weight)  # the output layer starts at zero: make it pass signal
-    out = model(x_t, t, ctx, mask)
-    noisy = ctx.clone()
-    noisy[0, 3:] = 50.0  # padding only
-    assert torch.allclose(model(x_t, t, noisy, mask), out, atol=1e-5)
+    ctx = torch.randn(2, 5, 24)
+    torch.nn.init.normal_(model.conv_out.weight)  # the output layer starts at zero: make it pass signal
+    out = model(x_t, t, ctx)
     with torch.no_grad():
-        model.pooled_proj.weight.zero_()
-        model.pooled_proj.bias.zero_()
-    assert not torch.allclose(model(x_t, t, ctx, mask), out, atol=1e-4)  # the pooled path changed the output
+        model.add_embedding.proj.weight.zero_()
+        model.add_embedding.proj.bias.zero_()
+        model.add_embedding.norm2.bias.zero_()
+    assert not torch.allclose(model(x_t, t, ctx), out, atol=1e-4)  # the pooled path changed the output
 
 
-def test_pooled_option_needs_text_and_old_configs_still_match():
+def test_pooled_option_needs_text_and_configs_record_it():
     with pytest.raises(ValueError, match="needs text states"):
         UNet(replace(SMALL, context_dim=None, pooled=True))
-    assert "pooled" not in config_dict(SMALL)  # checkpoints saved before the option keep loading
-    assert config_dict(replace(SMALL, pooled=True))["pooled"] is True
+    assert config_dict(replace(SMALL, pooled=True))["pooled"] is True and config_dict(SMALL)["layers_per_block"] == 1
+
+
+def test_an_all_true_mask_is_the_same_as_no_mask():
+    model = UNet(SMALL)
+    torch.nn.init.normal_(model.conv_out.weight)
+    x_t, t, ctx = torch.randn(2, 4, 8, 8), torch.tensor([10, 20]), torch.randn(2, 5, 24)
+    assert torch.equal(model(x_t, t, ctx, torch.ones(2, 5, dtype=torch.bool)), model(x_t, t, ctx))
 
 
 def test_the_unet_overfits_one_batch():

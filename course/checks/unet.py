@@ -26,22 +26,25 @@ def check_resblock(fn: Callable) -> CheckResult:
         with torch.no_grad():
             expected = block(x, emb)
             h = block.conv1(F.silu(block.norm1(x)))
-            shift = block.emb(F.silu(emb))[:, :, None, None]
+            shift = block.time_emb_proj(F.silu(emb))[:, :, None, None]
             end = lambda h: block.conv2(F.silu(block.norm2(h)))  # noqa: E731
             mistakes = {
-                "the skip connection is missing: return h + skip(x)": end(h + shift),
-                "the time embedding is missing (h + emb(silu(emb))[:, :, None, None])": end(h) + block.skip(x),
-                "SiLU was not applied to the embedding before its projection": end(h + block.emb(emb)[:, :, None, None]) + block.skip(x),
-                "the first normalisation/activation is missing: conv1(silu(norm1(x)))": end(block.conv1(x) + shift) + block.skip(x),
+                "the skip connection is missing: return h + conv_shortcut(x)": end(h + shift),
+                "the time embedding is missing (h + time_emb_proj(silu(emb))[:, :, None, None])": end(h) + block.conv_shortcut(x),
+                "SiLU was not applied to the embedding before its projection": end(h + block.time_emb_proj(emb)[:, :, None, None]) + block.conv_shortcut(x),
+                "the first normalisation/activation is missing: conv1(silu(norm1(x)))": end(block.conv1(x) + shift) + block.conv_shortcut(x),
             }
         actual = call(
             name, fn, block, x.clone(), emb.clone(),
-            error_hints={"must match the size": "the embedding (B, C) must become (B, C, 1, 1) to shift every pixel: [:, :, None, None]"},
+            error_hints={
+                "must match the size": "the embedding (B, C) must become (B, C, 1, 1) to shift every pixel: [:, :, None, None]",
+                "object has no attribute": "a ResBlock's layers bear diffusers' names: norm1, conv1, time_emb_proj, norm2, conv2, conv_shortcut",
+            },
         )
         if isinstance(actual, torch.Tensor):
             actual = actual.detach()
         problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-4)
-        return problem if problem is not None else passed(name, "conv(silu(norm(x))) + emb, conv(silu(norm(h))), + skip(x)")
+        return problem if problem is not None else passed(name, "conv(silu(norm(x))) + emb, conv(silu(norm(h))), + conv_shortcut(x)")
 
     return run(name, body)
 
