@@ -31,6 +31,18 @@ def causal_mask(length: int, device=None) -> torch.Tensor:
     return torch.ones(length, length, dtype=torch.bool, device=device).tril()
 
 
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, L, D) → (B, heads, L, D / heads): each head reads its own slice of the features."""
+    B, L, D = x.shape
+    return x.view(B, L, heads, D // heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, L, d) → (B, L, heads · d): the heads' outputs side by side."""
+    B, _, L, _ = x.shape
+    return x.transpose(1, 2).reshape(B, L, -1)
+
+
 class MultiHeadAttention(nn.Module):
     """Queries from ``x``; keys and values from ``context`` (cross-attention) or from ``x`` (self-attention)."""
 
@@ -47,16 +59,11 @@ class MultiHeadAttention(nn.Module):
         self.record = False  # when True, keep the last attention weights (B, heads, Lq, Lk) in .weights
         self.weights: torch.Tensor | None = None
 
-    def split(self, x: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        return x.view(B, L, self.heads, D // self.heads).transpose(1, 2)  # (B, heads, L, d)
-
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context
-        q, k, v = self.split(self.q_proj(x)), self.split(self.k_proj(context)), self.split(self.v_proj(context))
+        q, k, v = (split_heads(proj(y), self.heads) for proj, y in ((self.q_proj, x), (self.k_proj, context), (self.v_proj, context)))  # (B, heads, L, d)
         weights = attention_weights(q, k, mask)  # (B, heads, Lq, Lk)
         if self.record:  # kept for plots (lesson 04's attention maps)
             self.weights = weights.detach()
         out = weights @ v  # (B, heads, Lq, d)
-        B, _, L, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(B, L, -1))  # (B, Lq, dim)
+        return self.out_proj(merge_heads(out))  # (B, Lq, dim)

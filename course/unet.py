@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.attention import attention_weights
+from course.attention import attention_weights, merge_heads, split_heads
 from course.embeddings import timestep_embedding
 
 
@@ -137,21 +137,16 @@ class Attention(nn.Module):
         self.record = False
         self.weights: torch.Tensor | None = None
 
-    def split(self, x: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        return x.view(B, L, self.heads, D // self.heads).transpose(1, 2)  # (B, heads, L, d)
-
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         context = x if context is None else context
-        q, k, v = self.split(self.to_q(x)), self.split(self.to_k(context)), self.split(self.to_v(context))
+        q, k, v = (split_heads(proj(y), self.heads) for proj, y in ((self.to_q, x), (self.to_k, context), (self.to_v, context)))  # (B, heads, L, d)
         if self.record:
             weights = attention_weights(q, k, mask)  # (B, heads, Lq, Lk)
             self.weights = weights.detach()
             out = weights @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, Lq, d)
-        B, _, L, _ = out.shape
-        return self.to_out[0](out.transpose(1, 2).reshape(B, L, -1))  # (B, Lq, dim)
+        return self.to_out[0](merge_heads(out))  # (B, Lq, dim)
 
 
 class GEGLU(nn.Module):

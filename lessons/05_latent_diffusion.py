@@ -573,31 +573,33 @@ print(f"shipped manifest ({m['n']} prompts, {m['steps']} steps, guidance {m['gui
       f"(real vs real {m['fid_like_real_vs_real']})")
 
 # %% [markdown] lang="fr"
-# Lisons ces chiffres honnêtement. La position et la couleur sont justes presque à chaque fois, la taille
-# dans 96 % des cas. **La forme reste le point le plus faible**, mais avec 92 % sur les 512 prompts du
-# manifeste elle approche du plafond du décodeur (96 % de formes lisibles sur les reconstructions), et 88 %
-# des prompts sont respectés en entier. Les objectifs que le cours s'était fixés (85 % de formes justes,
-# 80 % de prompts entièrement respectés) sont donc atteints, avec une marge nette : sur 512 prompts,
-# l'incertitude est d'environ ± 1,5 point. Ces prompts de test n'ont servi qu'une fois, à la fin, avec le
-# $w$ choisi sur les prompts de validation. Le modèle précédent, resté à 84 % et 79,9 %, différait de trois
-# façons : un cosinus mené jusqu'à zéro, 4 000 pas au lieu de 4 400, et $w$ choisi sur 256 prompts de
-# validation (trop peu pour départager 2 et 3) au lieu de 512. Nous n'avons pas mesuré la part de chacun.
-# Revenez à la grille plus haut : quelles formes sont justes, lesquelles ne le sont pas ? La courbe montre
-# que la forme progressait encore, de moins en moins vite, quand l'entraînement s'est arrêté. La suite
-# montre où se cachent les erreurs restantes.
+# Lisons ces chiffres honnêtement. La position, la couleur et la taille sont justes presque à chaque fois.
+# **La forme reste le point le plus faible** : 92 % sur les 512 prompts du manifeste, près du plafond du
+# décodeur (96 % de formes lisibles sur les reconstructions), et 91 % des prompts sont respectés en entier.
+# Les objectifs que le cours s'était fixés (85 % de formes justes, 80 % de prompts entièrement respectés)
+# sont donc atteints, avec une marge nette : sur 512 prompts, l'incertitude est d'environ ± 1,5 point. Ces
+# prompts de test n'ont servi qu'une fois, à la fin, avec le $w$ choisi sur les prompts de validation. Le
+# modèle livré auparavant, à l'architecture propre au cours (leçons 04 et 05 d'avant la topologie de Stable
+# Diffusion), faisait 91,8 % de formes justes, 96,1 % de tailles et 88,3 % de prompts entièrement respectés ;
+# celui-ci a la topologie de Stable Diffusion, un autoencodeur plus fidèle (33,6 dB contre 30,5) et
+# 6 000 pas au lieu de 4 400, dans le même budget de 90 minutes sur 2 cœurs. Nous n'avons pas mesuré la
+# part de chacun. Revenez à la grille plus haut : quelles formes sont justes, lesquelles ne le sont pas ? La
+# courbe montre que la forme progressait encore, de moins en moins vite, quand l'entraînement s'est arrêté.
+# La suite montre où se cachent les erreurs restantes.
 
 # %% [markdown] lang="en"
-# Let us read these numbers honestly. Position and colour are right almost every time, size in 96 % of
-# cases. **Shape is still the weakest point**, but at 92 % on the manifest's 512 prompts it comes close to
-# the decoder's ceiling (96 % of shapes legible on reconstructions), and 88 % of prompts are respected in
-# full. The targets the course set itself (85 % of shapes right, 80 % of prompts fully respected) are
-# therefore met, with a clear margin: on 512 prompts the uncertainty is about ± 1.5 points. Those test
-# prompts were used once, at the end, with the $w$ chosen on the validation prompts. The previous model,
-# which stayed at 84 % and 79.9 %, differed in three ways: a cosine taken all the way to zero, 4,000 steps
-# instead of 4,400, and $w$ chosen on 256 validation prompts (too few to tell 2 from 3) instead of 512. We
-# did not measure the share of each. Go back to the grid above: which shapes are right, which are not? The
-# curve shows shape was still improving, more and more slowly, when training stopped. What follows shows
-# where the remaining errors hide.
+# Let us read these numbers honestly. Position, colour and size are right almost every time. **Shape is
+# still the weakest point**: 92 % on the manifest's 512 prompts, close to the decoder's ceiling (96 % of
+# shapes legible on reconstructions), and 91 % of prompts are respected in full. The targets the course set
+# itself (85 % of shapes right, 80 % of prompts fully respected) are therefore met, with a clear margin: on
+# 512 prompts the uncertainty is about ± 1.5 points. Those test prompts were used once, at the end, with the
+# $w$ chosen on the validation prompts. The model shipped before, with the course's own architecture
+# (lessons 04 and 05 before Stable Diffusion's topology), got 91.8 % of shapes, 96.1 % of sizes and 88.3 % of
+# prompts fully right; this one has Stable Diffusion's topology, a more faithful autoencoder (33.6 dB against
+# 30.5) and 6,000 steps instead of 4,400, within the same 90-minute budget on 2 cores. We did not measure the
+# share of each. Go back to the grid above: which shapes are right, which are not? The curve shows shape was
+# still improving, more and more slowly, when training stopped. What follows shows where the remaining
+# errors hide.
 
 # %% [markdown] lang="fr"
 # ### D'où viennent les erreurs de forme ?
@@ -646,14 +648,15 @@ for shape in SHAPES:
 # fait basculer la forme.
 #
 # Pour faire mieux, deux leviers : entraîner plus longtemps (la courbe monte encore un peu) et relever le
-# plafond avec un décodeur plus fin. Stable Diffusion a fait ce second pas après coup en réentraînant **son
-# seul décodeur** (le VAE « ft-MSE ») : l'encodeur ne bouge pas, les latents non plus, et le U-Net déjà
-# entraîné reste valable. Nous l'avons essayé (`benchmarks/decoder_finetune.py`, 9 minutes sur 2 cœurs) :
-# le décodeur affiné gagne sur les petits cercles ce qu'il perd sur les petits hexagones, et les images
-# générées ne bougent presque pas (mesuré avec le U-Net d'avant le résumé du prompt : 87 % de formes justes
-# sur les prompts de validation, contre 86 % avec le décodeur d'origine).
-# L'information qui sépare un petit cercle d'un petit hexagone manque donc déjà dans le latent : c'est
-# l'encodeur qu'il faudrait revoir, et le U-Net qu'il faudrait alors réentraîner.
+# plafond avec un meilleur autoencodeur. Stable Diffusion a réentraîné après coup **son seul décodeur** (le
+# VAE « ft-MSE ») : l'encodeur ne bouge pas, les latents non plus, et le U-Net déjà entraîné reste valable.
+# Nous l'avons essayé sur l'autoencodeur précédent du cours (`benchmarks/decoder_finetune.py`, 9 minutes sur
+# 2 cœurs) : le décodeur affiné gagnait sur les petits cercles ce qu'il perdait sur les petits hexagones, et
+# les images générées ne bougeaient presque pas (87 % de formes justes sur les prompts de validation, contre
+# 86 %). L'information qui sépare un petit cercle d'un petit hexagone manquait donc déjà dans le latent.
+# L'autoencodeur actuel, tout entier nouveau, reconstruit plus fidèlement (33,6 dB contre 30,5 sur 2 000
+# dessins neufs) mais ne lit guère mieux les formes (96,8 % contre 96,5 %) : le goulot reste le latent
+# 8 × 8, où un petit objet tient en deux ou trois cases. Un latent plus grand serait le levier suivant.
 
 # %% [markdown] lang="en"
 # Two things stand out (counts per shape are small: read the trends rather than the decimals). First, **the
@@ -667,15 +670,16 @@ for shape in SHAPES:
 # right value; the smallest
 # sampling error tips the shape over.
 #
-# To do better, two levers: train longer (the curve still rises a little) and raise the ceiling with a finer
-# decoder. Stable Diffusion took that second step afterwards by retraining **its decoder alone** (the
-# "ft-MSE" VAE): the encoder does not move, nor do the latents, and the U-Net already trained stays valid.
-# We tried it (`benchmarks/decoder_finetune.py`, 9 minutes on 2 cores): the fine-tuned decoder gains on
-# small circles what it loses on small hexagons, and the generated images hardly change (measured with the
-# U-Net from before the prompt's summary: 87 % of shapes right on the validation prompts, against 86 % with
-# the original decoder). The information that tells a small circle from a
-# small hexagon is therefore already missing from the latent: it is the encoder that would need rework, and
-# the U-Net would then have to be retrained.
+# To do better, two levers: train longer (the curve still rises a little) and raise the ceiling with a better
+# autoencoder. Stable Diffusion retrained **its decoder alone** afterwards (the "ft-MSE" VAE): the encoder
+# does not move, nor do the latents, and the U-Net already trained stays valid. We tried it on the course's
+# previous autoencoder (`benchmarks/decoder_finetune.py`, 9 minutes on 2 cores): the fine-tuned decoder
+# gained on small circles what it lost on small hexagons, and the generated images hardly changed (87 % of
+# shapes right on the validation prompts, against 86 %). The information that tells a small circle from a
+# small hexagon was therefore already missing from the latent. Today's autoencoder, entirely new,
+# reconstructs more faithfully (33.6 dB against 30.5 on 2,000 fresh renders) but hardly reads shapes better
+# (96.8 % against 96.5 %): the bottleneck is still the 8 × 8 latent, where a small object fits in two or
+# three cells. A larger latent would be the next lever.
 
 # %% [markdown] lang="fr"
 # ## 6. Votre modèle dans diffusers
@@ -747,8 +751,9 @@ else:
         for sampler in ("dpmpp", "ddim"):
             if sampler == "ddim":  # after construction: the constructor would rewrite steps_offset to 1
                 pipe.scheduler = diffusers.DDIMScheduler.from_config(export.scheduler_config("ddim"))
-            theirs = pipe(prompts_6, num_inference_steps=steps, guidance_scale=w, generator=torch.Generator().manual_seed(seed), output_type="pt").images
-            ours = ours_pipe(prompts_6, num_inference_steps=steps, guidance_scale=w, generator=seed, sampler=sampler).tensors
+            theirs = torch.cat([pipe(p, num_inference_steps=steps, guidance_scale=w, generator=torch.Generator().manual_seed(seed),
+                                     output_type="pt").images for p in prompts_6])  # one prompt at a time, each from the same seed
+            ours = torch.cat([ours_pipe(p, num_inference_steps=steps, guidance_scale=w, generator=seed, sampler=sampler).tensors for p in prompts_6])
             results[sampler] = (2 * theirs - 1, ours)  # diffusers' images are in [0, 1], ours in [−1, 1]
             print(f"{type(pipe.scheduler).__name__:<28} {steps} steps, w = {w:g}: max |diffusers − course| = "
                   f"{(2 * theirs - 1 - ours).abs().max().item():.1e} (pixels in [−1, 1])")

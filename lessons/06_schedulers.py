@@ -526,44 +526,43 @@ fig.tight_layout()
 # %% [markdown] lang="fr"
 # Ce que disent nos mesures (64 prompts par ligne, donc environ ± 6 points d'incertitude) :
 #
-# - **Dès 20 pas, tous se valent ou presque** sur notre modèle (de 80 à 92 % de scènes justes) :
-#   l'adhérence ne bouge presque plus avec le nombre de pas, et les 1 000 pas de DDPM n'achètent rien de
-#   visible ici, sinon un temps par image 50 fois plus long. Les deux échantillonneurs stochastiques (DDPM,
-#   Euler a) restent quelques points sous les déterministes (80 à 84 % contre 89 à 92 % de 20 à 100 pas) ;
-#   l'écart est de l'ordre de l'incertitude, mais il revient à chaque ligne.
-# - À 10 pas, PNDM s'effondre (19 %), et ce n'est pas un hasard : c'est son mariage avec la guidance qui
-#   pèche. Les dernières lignes le mesurent sur les mêmes 64 prompts à 10 pas : jeu égal avec DDIM à
-#   $w = 1$, du retard à $w = 2$, l'effondrement à $w = 3$, la guidance du modèle livré. Sa formule
-#   multi-pas extrapole à partir de prédictions espacées de 100 pas ; la guidance amplifie leurs écarts, et
-#   l'extrapolation déraille. À 20 pas, PNDM remonte à 80 %, et dès 50 pas il rejoint les autres.
+# - **Dès 20 pas, tous se valent** sur notre modèle (de 94 à 98 % de scènes justes) : l'adhérence ne bouge
+#   presque plus avec le nombre de pas, et les 1 000 pas de DDPM n'achètent rien de visible ici, sinon un
+#   temps par image une cinquantaine de fois plus long. Les deux échantillonneurs stochastiques (DDPM,
+#   Euler a) et les déterministes tombent dans la même fourchette : à cette précision, rien ne les sépare.
+# - À 10 pas, PNDM s'effondre (28 %, quand les autres font 97 à 98 %), et ce n'est pas un hasard : c'est son
+#   mariage avec la guidance qui pèche. Les dernières lignes le mesurent sur les mêmes 64 prompts à 10 pas :
+#   jeu égal avec DDIM à $w = 1$, un grand retard à $w = 2$, l'effondrement à $w = 3$ ; la guidance du
+#   modèle livré, $w = 2{,}5$, tombe entre les deux. Sa formule multi-pas extrapole à partir de prédictions
+#   espacées de 100 pas ; la guidance amplifie leurs écarts, et l'extrapolation déraille. Dès 20 pas, PNDM
+#   rejoint les autres.
 # - **Déterminisme** : DDIM, PNDM et DPM-Solver++ redonnent exactement la même image pour le même $x_T$ ;
 #   DDPM et Euler a, non, puisqu'ils rajoutent du bruit à chaque pas. Et avec le même bruit, DDPM et Euler a
 #   donnent des lignes identiques : la curiosité annoncée plus haut.
 # - Le tableau des diapositives (« DDPM 1000+ pas, DPM-Solver 20–30 ») décrit de grands modèles sur de vraies
-#   images ; sur nos petites scènes, l'écart de qualité entre échantillonneurs est plus faible que l'erreur
-#   du modèle lui-même (la forme, voir leçon 05).
+#   images ; sur nos petites scènes, dès 20 pas, l'écart entre échantillonneurs est de l'ordre de
+#   l'incertitude de mesure.
 # - Attention au FID-like des lignes à 1 000 pas : calculé sur 16 images seulement, il est fortement biaisé
 #   vers le haut et ne se compare pas aux autres lignes.
 
 # %% [markdown] lang="en"
 # What our measurements say (64 prompts per row, so roughly ± 6 points of uncertainty):
 #
-# - **From 20 steps on, they are all about equal** on our model (80 to 92 % of scenes right): adherence
-#   hardly moves with the number of steps any more, and DDPM's 1,000 steps buy nothing visible here, except
-#   a time per image 50 times longer. The two stochastic samplers (DDPM, Euler a) stay a few points below
-#   the deterministic ones (80 to 84 % against 89 to 92 % from 20 to 100 steps); the gap is about the size
-#   of the uncertainty, but it comes back in every row.
-# - At 10 steps PNDM collapses (19 %), and not by chance: its pairing with guidance is what fails. The last
-#   lines measure it on the same 64 prompts at 10 steps: level with DDIM at $w = 1$, behind at $w = 2$,
-#   collapsing at $w = 3$, the shipped model's guidance. Its multistep formula extrapolates from predictions
-#   100 steps apart; guidance amplifies their differences, and the extrapolation goes off the rails. At 20
-#   steps PNDM climbs back to 80 %, and from 50 steps on it catches up with the others.
+# - **From 20 steps on, they are all equal** on our model (94 to 98 % of scenes right): adherence hardly
+#   moves with the number of steps any more, and DDPM's 1,000 steps buy nothing visible here, except a time
+#   per image some fifty times longer. The two stochastic samplers (DDPM, Euler a) and the deterministic ones
+#   fall in the same range: at this precision, nothing separates them.
+# - At 10 steps PNDM collapses (28 %, when the others get 97 to 98 %), and not by chance: its pairing with
+#   guidance is what fails. The last lines measure it on the same 64 prompts at 10 steps: level with DDIM at
+#   $w = 1$, far behind at $w = 2$, collapsing at $w = 3$; the shipped model's guidance, $w = 2.5$, falls in
+#   between. Its multistep formula extrapolates from predictions 100 steps apart; guidance amplifies their
+#   differences, and the extrapolation goes off the rails. From 20 steps on, PNDM catches up with the others.
 # - **Determinism**: DDIM, PNDM and DPM-Solver++ give back exactly the same image for the same $x_T$; DDPM and
 #   Euler a do not, since they add noise at every step. And with the same noise, DDPM and Euler a give
 #   identical rows: the curiosity announced above.
 # - The slides' table ("DDPM 1000+ steps, DPM-Solver 20–30") describes large models on real images; on our
-#   small scenes, the quality gap between samplers is smaller than the model's own error (shape, see
-#   lesson 05).
+#   small scenes, from 20 steps on, the gap between samplers is about the size of the measurement's
+#   uncertainty.
 # - Beware the FID-like of the 1,000-step rows: computed on only 16 images, it is strongly biased upwards and
 #   does not compare with the other rows.
 
