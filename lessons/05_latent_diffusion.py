@@ -636,16 +636,14 @@ for shape in SHAPES:
 
 # %% [markdown] lang="fr"
 # Deux choses ressortent (les effectifs par forme sont petits : lisez les tendances plutôt que les
-# décimales). D'abord, **le plafond n'est pas le même pour toutes les formes** : sur les reconstructions, ce
-# sont les petits objets ronds ou fins qui souffrent, le cercle et l'étoile surtout. Un cercle de quelques
-# pixels, redessiné à partir d'un latent 8 × 8, prend de légers angles, et le juge y voit un hexagone.
-# Ensuite, **les images générées atteignent ce plafond pour la plupart des formes** (carré, triangle,
-# losange, hexagone), et le cercle reste de loin le plus touché : dans les balayages de recettes, il est le
-# plus souvent pris pour un hexagone, son voisin rond. La croix perd aussi quelques points, et l'étoile fait
-# même un peu mieux que ses reconstructions : avec si peu d'exemples par forme, ne comptez pas les points.
-# Pour départager deux formes aussi proches, le U-Net doit poser une ou deux cases latentes à la bonne
-# valeur près ; la moindre erreur d'échantillonnage
-# fait basculer la forme.
+# décimales). D'abord, **le plafond n'est pas le même pour toutes les formes** : sur les reconstructions,
+# ce sont les petits objets aux détails fins qui souffrent — dans nos mesures, les petits hexagones surtout,
+# puis les étoiles. Un hexagone de quelques pixels, redessiné à partir d'un latent 8 × 8, garde mal ses six
+# coins, et le juge n'y reconnaît plus la forme. Ensuite, **les images générées suivent ce plafond** : la
+# plupart des formes demandées sont justes presque à chaque fois, et les erreurs restantes tombent sur les
+# formes que le décodeur rend déjà mal, l'étoile et les formes rondes. Pour départager deux formes proches,
+# le U-Net doit poser une ou deux cases latentes à la bonne valeur près ; la moindre erreur
+# d'échantillonnage fait basculer la forme.
 #
 # Pour faire mieux, deux leviers : entraîner plus longtemps (la courbe monte encore un peu) et relever le
 # plafond avec un meilleur autoencodeur. Stable Diffusion a réentraîné après coup **son seul décodeur** (le
@@ -660,14 +658,12 @@ for shape in SHAPES:
 
 # %% [markdown] lang="en"
 # Two things stand out (counts per shape are small: read the trends rather than the decimals). First, **the
-# ceiling is not the same for every shape**: on reconstructions, small round or thin objects suffer, the
-# circle and the star above all. A circle a few pixels wide, redrawn from an 8 × 8 latent, gets slight
-# corners, and the judge sees a hexagon. Second, **the generated images reach that ceiling for most
-# shapes** (square, triangle, diamond, hexagon), and the circle is still by far the hardest hit: in the
-# recipe sweeps it is most often taken for a hexagon, its round neighbour. The cross also loses a few points,
-# and the star even does a little better than its reconstructions: with so few examples per shape, do not
-# count points. To tell two such close shapes apart, the U-Net must set one or two latent cells to just the
-# right value; the smallest
+# ceiling is not the same for every shape**: on reconstructions, small objects with fine details suffer —
+# in our measurements, small hexagons above all, then stars. A hexagon a few pixels wide, redrawn from an
+# 8 × 8 latent, keeps its six corners poorly, and the judge no longer recognises the shape. Second, **the
+# generated images follow that ceiling**: most asked shapes are right almost every time, and the remaining
+# errors fall on the shapes the decoder already renders poorly, the star and the round shapes. To tell two
+# close shapes apart, the U-Net must set one or two latent cells to just the right value; the smallest
 # sampling error tips the shape over.
 #
 # To do better, two levers: train longer (the curve still rises a little) and raise the ceiling with a better

@@ -451,15 +451,16 @@ for r in sorted(race_ldm["rows"], key=lambda r: r["latent_error"]):
 #   données : c'est la limite d'une grille optimisée.
 # - À **20 appels**, plus de miracle : le meilleur réglage de diffusers (3M sur des sigmas exponentiels)
 #   fait 0,0014, notre meilleur 0,0015 (PNDM sur la grille de Karras), la grille optimisée 0,0019.
-# - Sur le **vrai modèle**, à 10 appels, l'écart à la solution de 200 pas classe premier notre 2M sur la grille
-#   régulière en $\lambda$ (0,33, contre 0,41 pour le meilleur réglage de diffusers, UniPC sur Karras). La grille
-#   optimisée pour le U-Net (réglée sur 16 prompts de validation) n'apporte rien sur les prompts de test.
-#   Là où les deux bibliothèques font la même chose (DDIM, Heun), elles donnent exactement le même résultat.
-# - Et l'adhérence au prompt ? La plupart des réglages tombent entre 87 et 91 % (± 2 points), au niveau des
-#   200 pas (90 %) : à 10 appels, notre petit modèle n'a presque plus rien à gagner. En dessous, ceux qui
-#   extrapolent loin à partir de prédictions guidées ($w = 3$) : un peu (3M sur Karras 82 %, UniPC d'ordre 3
-#   84 %) ou tout à fait (PNDM 12 %, Heun à 5 pas 2 %) — la guidance amplifie leurs écarts (voir le tableau
-#   ci-dessous).
+# - Sur le **vrai modèle**, à 10 appels, l'écart à la solution de 200 pas classe premier un réglage de
+#   diffusers, UniPC sur les sigmas de Karras (0,33), devant notre meilleur, le 2M sur la grille régulière en
+#   $\lambda$ (0,38). La grille optimisée pour le U-Net (réglée sur 16 prompts de validation) n'apporte rien
+#   sur les prompts de test. Là où les deux bibliothèques font la même chose, elles donnent le même résultat :
+#   exactement pour DDIM, à 0,2 % près pour Heun.
+# - Et l'adhérence au prompt ? La plupart des réglages tombent entre 91 et 92 % (± 2 points), au niveau des
+#   200 pas (92 %) : à 10 appels, notre petit modèle n'a presque plus rien à gagner. En dessous, ceux qui
+#   extrapolent loin à partir de prédictions guidées ($w = 2{,}5$) : un peu (3M sur Karras 86 %, UniPC
+#   d'ordre 3 88 %) ou tout à fait (PNDM 11 %, Heun à 5 pas 11 %) — la guidance amplifie leurs écarts (voir
+#   le tableau ci-dessous).
 
 # %% [markdown] lang="en"
 # What the race says (measured once by the two scripts, on the machine named):
@@ -472,14 +473,14 @@ for r in sorted(race_ldm["rows"], key=lambda r: r["latent_error"]):
 #   cancellation of this kind does not carry over to other data: that is the limit of an optimised grid.
 # - At **20 calls** there is no miracle left: diffusers' best setting (3M on exponential sigmas) gives 0.0014,
 #   our best 0.0015 (PNDM on Karras' grid), the optimised grid 0.0019.
-# - On the **real model**, at 10 calls, the gap to the 200-step solution ranks our 2M on the grid evenly spaced
-#   in $\lambda$ first (0.33, against 0.41 for diffusers' best setting, UniPC on Karras). The grid optimised
-#   for the U-Net (tuned on 16 validation prompts) brings nothing on the test prompts. Where both libraries do
-#   the same thing (DDIM, Heun), they give exactly the same result.
-# - And prompt adherence? Most settings land between 87 and 91 % (± 2 points), level with the 200 steps
-#   (90 %): at 10 calls our small model has almost nothing left to gain. Below them, those that extrapolate
-#   far from guided predictions ($w = 3$): a little (3M on Karras 82 %, third-order UniPC 84 %) or entirely
-#   (PNDM 12 %, Heun at 5 steps 2 %): guidance amplifies their differences (see the table below).
+# - On the **real model**, at 10 calls, the gap to the 200-step solution ranks a diffusers setting first,
+#   UniPC on Karras sigmas (0.33), ahead of our best, 2M on the grid evenly spaced in $\lambda$ (0.38). The
+#   grid optimised for the U-Net (tuned on 16 validation prompts) brings nothing on the test prompts. Where
+#   both libraries do the same thing, they give the same result: exactly for DDIM, within 0.2 % for Heun.
+# - And prompt adherence? Most settings land between 91 and 92 % (± 2 points), level with the 200 steps
+#   (92 %): at 10 calls our small model has almost nothing left to gain. Below them, those that extrapolate
+#   far from guided predictions ($w = 2.5$): a little (3M on Karras 86 %, third-order UniPC 88 %) or entirely
+#   (PNDM 11 %, Heun at 5 steps 11 %): guidance amplifies their differences (see the table below).
 
 # %% [markdown] lang="fr"
 # ## 6. Le tableau des diapositives, mesuré
