@@ -148,9 +148,10 @@ fig.tight_layout()
 
 # %% [markdown] lang="fr"
 # Lecture : sur la diversité, les diapositives ont raison, mais l'essentiel se joue ailleurs qu'on ne
-# croit. Elle chute de moitié entre $w = 0$ et $w = 1$, puis ne baisse plus que doucement (d'environ 49 à 40
-# jusqu'à $w = 10$) : sur notre modèle, c'est le conditionnement lui-même, bien plus que l'exagération, qui
-# resserre les images autour du prompt. Sur la fidélité, seulement jusqu'à un point : sans guidance
+# croit. Elle chute de moitié entre $w = 0$ et $w = 1$, puis ne baisse presque plus (d'environ 47 à 42
+# jusqu'à $w = 7{,}5$) : sur notre modèle, c'est le conditionnement lui-même, bien plus que l'exagération, qui
+# resserre les images autour du prompt. À $w = 10$ elle remonte, mais parce que les images se défont :
+# l'adhérence chute au même moment. Sur la fidélité, seulement jusqu'à un point : sans guidance
 # ($w = 0$, le modèle inconditionnel) l'évaluateur ne retrouve jamais la scène demandée, $w = 1$ fait déjà
 # bien mieux, le maximum est vers $w = 2$ ou 3, puis l'adhérence redescend à mesure que $w$ monte (48 prompts
 # par point, soit environ ± 6 points d'incertitude). Une guidance trop forte pousse l'image au-delà de ce
@@ -158,9 +159,9 @@ fig.tight_layout()
 
 # %% [markdown] lang="en"
 # Reading: on diversity the slides are right, but most of it happens elsewhere than one might think. It
-# halves between $w = 0$ and $w = 1$, then only falls gently (from about 49 to 40 by $w = 10$): on our
+# halves between $w = 0$ and $w = 1$, then hardly falls any more (from about 47 to 42 by $w = 7.5$): on our
 # model it is conditioning itself, far more than the exaggeration, that gathers the images around the
-# prompt. On faithfulness, only up to a point: without guidance ($w = 0$, the unconditional model) the
+# prompt. At $w = 10$ it rises again, but because the images come apart: adherence drops at the same time. On faithfulness, only up to a point: without guidance ($w = 0$, the unconditional model) the
 # evaluator never finds the requested scene, $w = 1$ already does much better, the peak is around $w = 2$
 # or 3, then adherence falls as $w$ keeps rising (48 prompts per point, so roughly ± 6 points of
 # uncertainty). Too strong a guidance pushes the image beyond what the model has learned.
@@ -383,8 +384,8 @@ else:
 #
 # - La guidance combine deux prédictions du même réseau : $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ ;
 #   monter $w$ fait d'abord suivre le prompt bien mieux, puis, au-delà de 2 ou 3 sur notre modèle, l'adhérence
-#   redescend ; la diversité, elle, chute surtout jusqu'à $w = 1$, puis ne baisse plus que doucement
-#   (mesuré ci-dessus).
+#   redescend ; la diversité, elle, chute surtout jusqu'à $w = 1$, puis ne baisse presque plus (mesuré
+#   ci-dessus).
 # - Le pipeline est celui des diapositives, étape par étape, et celui de diffusers, nom pour nom.
 # - `python -m course generate "…"` fait tout cela en une commande.
 #
@@ -399,7 +400,7 @@ else:
 #
 # - Guidance combines two predictions of the same network: $\varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$;
 #   raising $w$ first makes the image follow the prompt much better, then, beyond 2 or 3 on our model,
-#   adherence falls again; diversity drops mostly up to $w = 1$, then only falls gently (measured above).
+#   adherence falls again; diversity drops mostly up to $w = 1$, then hardly falls any more (measured above).
 # - The pipeline is the slides', stage by stage, and diffusers', name by name.
 # - `python -m course generate "…"` does all of this in one command.
 #
