@@ -62,9 +62,12 @@ VARIANTS = {
 CHUNK = 2000
 # The recipe and architecture the sweeps started from, derived from the shipped ones (course.recipes.LDM_RECIPE,
 # course.shipped.UNET) by naming what differed, so that the variants above keep their meaning when the shipped
-# recipe changes; "shipped" below is the current one.
+# recipe changes; "shipped" below is the current one. The widths are the sweeps' (64, 128, 128); the topology is
+# today's (Stable Diffusion's, since issue 15): the result files of the sweeps were measured on the course's earlier
+# U-Net (one ResBlock per level each way, masked prompts, the <eos> state as summary), so a rerun measures the same
+# knobs on another network.
 START_RECIPE = dataclasses.replace(LDM_RECIPE, steps=4000, lr=5e-4, decay_stretch=1.0, checkpoint_every=None)
-START_UNET = dataclasses.replace(ldm.UNET, pooled=False)
+START_UNET = dataclasses.replace(ldm.UNET, channels=(64, 128, 128), pooled=False)
 RECIPE_KNOBS = {"steps": "steps", "batch": "batch_size", "lr": "lr", "snr_gamma": "snr_gamma", "p_uncond": "p_uncond", "decay_stretch": "decay_stretch"}
 UNET_KNOBS = ("channels", "attention", "heads", "pooled")
 VARIANTS["shipped"] = {**{knob: getattr(LDM_RECIPE, f) for knob, f in RECIPE_KNOBS.items()}, **{k: getattr(ldm.UNET, k) for k in UNET_KNOBS}}

@@ -19,18 +19,18 @@ def test_each_shipped_model_was_trained_by_its_recipe(recipe):
 
 
 def test_scaling_keeps_the_proportions_and_the_full_recipe_is_itself():
-    demo = LDM_RECIPE.scaled(steps=440)
-    assert (demo.steps, demo.warmup, demo.checkpoint_every, demo.eval_every) == (440, 30, 25, 100)
-    assert demo.decay_steps == 550 and demo.lr == LDM_RECIPE.lr and demo.batch_size == LDM_RECIPE.batch_size
+    demo = LDM_RECIPE.scaled(steps=600)
+    assert (demo.steps, demo.warmup, demo.checkpoint_every, demo.eval_every) == (600, 30, 25, 100)
+    assert demo.decay_steps == 750 and demo.lr == LDM_RECIPE.lr and demo.batch_size == LDM_RECIPE.batch_size
     assert LDM_RECIPE.scaled() is LDM_RECIPE and LDM_RECIPE.scaled(steps=LDM_RECIPE.steps) is LDM_RECIPE
-    assert AE_RECIPE.scaled(factor=0.5).steps == 2000
+    assert AE_RECIPE.scaled(factor=0.5).steps == 3000
     assert AE_RECIPE.scaled(steps=5).warmup == 0
 
 
 def test_train_config_follows_the_recipe():
     config = LDM_RECIPE.train_config(log_every=7)
     assert (config.steps, config.lr, config.warmup, config.decay, config.decay_steps, config.ema_decay, config.seed, config.log_every) == (
-        4400, 1e-3, 300, "cosine", 5500, 0.999, 0, 7)
+        6000, 1e-3, 300, "cosine", 7500, 0.999, 0, 7)
 
 
 def test_bad_values_are_one_clear_error():
