@@ -49,24 +49,25 @@ SWEEP_SCALES = RECIPE.guidance_candidates
 SNR_GAMMA = RECIPE.snr_gamma
 
 
-def sample_kind(rng: np.random.Generator) -> str:
-    kinds, weights = zip(*KIND_WEIGHTS.items())
+def sample_kind(rng: np.random.Generator, kind_weights: dict[str, float] | None = None) -> str:
+    """A scene kind drawn with ``kind_weights`` (default :data:`KIND_WEIGHTS`: the shipped model's mix)."""
+    kinds, weights = zip(*(kind_weights or KIND_WEIGHTS).items())
     return kinds[rng.choice(len(kinds), p=np.array(weights) / sum(weights))]
 
 
-def _pool_scenes(n: int, rng: np.random.Generator) -> list[Scene]:
-    return [sample_scene(rng, "train", (sample_kind(rng),)) for _ in range(n)]
+def _pool_scenes(n: int, rng: np.random.Generator, kind_weights: dict[str, float] | None = None) -> list[Scene]:
+    return [sample_scene(rng, "train", (sample_kind(rng, kind_weights),)) for _ in range(n)]
 
 
-def pool_scenes(n: int, seed: int = 0) -> list[Scene]:
-    """The scenes of :func:`pool` without rendering them (same n and seed → the same scenes)."""
-    return _pool_scenes(n, np.random.default_rng((seed, 5)))
+def pool_scenes(n: int, seed: int = 0, kind_weights: dict[str, float] | None = None) -> list[Scene]:
+    """The scenes of :func:`pool` without rendering them (same n, seed and mix → the same scenes)."""
+    return _pool_scenes(n, np.random.default_rng((seed, 5)), kind_weights)
 
 
-def pool(n: int, seed: int = 0) -> tuple[list[Scene], torch.Tensor]:
-    """n training scenes (mostly single objects) and their 64×64 renders (uint8)."""
+def pool(n: int, seed: int = 0, kind_weights: dict[str, float] | None = None) -> tuple[list[Scene], torch.Tensor]:
+    """n training scenes (mostly single objects, or the mix ``kind_weights``) and their 64×64 renders (uint8)."""
     rng = np.random.default_rng((seed, 5))
-    scenes = _pool_scenes(n, rng)
+    scenes = _pool_scenes(n, rng, kind_weights)
     images = torch.empty(n, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
     from course.render import render
 

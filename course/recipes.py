@@ -1,6 +1,6 @@
 """One recipe per shipped model: every hyper-parameter of its training run, in one frozen dataclass.
 
-    AE_RECIPE  CLIP_RECIPE  LDM_RECIPE  SHAPES_DDPM_RECIPE  EVALUATOR_RECIPE      (RECIPES: by model name)
+    AE_RECIPE  CLIP_RECIPE  LDM_RECIPE  SHAPES_DDPM_RECIPE  EVALUATOR_RECIPE  SCENE_READER_RECIPE   (RECIPES: by model name)
 
 Each is read, never restated, by
 - its training command: the argparse defaults are the recipe's fields, a flag overrides one field
@@ -182,6 +182,11 @@ class EvaluatorRecipe(Recipe):
     eval_images: int = measured(4000)  # fresh renders per (size, split) for the accuracy table
 
 
+@dataclass(frozen=True, kw_only=True)
+class SceneReaderRecipe(Recipe):
+    eval_images: int = measured(4000)  # fresh random layouts for the accuracy table
+
+
 AE_RECIPE = AERecipe(
     # 6,000 steps (≈ 25 min on 2 cores): Stable Diffusion's topology costs 0.25 s a step where the earlier, course-specific
     # autoencoder's cost 0.16 s; its U-Net is cheaper in turn, so that the two still train in < 90 min.
@@ -210,4 +215,8 @@ EVALUATOR_RECIPE = EvaluatorRecipe(
     model="evaluator", module="course.eval", checkpoint="evaluator.safetensors",
     steps=4000, batch_size=128, pool=80_000, lr=2e-3, weight_decay=1e-4, warmup=100, decay="cosine", ema_decay=0.998, checkpoint_every=500,
 )
-RECIPES: dict[str, Recipe] = {r.model: r for r in (AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE, EVALUATOR_RECIPE)}
+SCENE_READER_RECIPE = SceneReaderRecipe(
+    model="scene_reader", module="course.scene_reader", checkpoint="scene_reader.safetensors",
+    steps=3000, batch_size=128, pool=60_000, lr=2e-3, weight_decay=1e-4, warmup=100, decay="cosine", ema_decay=0.998, checkpoint_every=500,
+)
+RECIPES: dict[str, Recipe] = {r.model: r for r in (AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE, EVALUATOR_RECIPE, SCENE_READER_RECIPE)}

@@ -124,6 +124,7 @@ class Attention(nn.Module):
 
     ``record = True`` keeps the attention weights (B, heads, Lq, Lk) in ``.weights`` (the written-out form,
     lesson 04's maps); otherwise ``scaled_dot_product_attention`` computes the same without storing them.
+    ``keep_graph = True`` keeps them attached to the autograd graph, for a loss on the maps (Attend-and-Excite).
     """
 
     def __init__(self, dim: int, heads: int, context_dim: int | None = None):
@@ -135,6 +136,7 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim, dim, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(dim, dim)])
         self.record = False
+        self.keep_graph = False
         self.weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -142,7 +144,7 @@ class Attention(nn.Module):
         q, k, v = (split_heads(proj(y), self.heads) for proj, y in ((self.to_q, x), (self.to_k, context), (self.to_v, context)))  # (B, heads, L, d)
         if self.record:
             weights = attention_weights(q, k, mask)  # (B, heads, Lq, Lk)
-            self.weights = weights.detach()
+            self.weights = weights if self.keep_graph else weights.detach()
             out = weights @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, Lq, d)

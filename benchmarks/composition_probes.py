@@ -1,0 +1,73 @@
+"""Issue 20's training experiments: what each change of the base model's training buys on the GenEval-style benchmark.
+
+    python benchmarks/composition_probes.py --variant control --steps 2000
+    python benchmarks/composition_probes.py --variant mix40 --steps 2000
+
+Each variant is the shipped U-Net recipe (``course.recipes.LDM_RECIPE``, scaled to ``--steps``: warm-up and
+decay in proportion) with one change, trained on the shipped autoencoder and CLIP into ``runs/probes/<variant>``
+(resumable), then judged by ``course.geneval`` on its prompts (held-out pairs; ``--n`` per set and language;
+the shipped w and 50 DDIM steps). Short runs compare variants with each other, not with the shipped
+6,000-step model: ``control`` is the baseline at the same length. One JSON line per run goes to
+``benchmarks/results/composition_probes.jsonl``: what it measured, with its training minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from course import geneval, ldm
+from course import train as training
+from course.evaluation import generate
+from course.recipes import LDM_RECIPE
+from course.schedules import alphas_cumprod
+
+VARIANTS: dict[str, dict] = {
+    "control": {},  # the shipped mix: single 0.7, count 0.15, pair 0.15
+    "mix40": {"kind_weights": {"single": 0.4, "count": 0.3, "pair": 0.3}},
+    "mix25": {"kind_weights": {"single": 0.25, "count": 0.35, "pair": 0.4}},
+}
+RESULTS = Path(__file__).parent / "results" / "composition_probes.jsonl"
+
+
+def train_variant(name: str, steps: int, run_dir: Path) -> tuple[torch.nn.Module, float]:
+    """Train one variant (resuming ``run_dir``); return its EMA U-Net and the training minutes."""
+    change = VARIANTS[name]
+    recipe = LDM_RECIPE.scaled(steps)
+    scenes, images = ldm.pool(recipe.pool, recipe.seed, change.get("kind_weights"))
+    latents = ldm.encode_latents(images)
+    del images
+    model = training.build(ldm.make_model, recipe.seed)
+    get_batch = ldm.batch_getter(scenes, latents, recipe.batch_size, recipe.seed, p_uncond=recipe.p_uncond)
+    result = training.train(model, ldm.loss_fn(alphas_cumprod(ldm.betas()), recipe.snr_gamma), get_batch, recipe.train_config(),
+                            run_dir=run_dir, desc=f"probe {name}", recipe={**recipe.training_dict(), "variant": name, **{k: str(v) for k, v in change.items()}})
+    return result.ema.eval(), result.history.wall_time / 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--n", type=int, default=64, help="benchmark prompts per (set, language)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    unet, minutes = train_variant(args.variant, args.steps, Path("runs") / "probes" / f"{args.variant}_{args.steps}")
+    result = geneval.run(lambda prompts, seed: generate(prompts, unet, seed=seed), n=args.n)
+    print(geneval.format_table(result))
+    line = {"variant": args.variant, "change": {k: v for k, v in VARIANTS[args.variant].items()}, "steps": args.steps,
+            "training_minutes": round(minutes, 1), "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+            "wall_minutes": round((time.perf_counter() - start) / 60, 1), **result}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as f:
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    print(f"appended to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
