@@ -251,6 +251,42 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(results: dict[str, dict], columns: Sequence[tuple[str, str]]) -> str:
+    """A Markdown table of several results: one row per category, one column per (result name, language)."""
+    lines = ["| category | " + " | ".join(f"{name} ({lang})" for name, lang in columns) + " |", "|---|" + "---|" * len(columns)]
+    for category in CATEGORIES:
+        cells = []
+        for name, lang in columns:
+            row = results[name]["categories"].get(category, {}).get(lang)
+            cells.append(f"{100 * row['rate']:.1f} % [{100 * row['ci95'][0]:.0f}–{100 * row['ci95'][1]:.0f}]" if row else "–")
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+README_MARKERS = ("<!-- geneval:start -->", "<!-- geneval:end -->")
+
+
+def readme_table(results: dict[str, dict]) -> str:
+    """The README's table: the ceiling, the shipped model per language, and each other recorded entry (both languages)."""
+    columns = [("renders", "both"), ("shipped", "en"), ("shipped", "fr"), ("shipped", "both")]
+    columns += [(name, "both") for name in results if name not in ("renders", "shipped")]
+    return format_comparison(results, [c for c in columns if c[0] in results])
+
+
+def write_readme(readme: Path, results: dict[str, dict]) -> bool:
+    """Put :func:`readme_table` between the README's geneval markers; True if the file changed."""
+    text = readme.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} … {end} block to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{readme_table(results)}\n{end}{tail}"
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
 def record(name: str, result: dict, command: str) -> Path:
     """Add (or replace) entry ``name`` of data/geneval.json: the result, the command that measured it, the machine."""
     from course.checkpoints import hardware
@@ -273,9 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attend-excite", action="store_true", help="generate with Attend-and-Excite (course.attend_excite)")
     parser.add_argument("--step-size", type=float, default=20.0, help="Attend-and-Excite's step size α (default 20, the paper's)")
     parser.add_argument("--seed", type=int, default=GENEVAL_SEED, help=f"prompt seed (default {GENEVAL_SEED}, the benchmark's; another one to tune on)")
+    parser.add_argument("--readme", action="store_true", help="only rewrite the README's table from data/geneval.json")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument("--record", metavar="NAME", help=f"also record the result as entry NAME of data/{TABLE_FILE} (with its command and machine)")
     args = parser.parse_args(argv)
+    if args.readme:
+        from course.paths import data_dir, repo_root
+
+        changed = write_readme(repo_root() / "README.md", json.loads((data_dir() / TABLE_FILE).read_text()))
+        print("README.md table " + ("rewritten" if changed else "already up to date"))
+        return 0
     generate = None
     if args.attend_excite:
         from course import attend_excite
@@ -291,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         command = "python -m course.geneval " + " ".join(argv if argv is not None else sys.argv[1:])
         path = record(args.record, result, command)
-        print(f"recorded as {args.record!r} in {path}")
+        print(f"recorded as {args.record!r} in {path}; update the README's table with: python -m course.geneval --readme")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {args.out}")

@@ -90,8 +90,8 @@ class TextStateCache:
     ``cache(prompts)`` returns what ``text_states(prompts)`` returns: every prompt at the tokenizer's full length.
     """
 
-    def __init__(self, clip=None):
-        self.clip = clip
+    def __init__(self, clip=None, mask_padding: bool = False):
+        self.clip, self.mask_padding = clip, mask_padding
         self.states: dict[str, torch.Tensor] = {}
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,16 +101,22 @@ class TextStateCache:
             for p, h in zip(missing, hidden.cpu()):
                 self.states[p] = h.clone()
         context = torch.stack([self.states[p] for p in prompts])  # (B, L, D)
+        if self.mask_padding:  # an experiment (benchmarks/composition_probes.py): cross-attention sees <bos>, words, <eos> only
+            from course.tokenizer import encode
+
+            return context, encode(prompts, allow_empty=True)[1].bool()
         return context, torch.ones(context.shape[:2], dtype=torch.bool)
 
 
-def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0, clip=None, p_uncond: float | None = None):
+def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0, clip=None, p_uncond: float | None = None,
+                 mask_padding: bool = False):
     """``get_batch(step)``: latents (B, 4, 8, 8), text states and mask of captions ("" for the dropped ones).
 
     ``clip``: the text encoder to use (default: the shipped one, on the CPU); its states are cached per caption.
-    ``p_uncond``: the share of captions dropped (default: the recipe's).
+    ``p_uncond``: the share of captions dropped (default: the recipe's). ``mask_padding``: the mask hides the padding
+    (an experiment; the shipped model, as Stable Diffusion, sees every position).
     """
-    states = TextStateCache(clip)
+    states = TextStateCache(clip, mask_padding)
     p_uncond = P_UNCOND if p_uncond is None else p_uncond
 
     def get_batch(step: int):

@@ -127,3 +127,13 @@ def test_the_recorded_table_holds_the_ceiling_and_the_shipped_model():
     assert all(row["both"]["rate"] >= geneval.CEILING_TARGET and row["both"]["n"] == 256 for row in table_["renders"]["categories"].values())
     shipped = table_["shipped"]["categories"]
     assert shipped["single"]["both"]["n"] == 256 and 0 <= shipped["relation"]["both"]["rate"] <= 1
+
+
+def test_the_readme_table_is_the_recorded_one():
+    import json
+
+    from course.paths import repo_root
+
+    text = (repo_root() / "README.md").read_text()
+    table_ = geneval.readme_table(json.loads((data_dir() / geneval.TABLE_FILE).read_text()))
+    assert f"{geneval.README_MARKERS[0]}\n{table_}\n{geneval.README_MARKERS[1]}" in text, "README's table is stale: python -m course.geneval --readme"
