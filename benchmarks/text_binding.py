@@ -42,22 +42,29 @@ def relative(x: torch.Tensor, y: torch.Tensor, where: torch.Tensor) -> float:
     return float(((x - y).square().sum(-1) * where).sum() / (x.square().sum(-1) * where).sum())
 
 
-def main() -> None:
-    torch.set_num_threads(1)
+def measure(clip=None) -> list[dict]:
+    """Swap and other-prompt distances, at the words and at the padding, for ``clip`` (default: the shipped one)."""
     rows = []
     for kind in ("binding", "pair"):
         tasks = [t for t in geneval.tasks(64, seed=780, sets=(kind,)) if t.scene.objects[0].colour != t.scene.objects[1].colour]
         prompts, swaps = [t.prompt for t in tasks], [swapped_prompt(t) for t in tasks]
         assert all(p != s for p, s in zip(prompts, swaps))
-        states, _ = text_states(prompts)
-        swapped, _ = text_states(swaps)
+        states, _ = text_states(prompts, clip)
+        swapped, _ = text_states(swaps, clip)
         other = states.roll(1, 0)
         mask = encode(prompts)[1].float()
         words, padding = mask, 1 - mask
         rows.append({"set": kind, "prompts": len(prompts), "example": [prompts[0], swaps[0]],
                      "swap": {"words": round(relative(states, swapped, words), 4), "padding": round(relative(states, swapped, padding), 4)},
                      "other_prompt": {"words": round(relative(states, other, words), 4), "padding": round(relative(states, other, padding), 4)}})
-        print(rows[-1])
+    return rows
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    rows = measure()
+    for row in rows:
+        print(row)
     OUT.write_text(json.dumps({"model": "data/clip.safetensors", "rows": rows}, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {OUT}")
 
