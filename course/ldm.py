@@ -90,14 +90,14 @@ class TextStateCache:
     ``cache(prompts)`` returns what ``text_states(prompts)`` returns: every prompt at the tokenizer's full length.
     """
 
-    def __init__(self, clip=None, mask_padding: bool = False):
-        self.clip, self.mask_padding = clip, mask_padding
+    def __init__(self, clip=None, mask_padding: bool = False, eos_padding: bool = False):
+        self.clip, self.mask_padding, self.eos_padding = clip, mask_padding, eos_padding
         self.states: dict[str, torch.Tensor] = {}
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = list(dict.fromkeys(p for p in prompts if p not in self.states))
         if missing:
-            hidden, _ = text_states(missing, self.clip)
+            hidden, _ = text_states(missing, self.clip, self.eos_padding)
             for p, h in zip(missing, hidden.cpu()):
                 self.states[p] = h.clone()
         context = torch.stack([self.states[p] for p in prompts])  # (B, L, D)
@@ -109,14 +109,15 @@ class TextStateCache:
 
 
 def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0, clip=None, p_uncond: float | None = None,
-                 mask_padding: bool = False):
+                 mask_padding: bool = False, eos_padding: bool = False):
     """``get_batch(step)``: latents (B, 4, 8, 8), text states and mask of captions ("" for the dropped ones).
 
     ``clip``: the text encoder to use (default: the shipped one, on the CPU); its states are cached per caption.
     ``p_uncond``: the share of captions dropped (default: the recipe's). ``mask_padding``: the mask hides the padding
-    (an experiment; the shipped model, as Stable Diffusion, sees every position).
+    (an experiment; the shipped model, as Stable Diffusion, sees every position). ``eos_padding``: prompts padded
+    with <eos>, as Stable Diffusion v1's tokenizer does (an experiment).
     """
-    states = TextStateCache(clip, mask_padding)
+    states = TextStateCache(clip, mask_padding, eos_padding)
     p_uncond = P_UNCOND if p_uncond is None else p_uncond
 
     def get_batch(step: int):

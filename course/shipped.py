@@ -21,7 +21,7 @@ from course.autoencoder import AEConfig, Autoencoder
 from course.clip import CLIP, ClipConfig
 from course.paths import data_dir
 from course.schedules import get_betas
-from course.tokenizer import encode, vocab_size
+from course.tokenizer import EOS_ID, PAD_ID, encode, vocab_size
 from course.unet import UNet, UNetConfig, config_dict
 
 IMAGE_SIZE = 64  # the renders the autoencoder, CLIP and the latent U-Net are trained on (64×64×3)
@@ -132,20 +132,23 @@ def load_unet(path: str | None = None) -> UNet:
     return model.eval()
 
 
-def text_states(prompts: list[str], clip: CLIP | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def text_states(prompts: list[str], clip: CLIP | None = None, eos_padding: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Frozen CLIP token states (B, L, 128), L = the tokenizer's full length, for prompts ("" is the unconditional ∅)."""
-    return encoder_states((clip or load_clip()).text, prompts)
+    return encoder_states((clip or load_clip()).text, prompts, eos_padding)
 
 
 @torch.no_grad()
-def encoder_states(text: torch.nn.Module, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def encoder_states(text: torch.nn.Module, prompts: list[str], eos_padding: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Token states as StableDiffusionPipeline computes them, for any text encoder of the course's tokenizer.
 
     As in Stable Diffusion, every prompt is padded to the same length and the U-Net sees every position, padding
     included (the padding's states carry the prompt too: CLIP's causal attention lets them read it); the mask
-    returned is all True, for callers that pass one along.
+    returned is all True, for callers that pass one along. ``eos_padding``: pad with <eos> instead of <pad>, as
+    Stable Diffusion v1's tokenizer does (an experiment of benchmarks/composition_probes.py).
     """
     ids, _ = encode(prompts, allow_empty=True)  # (B, L): <bos> words… <eos> <pad>…
+    if eos_padding:
+        ids = ids.masked_fill(ids == PAD_ID, EOS_ID)
     device = next(text.parameters()).device
     hidden, _, _ = text(ids.to(device))  # no attention mask, as transformers' CLIPTextModel in StableDiffusionPipeline
     return hidden, torch.ones(ids.shape, dtype=torch.bool, device=device)
