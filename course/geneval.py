@@ -150,6 +150,11 @@ def score(task: Task, seen: Sequence[Obj]) -> dict[str, bool]:
     return {"binding": both}
 
 
+def verdict(task: Task, seen: Sequence[Obj]) -> bool:
+    """Whether the image got everything its prompt asked right (every category of its set)."""
+    return all(score(task, seen).values())
+
+
 def swapped(task: Task, seen: Sequence[Obj]) -> bool:
     """A binding failure of the classic kind: both shapes drawn, each in the other's colour."""
     a, b = task.scene.objects
@@ -285,6 +290,16 @@ def write_readme(readme: Path, results: dict[str, dict]) -> bool:
     if new != text:
         readme.write_text(new)
     return new != text
+
+
+def recorded() -> dict[str, dict]:
+    """The benchmark results recorded in data/geneval.json (name → result, with the command and the machine)."""
+    from course.paths import data_dir
+
+    path = data_dir() / TABLE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run python -m course.geneval --record shipped")
+    return json.loads(path.read_text())
 
 
 def record(name: str, result: dict, command: str) -> Path:

@@ -127,6 +127,16 @@ LESSONS: tuple[Lesson, ...] = (
         },
         "Classifier-Free Guidance ; Intégration ; Exemple de Génération",
     ),
+    Lesson(
+        10,
+        "composition",
+        {"fr": "Ce que la diffusion rate", "en": "What diffusion gets wrong"},
+        {
+            "fr": "un juge de scènes et un banc d'essai à la GenEval, intervalles de Wilson ; deux objets, nombres, liaisons, paraphrases ; cartes d'attention, le test du sac de mots ; Attend-and-Excite ; corrections mesurées",
+            "en": "a scene judge and a GenEval-style benchmark, Wilson intervals; two objects, counts, bindings, paraphrases; attention maps, the bag-of-words test; Attend-and-Excite; fixes measured",
+        },
+        "Défis Spécifiques : Génération de Mains ; Contrôle par le Prompt ; Variations Stylistiques et Sémantiques",
+    ),
 )
 
 

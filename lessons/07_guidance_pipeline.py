@@ -353,6 +353,7 @@ from course import stable_diffusion
 slide_prompts = [
     "Un chat blanc tigré en gros plan sur un bureau", "A white tabby cat close-up on a desk",
     "Corgi sur un rocher", "Corgi on a rock",
+    "Corgi sur un rocher, à la Van Gogh", "Corgi on a rock, in the style of Van Gogh",  # the slide « Variations Stylistiques »
     "The face of a lion, photography",
 ]
 reason = stable_diffusion.unavailable()  # a CUDA GPU first, then huggingface.co within 3 s (or the weights already cached)
@@ -364,19 +365,23 @@ else:
     real = torch.cat([stable_diffusion.generate(sd, p, sampler="dpmpp", steps=25, guidance=7.5, seed=0) for p in slide_prompts])
     print(f"{len(slide_prompts)} images of 512×512 in {time.perf_counter() - start:.0f} s on {torch.cuda.get_device_name()}, "
           f"peak GPU memory {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
-    show_grid(real, slide_prompts, ncols=5, size=3.0, wrap=26)
+    show_grid(real, slide_prompts, ncols=4, size=3.0, wrap=26)
 
 # %% [markdown] lang="fr"
-# Si la cellule a trouvé un GPU et le réseau, elle a affiché les cinq images, le temps qu'elles ont pris et
+# Si la cellule a trouvé un GPU et le réseau, elle a affiché les sept images, le temps qu'elles ont pris et
 # la mémoire GPU la plus haute réellement occupée, à comparer aux 2,5 Go calculés. Regardez chaque prompt
-# français à côté de sa traduction : même bruit de départ, donc toute différence vient du texte. Sinon, la
+# français à côté de sa traduction : même bruit de départ, donc toute différence vient du texte. Le corgi
+# « à la Van Gogh » est l'exemple de la diapositive *Variations Stylistiques et Sémantiques* : un style,
+# appris de milliards d'images légendées, que notre petit monde de formes ne peut pas apprendre (leçon 10). Sinon, la
 # ligne affichée dit ce qui manquait ; rien n'a été téléchargé ni calculé, et le reste de la leçon n'en
 # dépend pas.
 
 # %% [markdown] lang="en"
-# If the cell found a GPU and the network, it showed the five images, the time they took and the highest GPU
+# If the cell found a GPU and the network, it showed the seven images, the time they took and the highest GPU
 # memory actually used, to set against the 2.5 GB computed. Look at each French prompt next to its
-# translation: same starting noise, so any difference comes from the text. Otherwise, the line it printed
+# translation: same starting noise, so any difference comes from the text. The corgi "in the style of Van
+# Gogh" is the example of the slide *Variations Stylistiques et Sémantiques*: a style, learned from billions
+# of captioned images, that our small world of shapes cannot learn (lesson 10). Otherwise, the line it printed
 # says what was missing; nothing was downloaded or computed, and the rest of the lesson does not depend on it.
 
 # %% [markdown] lang="fr"

@@ -1,4 +1,4 @@
-"""Every exercise checker of lessons 00–07, on what learners actually write.
+"""Every exercise checker of lessons 00–10, on what learners actually write.
 
 For each checker: (a) an unfinished exercise (the stub ``raise NotImplementedError``, or a body that
 returns nothing) gets the "not implemented yet" feedback, never a crash; (b) typical mistakes, written
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from course.checks.clip import check_contrastive_loss, check_similarity
+from course.checks.composition import check_excite_loss, check_relative_distance, check_wilson
 from course.checks.core import CheckResult, call, diagnose, failed, passed, report, run
 from course.checks.ddpm import check_epsilon_loss, check_p_sample_step
 from course.checks.forward import check_cosine_alphas_cumprod, check_q_sample
@@ -46,7 +47,7 @@ def wrong(result, *keywords):
 ALL_CHECKERS = [
     check_to_signed, check_q_sample, check_cosine_alphas_cumprod, check_epsilon_loss, check_p_sample_step,
     check_similarity, check_contrastive_loss, check_resblock, check_cross_attention, check_kl_divergence,
-    check_ddim_step, check_euler_step, check_guidance,
+    check_ddim_step, check_euler_step, check_guidance, check_wilson, check_relative_distance, check_excite_loss,
 ]
 
 
@@ -368,6 +369,46 @@ def test_guidance():
     assert wrong(check_guidance(lambda c, u, w: w * c), "(1 − w)·ε(∅) term is missing")
     assert wrong(check_guidance(lambda c, u, w: w * c - (1 - w) * u), "sign of the (1 − w)·ε(∅) term is flipped")
     assert wrong(check_guidance(lambda c, u, w: 7.5 * c + (1 - 7.5) * u), "(w = 3.0)")  # w hard-coded
+
+
+# ----------------------------------------------------------------------------- lesson 10
+
+
+def my_wilson(k, n, z=1.96):  # the lesson's solution
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def test_wilson():
+    assert ok(check_wilson(my_wilson))
+    normal = lambda k, n: (k / n - 1.96 * math.sqrt(k / n * (1 - k / n) / n), k / n + 1.96 * math.sqrt(k / n * (1 - k / n) / n))  # noqa: E731
+    assert wrong(check_wilson(normal), "normal approximation")
+    assert wrong(check_wilson(lambda k, n: (max(0, normal(k, n)[0]), min(1, normal(k, n)[1]))), "normal approximation")
+    assert wrong(check_wilson(lambda k, n: my_wilson(k, n)[::-1]), "swapped")
+    assert wrong(check_wilson(lambda k, n: k / n), "expected two numbers")
+    assert wrong(check_wilson(lambda k, n: my_wilson(k, n, z=1.0)), "k = 7, n = 20")
+
+
+def test_relative_distance():
+    def mine(s, s2, where):  # the lesson's solution
+        where = where.to(s.dtype)
+        return ((s - s2).square().sum(-1) * where).sum() / (s.square().sum(-1) * where).sum()
+
+    assert ok(check_relative_distance(mine))
+    assert wrong(check_relative_distance(lambda s, s2, w: ((s - s2) ** 2).sum() / (s**2).sum()), "`where` is 0 were counted")
+    assert wrong(check_relative_distance(lambda s, s2, w: (((s - s2) ** 2).sum(-1) * w).sum() / (s**2).sum()), "denominator")
+    assert wrong(check_relative_distance(lambda s, s2, w: (((s - s2) ** 2).sum(-1) * w)), "one number")
+    assert wrong(check_relative_distance(lambda s, s2, w: ((s - s2).norm(dim=-1) * w).sum() / (s.norm(dim=-1) * w).sum()), "squared norms")
+
+
+def test_excite_loss():
+    assert ok(check_excite_loss(lambda st, counts: torch.stack([(1 - st[b, :n]).amax() for b, n in enumerate(counts)])))
+    assert wrong(check_excite_loss(lambda st, counts: torch.stack([(1 - st[b, :n]).mean() for b, n in enumerate(counts)])), "mean")
+    assert wrong(check_excite_loss(lambda st, counts: torch.stack([(1 - st[b, :n]).amin() for b, n in enumerate(counts)])), "weakest")
+    assert wrong(check_excite_loss(lambda st, counts: (1 - st).amax(1)), "unused columns")
+    assert wrong(check_excite_loss(lambda st, counts: (1 - st).amax()), "wrong shape")
 
 
 # ----------------------------------------------------------------------------- core

@@ -137,3 +137,28 @@ def test_the_readme_table_is_the_recorded_one():
     text = (repo_root() / "README.md").read_text()
     table_ = geneval.readme_table(json.loads((data_dir() / geneval.TABLE_FILE).read_text()))
     assert f"{geneval.README_MARKERS[0]}\n{table_}\n{geneval.README_MARKERS[1]}" in text, "README's table is stale: python -m course.geneval --readme"
+
+
+def test_lesson_10_quotes_the_recorded_benchmark():
+    """Lesson 10's prose quotes data/geneval.json: retrain or re-record, and this names the numbers to update."""
+    from course.paths import repo_root
+
+    table = geneval.recorded()
+    shipped, excited = table["shipped"]["categories"], table["shipped+attend_excite"]["categories"]
+    text = (repo_root() / "lessons" / "10_composition.py").read_text()
+    quoted = {  # category → (rounded % as the prose writes it, the recorded rate)
+        "single": ("92 %", shipped["single"]["both"]["rate"]),
+        "counting": ("60 %", shipped["counting"]["both"]["rate"]),
+        "two_objects": ("21 %", shipped["two_objects"]["both"]["rate"]),
+        "relation": ("12 %", shipped["relation"]["both"]["rate"]),
+        "paraphrase": ("48 %", shipped["paraphrase"]["both"]["rate"]),
+        "paraphrase en": ("39 %", shipped["paraphrase"]["en"]["rate"]),
+        "paraphrase fr": ("57 %", shipped["paraphrase"]["fr"]["rate"]),
+        "swapped": ("24 %", table["shipped"]["binding_swapped"]["both"]),
+        "A&E single": ("78.9", excited["single"]["both"]["rate"]),
+        "A&E two objects": ("20.7", excited["two_objects"]["both"]["rate"]),
+    }
+    for name, (words, rate) in quoted.items():
+        number = float(words.rstrip(" %"))
+        assert abs(100 * rate - number) < (0.06 if "." in words else 0.5), f"{name}: the lesson says {words}, data/geneval.json {100 * rate:.1f} %"
+        assert words in text, f"{name}: {words!r} is no longer in lessons/10_composition.py"
