@@ -61,7 +61,7 @@ from course.evaluation import generate
 from course.plotting import figure, show_grid
 from course.scene_reader import read
 from course.shipped import IMAGE_SIZE, load_unet
-from course.text_binding import swap_tasks, swapped_prompt
+from course.text_binding import relative_distance, swap_tasks, swapped_prompt
 from course.tokenizer import unknown_words
 
 P = current_profile()
@@ -427,12 +427,14 @@ def my_relative_distance(s, s_other, where):
 check_relative_distance(my_relative_distance)
 
 # %% [markdown] lang="fr"
-# Appliquons-le aux états de notre CLIP, sur des prompts à deux objets de couleurs différentes et leur
+# Appliquons-la (dans la version de `course.text_binding`, pour que la suite tourne même si l'exercice n'est
+# pas fini) aux états de notre CLIP, sur des prompts à deux objets de couleurs différentes et leur
 # échange de couleurs (`swap`), et, pour l'échelle, un autre prompt de la même famille (`other`) : d'abord
 # aux positions des mots, puis au remplissage.
 
 # %% [markdown] lang="en"
-# Let us apply it to our CLIP's states, on two-object prompts of different colours and their colour swap
+# Let us apply it (`course.text_binding`'s version, so that what follows runs even if the exercise is not
+# finished) to our CLIP's states, on two-object prompts of different colours and their colour swap
 # (`swap`), and, for scale, another prompt of the same family (`other`): first at the words' positions, then
 # at the padding.
 
@@ -449,7 +451,7 @@ for kind in ("binding", "pair"):
     where_words = encode(prompts)[1]
     print(f"{kind:8s} {prompts[0]!r} ↔ {swapped_prompt(tasks[0])!r}")
     for label, where in (("words", where_words), ("<pad>", 1 - where_words)):
-        print(f"   {label:6s} swap {my_relative_distance(s, s_swap, where):6.1%}   other {my_relative_distance(s, s.roll(1, 0), where):6.1%}")
+        print(f"   {label:6s} swap {relative_distance(s, s_swap, where):6.1%}   other {relative_distance(s, s.roll(1, 0), where):6.1%}")
 
 # %% [markdown] lang="fr"
 # Aux mots, l'échange déplace les états de plus de 50 % : c'est attendu, les deux mots de couleur ont
