@@ -4,14 +4,17 @@ Source: ``lessons/NN_slug.py``, a jupytext percent-format notebook that a lectur
 JupyterLab ("Open With → Notebook"). Conventions (see ``lessons/README.md``):
 
 - a markdown cell whose header says ``lang="fr"`` (or ``"en"``) goes to that language only;
-  a cell without ``lang`` goes to both. Code cells are shared by both languages.
+  a cell without ``lang`` goes to both. Code cells are shared by both languages; what they print or
+  label follows the edition's language through ``course.language.tr(en=…, fr=…)``.
 - inside a code cell, ``# BEGIN SOLUTION`` … ``# END SOLUTION`` delimits what the learner writes.
   ``# HINT: …`` lines in the region are kept in the exercise edition; ``# STUB: …`` lines give
   the exercise's placeholder code (default: ``raise NotImplementedError``).
 
 Editions: ``notebooks/{fr,en}`` (exercises: regions replaced by hints and a stub, no outputs,
 no ``NBVAL_CHECK_OUTPUT`` markers) and ``solutions/{fr,en}`` (complete, executed outputs).
-Both start with an "Open in Colab" badge and a setup cell that installs the course in Colab.
+Both start with an "Open in Colab" badge and a setup cell that sets the edition's language
+(``COURSE_LANG``) and installs the course in Colab. Each language's solution edition is executed on its
+own kernel, so its outputs (checker messages, results, figure labels) are in its language.
 
 Usage::
 
@@ -271,11 +274,14 @@ def header_cells(lesson: Lesson, lang: str, edition: str) -> list[nbformat.Noteb
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n\n<small>{note}</small>"
     )
     setup = nbformat.v4.new_code_cell(
-        "# Setup: in Colab, fetch and install the course (about a minute); elsewhere, nothing happens.\n"
+        f"# Setup: this edition's language ({lang}: messages and labels); in Colab, fetch and install the course\n"
+        "# (about a minute); elsewhere, nothing else happens.\n"
+        "import os\n"
         "import sys\n"
         "\n"
+        f'os.environ["COURSE_LANG"] = "{lang}"\n'
         'if "google.colab" in sys.modules:\n'
-        "    import os, subprocess\n"
+        "    import subprocess\n"
         "\n"
         f'    REPO, DEST = "{url}", "/content/course"\n'
         "    if not os.path.isdir(DEST):\n"
@@ -532,25 +538,21 @@ def build(force: bool = False, profile: str = "cpu", only: list[int] | None = No
             path = lesson.notebook("notebooks", lang)
             path.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(editions[("notebooks", lang)], path)
-        solutions = {lang: editions[("solutions", lang)] for lang in LANGUAGES}
-        first = solutions[LANGUAGES[0]]
-        old_path = lesson.notebook("solutions", LANGUAGES[0])
-        carried = not force and old_path.exists() and _carry_outputs(first, nbformat.read(old_path, as_version=4))
-        old_path.parent.mkdir(parents=True, exist_ok=True)
-        if carried:
-            print(f"{lesson.stem}: code and dependencies unchanged, outputs kept")
-        else:
-            print(f"{lesson.stem}: executing in the {profile} profile …", flush=True)
-            record = execution_record(first, profile)  # what the kernel is about to import and read
-            seconds = execute(first, old_path.parent, profile)
-            first.metadata["course"]["executed"] = record
-            save_timing(lesson, profile, seconds)
-            print(f"{lesson.stem}: {seconds:.1f} s")
-        for lang in LANGUAGES[1:]:  # code cells are identical: the outputs are too
-            _carry_outputs(solutions[lang], first)
-        for lang, nb in solutions.items():
+        for lang in LANGUAGES:  # each language runs its own kernel: its messages, results and labels are in that language
+            nb = editions[("solutions", lang)]
             path = lesson.notebook("solutions", lang)
+            carried = not force and path.exists() and _carry_outputs(nb, nbformat.read(path, as_version=4))
             path.parent.mkdir(parents=True, exist_ok=True)
+            if carried:
+                print(f"{lesson.stem} [{lang}]: code and dependencies unchanged, outputs kept")
+            else:
+                print(f"{lesson.stem} [{lang}]: executing in the {profile} profile …", flush=True)
+                record = execution_record(nb, profile)  # what the kernel is about to import and read
+                seconds = execute(nb, path.parent, profile)
+                nb.metadata["course"]["executed"] = record
+                if lang == LANGUAGES[0]:
+                    save_timing(lesson, profile, seconds)
+                print(f"{lesson.stem} [{lang}]: {seconds:.1f} s")
             nbformat.write(nb, path)
     readme = repo_root() / "README.md"
     readme.write_text(render_readme(readme.read_text()))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import platform
+import re
 import sys
 from dataclasses import dataclass
 
+from course.language import tr
 from course.profiles import current_profile, profile_reason
 
 # import name → distribution name, for everything the notebooks import
@@ -37,33 +39,52 @@ def _version(module: str, dist: str) -> Check:
     try:
         importlib.import_module(module)
     except Exception as err:  # a broken install (e.g. torchvision beside a mismatched torch) must not crash the report
-        return Check(dist, False, f"cannot import {module}: {type(err).__name__}: {err}".splitlines()[0])
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        return Check(dist, False, tr(en=f"cannot import {module}: {reason}", fr=f"impossible d'importer {module} : {reason}"))
     try:
         version = importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
-        version = "installed"
+        version = tr(en="installed", fr="installé")
     return Check(dist, True, version)
+
+
+def threads_label(n: int) -> str:
+    """How many CPU threads torch computes with: "4 threads" in English, « 4 fils d'exécution » in French."""
+    return tr(en=f"{n} threads", fr=f"{n} fil{'s' if n > 1 else ''} d'exécution")
+
+
+def hardware_label(hardware: str) -> str:
+    """A checkpoint manifest's ``hardware`` line (:func:`course.checkpoints.hardware`, always English) as a learner
+    reads it: "AMD EPYC (2 threads), no GPU" in English, « AMD EPYC (2 fils d'exécution), sans GPU » in French."""
+    match = re.fullmatch(r"(.*) \((\d+) threads\)(, no GPU|, GPU .*)", hardware)
+    if match is None:
+        return hardware
+    cpu, threads, gpu = match.groups()
+    gpu = tr(en=", no GPU", fr=", sans GPU") if gpu == ", no GPU" else gpu
+    return f"{cpu} ({threads_label(int(threads))}){gpu}"
 
 
 def environment_checks() -> list[Check]:
     """One :class:`Check` per required package, then the device and the profile."""
     checks = [Check("python", sys.version_info >= (3, 10), platform.python_version())]
     checks += [_version(module, dist) for module, dist in REQUIRED.items()]
+    device_name = tr(en="device", fr="matériel")
     try:
         import torch
 
         if torch.cuda.is_available():
             device = f"cuda ({torch.cuda.get_device_name(0)})"
         else:
-            device = f"cpu ({torch.get_num_threads()} threads)"
-        checks.append(Check("device", True, device))
+            device = f"cpu ({threads_label(torch.get_num_threads())})"
+        checks.append(Check(device_name, True, device))
     except Exception:
-        checks.append(Check("device", False, "torch is missing"))
+        checks.append(Check(device_name, False, tr(en="torch is missing", fr="torch n'est pas installé")))
+    profile_name = tr(en="profile", fr="profil")
     try:
         profile = current_profile()
-        checks.append(Check("profile", True, f"{profile.name} — {profile.description} [{profile_reason()}]"))
+        checks.append(Check(profile_name, True, f"{profile.name} — {profile.describe()} [{profile_reason()}]"))
     except ValueError as err:
-        checks.append(Check("profile", False, str(err)))
+        checks.append(Check(profile_name, False, str(err)))
     return checks
 
 

@@ -27,12 +27,21 @@ from torch import nn
 
 from course import checkpoints
 from course.data import LABELS, ShapesDataset, render_tensors, scene_labels
+from course.language import tr
 from course.paths import data_dir
 from course.scenes import Scene
 
 INPUT_SIZE = 64
 CHECKPOINT = "evaluator.safetensors"
 LABEL_NAMES = tuple(LABELS)
+# an attribute as a French edition shows it (figure labels, printed results); the English edition shows the names themselves
+ATTRIBUTE_NAMES_FR = {"kind": "type de scène", "background": "fond", "count": "nombre", "shape": "forme", "colour": "couleur", "size": "taille",
+                      "position": "position", "shape2": "forme 2", "colour2": "couleur 2", "axis": "axe"}
+
+
+def attribute_name(name: str) -> str:
+    """An attribute (a key of ``LABELS``) as a learner reads it: "shape" in English, « forme » in French."""
+    return tr(en=name, fr=ATTRIBUTE_NAMES_FR.get(name, name))
 
 
 class AttributeClassifier(nn.Module):

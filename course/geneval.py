@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from course import language
 from course.captions import EN_POSITIONS, FR_POSITIONS, LANGS, caption, noun_phrase
 from course.paraphrases import conjunction, paraphrase
 from course.scenes import Obj, Scene, sample_scene
@@ -47,6 +48,27 @@ SET_OF = {"single": "single", "colours": "single", "position": "single", "counti
           "binding": "binding", "paraphrase": "paraphrase"}
 CEILING_TARGET = 0.98
 TABLE_FILE = "geneval.json"  # in data/: the benchmark's recorded results (renders, the shipped model, with fixes)
+# what a learner reads in a French edition; in English, the identifiers themselves
+CATEGORY_NAMES_FR = {"single": "un objet", "colours": "couleur", "position": "position", "counting": "comptage",
+                     "two_objects": "deux objets", "relation": "relation", "binding": "liaison des couleurs", "paraphrase": "paraphrase"}
+SET_NAMES_FR = {"single": "un objet", "paraphrase": "paraphrase", "counting": "comptage", "pair": "relation", "binding": "liaison des couleurs"}
+LANGUAGE_NAMES_FR = {"en": "anglais", "fr": "français", "both": "les deux"}
+RESULT_NAMES_FR = {"renders": "rendus réels", "shipped": "modèle livré", "shipped+attend_excite": "modèle livré + Attend-and-Excite"}
+
+
+def _in(lang: str | None) -> str:
+    """``lang``, or the edition's language (:func:`course.language.current`) when None."""
+    return lang or language.current()
+
+
+def category_name(category: str, lang: str | None = None) -> str:
+    """A category as a learner reads it: ``two_objects`` in English, « deux objets » in French."""
+    return CATEGORY_NAMES_FR.get(category, category) if _in(lang) == "fr" else category
+
+
+def set_name(prompt_set: str, lang: str | None = None) -> str:
+    """A prompt set as a learner reads it: ``binding`` in English, « liaison des couleurs » in French."""
+    return SET_NAMES_FR.get(prompt_set, prompt_set) if _in(lang) == "fr" else prompt_set
 
 
 @dataclass(frozen=True)
@@ -235,7 +257,7 @@ def run(
     task_list = tasks(n, seed, sets)
     prompts = [t.prompt for t in task_list]
     images, start = [], time.perf_counter()
-    for i in tqdm(range(0, len(prompts), batch), desc="benchmark", disable=not progress):
+    for i in tqdm(range(0, len(prompts), batch), desc=language.tr(en="benchmark", fr="banc d'essai"), disable=not progress):
         images.append(generate(prompts[i : i + batch], i))
     seconds = time.perf_counter() - start
     result = table(task_list, read(torch.cat(images), reader))
@@ -244,27 +266,37 @@ def run(
     return result
 
 
-def format_table(result: dict) -> str:
-    """The result as a Markdown table: one row per category, rate and 95 % interval per language."""
-    langs = [lang for lang in (*LANGS, "both") if any(lang in row for row in result["categories"].values())]
-    lines = ["| category | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
+def _cell(row: dict | None) -> str:
+    return f"{100 * row['rate']:.1f} % [{100 * row['ci95'][0]:.0f}–{100 * row['ci95'][1]:.0f}]" if row else "–"
+
+
+def format_table(result: dict, lang: str | None = None) -> str:
+    """The result as a Markdown table: one row per category, rate and 95 % interval per language.
+
+    Its words are in ``lang`` ("en" or "fr"; default: the edition's language, :func:`course.language.current`)."""
+    fr = _in(lang) == "fr"
+    langs = [l for l in (*LANGS, "both") if any(l in row for row in result["categories"].values())]
+    heads = [LANGUAGE_NAMES_FR[l] if fr else l for l in langs]
+    lines = [f"| {'catégorie' if fr else 'category'} | " + " | ".join(heads) + " |", "|---|" + "---|" * len(langs)]
     for category, row in result["categories"].items():
-        cells = [f"{100 * row[l]['rate']:.1f} % [{100 * row[l]['ci95'][0]:.0f}–{100 * row[l]['ci95'][1]:.0f}]" if l in row else "–" for l in langs]
-        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+        lines.append(f"| {category_name(category, lang)} | " + " | ".join(_cell(row.get(l)) for l in langs) + " |")
     if "paraphrase_gap_points" in result:
-        lines.append("| paraphrase gap (points) | " + " | ".join(str(result["paraphrase_gap_points"].get(l, "–")) for l in langs) + " |")
+        gap = "écart de paraphrase (points)" if fr else "paraphrase gap (points)"
+        lines.append(f"| {gap} | " + " | ".join(str(result["paraphrase_gap_points"].get(l, "–")) for l in langs) + " |")
     return "\n".join(lines)
 
 
-def format_comparison(results: dict[str, dict], columns: Sequence[tuple[str, str]]) -> str:
-    """A Markdown table of several results: one row per category, one column per (result name, language)."""
-    lines = ["| category | " + " | ".join(f"{name} ({lang})" for name, lang in columns) + " |", "|---|" + "---|" * len(columns)]
+def format_comparison(results: dict[str, dict], columns: Sequence[tuple[str, str]], lang: str | None = None) -> str:
+    """A Markdown table of several results: one row per category, one column per (result name, language).
+
+    Its words are in ``lang`` ("en" or "fr"; default: the edition's language); in French the recorded entries'
+    names (``shipped``…) are translated too."""
+    fr = _in(lang) == "fr"
+    heads = [f"{RESULT_NAMES_FR.get(name, name)} ({LANGUAGE_NAMES_FR[l]})" if fr else f"{name} ({l})" for name, l in columns]
+    lines = [f"| {'catégorie' if fr else 'category'} | " + " | ".join(heads) + " |", "|---|" + "---|" * len(columns)]
     for category in CATEGORIES:
-        cells = []
-        for name, lang in columns:
-            row = results[name]["categories"].get(category, {}).get(lang)
-            cells.append(f"{100 * row['rate']:.1f} % [{100 * row['ci95'][0]:.0f}–{100 * row['ci95'][1]:.0f}]" if row else "–")
-        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+        cells = [_cell(results[name]["categories"].get(category, {}).get(l)) for name, l in columns]
+        lines.append(f"| {category_name(category, lang)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -275,7 +307,7 @@ def readme_table(results: dict[str, dict]) -> str:
     """The README's table: the ceiling, the shipped model per language, and each other recorded entry (both languages)."""
     columns = [("renders", "both"), ("shipped", "en"), ("shipped", "fr"), ("shipped", "both")]
     columns += [(name, "both") for name in results if name not in ("renders", "shipped")]
-    return format_comparison(results, [c for c in columns if c[0] in results])
+    return format_comparison(results, [c for c in columns if c[0] in results], lang="en")  # the README is in English
 
 
 def write_readme(readme: Path, results: dict[str, dict]) -> bool:

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from course.guidance import guided
+from course.language import tr
 from course.samplers import SAMPLERS, sample
 from course.shipped import GUIDANCE, T, betas, latent_shape, load_autoencoder, load_clip, load_unet, text_states
 from course.tokenizer import unknown_words
@@ -54,9 +55,12 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
 def check_guidance(w: float, name: str = "guidance_scale") -> None:
     """A ``ValueError`` unless 0 ≤ w ≤ :data:`MAX_GUIDANCE` (NaN and ∞ would give a black or noise image)."""
     if not math.isfinite(w):
-        raise ValueError(f"{name} must be a finite number (1: no guidance, {GUIDANCE:g}: the shipped default), got {w}")
+        raise ValueError(tr(en=f"{name} must be a finite number (1: no guidance, {GUIDANCE:g}: the shipped default), got {w}",
+                            fr=f"{name} doit être un nombre fini (1 : sans guidance, {GUIDANCE:g} : la valeur par défaut du modèle livré), valeur reçue : {w}"))
     if not 0 <= w <= MAX_GUIDANCE:
-        raise ValueError(f"{name} must be in [0, {MAX_GUIDANCE:g}] (1: no guidance, 2–5: typical, {GUIDANCE:g}: the shipped default), got {w:g}")
+        raise ValueError(tr(en=f"{name} must be in [0, {MAX_GUIDANCE:g}] (1: no guidance, 2–5: typical, {GUIDANCE:g}: the shipped default), got {w:g}",
+                            fr=f"{name} doit être dans [0, {MAX_GUIDANCE:g}] (1 : sans guidance, 2–5 : l'usage, {GUIDANCE:g} : la valeur par défaut "
+                               f"du modèle livré), valeur reçue : {w:g}"))
 
 
 def check_request(
@@ -78,25 +82,36 @@ def check_request(
     name = {k: (names or {}).get(k, k) for k in ("guidance_scale", "num_inference_steps", "sampler", "num_images_per_prompt")}
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
-        raise ValueError("the prompt must be a non-empty text, e.g. « un cercle rouge en haut à gauche »")
+        raise ValueError(tr(en="the prompt must be a non-empty text, e.g. « un cercle rouge en haut à gauche »",
+                            fr="le prompt doit être un texte non vide, par exemple « un cercle rouge en haut à gauche »"))
     if negative_prompt is not None and not isinstance(negative_prompt, str):
-        raise ValueError(f"negative_prompt must be a text (or None), got {negative_prompt!r}")
+        raise ValueError(tr(en=f"negative_prompt must be a text (or None), got {negative_prompt!r}",
+                            fr=f"negative_prompt doit être un texte (ou None), valeur reçue : {negative_prompt!r}"))
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown {name['sampler']} {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        raise ValueError(tr(en=f"unknown {name['sampler']} {sampler!r}: choose one of {', '.join(SAMPLERS)}",
+                            fr=f"{name['sampler']} {sampler!r} inconnu : choisissez parmi {', '.join(SAMPLERS)}"))
     try:
         w = float(guidance_scale)
     except (TypeError, ValueError):
-        raise ValueError(f"{name['guidance_scale']} must be a number (1: no guidance, 3: the shipped default), got {guidance_scale!r}") from None
+        raise ValueError(tr(en=f"{name['guidance_scale']} must be a number (1: no guidance, 3: the shipped default), got {guidance_scale!r}",
+                            fr=f"{name['guidance_scale']} doit être un nombre (1 : sans guidance, 3 : la valeur par défaut du modèle livré), "
+                               f"valeur reçue : {guidance_scale!r}")) from None
     check_guidance(w, name["guidance_scale"])
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= T:
-        raise ValueError(f"{name['num_inference_steps']} must be an integer in [1, {T}] (the training steps; 20–50 is plenty), got {num_inference_steps!r}")
+        raise ValueError(tr(en=f"{name['num_inference_steps']} must be an integer in [1, {T}] (the training steps; 20–50 is plenty), got {num_inference_steps!r}",
+                            fr=f"{name['num_inference_steps']} doit être un entier de [1, {T}] (les pas de l'entraînement ; 20 à 50 suffisent largement), "
+                               f"valeur reçue : {num_inference_steps!r}"))
     n = num_images_per_prompt
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name['num_images_per_prompt']} must be an integer ≥ 1, got {n!r}")
+        raise ValueError(tr(en=f"{name['num_images_per_prompt']} must be an integer ≥ 1, got {n!r}",
+                            fr=f"{name['num_images_per_prompt']} doit être un entier ≥ 1, valeur reçue : {n!r}"))
     if len(prompts) * n > max_images:
-        raise ValueError(f"{len(prompts) * n} images asked, at most {max_images} per call: ask for fewer, or run again with another seed")
+        raise ValueError(tr(en=f"{len(prompts) * n} images asked, at most {max_images} per call: ask for fewer, or run again with another seed",
+                            fr=f"{len(prompts) * n} images demandées, {max_images} au plus par appel : demandez-en moins, ou relancez avec une autre graine"))
     if w > USEFUL_GUIDANCE:
-        warnings.warn(f"{name['guidance_scale']} {w:g} is far above the useful range (2–5; adherence falls beyond, lesson 07): expect saturated, noisy images", GuidanceWarning, stacklevel=2)
+        warnings.warn(tr(en=f"{name['guidance_scale']} {w:g} is far above the useful range (2–5; adherence falls beyond, lesson 07): expect saturated, noisy images",
+                         fr=f"{name['guidance_scale']} {w:g} est bien au-delà de la plage utile (2–5 ; l'adhérence chute au-delà, leçon 07) : "
+                            "attendez-vous à des images saturées et bruitées"), GuidanceWarning, stacklevel=2)
     return prompts
 
 
@@ -106,7 +121,7 @@ def as_generator(generator: torch.Generator | int | None) -> torch.Generator:
         return generator
     seed = 0 if generator is None else generator
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"the seed must be an integer in [0, 2⁶³), got {seed!r}")
+        raise ValueError(tr(en=f"the seed must be an integer in [0, 2⁶³), got {seed!r}", fr=f"la graine doit être un entier de [0, 2⁶³), valeur reçue : {seed!r}"))
     return torch.Generator().manual_seed(seed)
 
 
@@ -202,7 +217,8 @@ class TextToImagePipeline:
         prompts = check_request(prompt, num_inference_steps, guidance_scale, sampler, num_images_per_prompt, negative_prompt)
         unknown = sorted({w for p in prompts + ([negative_prompt] if negative_prompt else []) for w in unknown_words(p)})
         if unknown:
-            warnings.warn(f"words the model never saw (read as <unk>): {', '.join(unknown)}", stacklevel=2)
+            warnings.warn(tr(en=f"words the model never saw (read as <unk>): {', '.join(unknown)}",
+                             fr=f"mots que le modèle n'a jamais vus (lus comme <unk>) : {', '.join(unknown)}"), stacklevel=2)
         generator = as_generator(generator)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
         shape = latent_shape(self.vae.config)

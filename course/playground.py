@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from course.language import tr
 from course.samplers import SAMPLERS
 from course.widgets import widgets_live
 
@@ -12,7 +13,7 @@ def _show(result, prompt: str) -> None:
     show_grid(result.tensors, [prompt], ncols=1, size=3.0, wrap=40)
     if result.x0_hats:
         picks = [result.x0_hats[i] for i in sorted({round(k * (len(result.x0_hats) - 1) / 5) for k in range(6)})]
-        show_strip([x[1][0] for x in picks], [f"t={t}" for t, _ in picks], suptitle="x̂_0 along the steps")
+        show_strip([x[1][0] for x in picks], [f"t={t}" for t, _ in picks], suptitle=tr(en="x̂_0 along the steps", fr="x̂_0 au fil des étapes"))
 
 
 def playground(pipe, live: bool | None = None):
@@ -24,20 +25,22 @@ def playground(pipe, live: bool | None = None):
     if live is None:
         live = widgets_live()
     if not live:
-        print("(static example: the playground needs a live Jupyter kernel with ipywidgets)")
+        print(tr(en="(static example: the playground needs a live Jupyter kernel with ipywidgets)",
+                 fr="(exemple fixe : le terrain de jeu demande un noyau Jupyter actif, avec ipywidgets)"))
         _show(pipe(default, num_inference_steps=20, guidance_scale=3.0, generator=0, keep_x0_hat=True), default)
         return None
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
+    style = {"description_width": "initial"}  # « échantillonneur » is longer than the default width
     controls = {
-        "prompt": w.Text(value=default, description="prompt", layout=w.Layout(width="420px")),
-        "sampler": w.Dropdown(options=list(SAMPLERS), value="dpmpp", description="sampler"),
-        "steps": w.IntSlider(value=20, min=1, max=100, description="steps"),
-        "guidance": w.FloatSlider(value=3.0, min=0.0, max=10.0, step=0.5, description="guidance"),
-        "seed": w.IntText(value=0, description="seed"),
+        "prompt": w.Text(value=default, description="prompt", layout=w.Layout(width="420px"), style=style),
+        "sampler": w.Dropdown(options=list(SAMPLERS), value="dpmpp", description=tr(en="sampler", fr="échantillonneur"), style=style),
+        "steps": w.IntSlider(value=20, min=1, max=100, description=tr(en="steps", fr="étapes"), style=style),
+        "guidance": w.FloatSlider(value=3.0, min=0.0, max=10.0, step=0.5, description="guidance", style=style),
+        "seed": w.IntText(value=0, description=tr(en="seed", fr="graine"), style=style),
     }
-    button, output = w.Button(description="generate"), w.Output()
+    button, output = w.Button(description=tr(en="generate", fr="générer")), w.Output()
 
     def run(_):
         with output:

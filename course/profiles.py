@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from course.language import tr
 from course.recipes import AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE
 
 ProfileName = Literal["smoke", "cpu", "gpu"]
@@ -28,7 +29,8 @@ class Profile:
     """The sizes one profile gives to every lesson."""
 
     name: ProfileName
-    description: str
+    description: str  # English; description_fr is the French edition's
+    description_fr: str
     # lesson 01: Monte-Carlo samples used to compare step-by-step and closed-form noising
     n_samples: int
     # lesson 01: number of t values in the static "noised cat" strip
@@ -56,11 +58,20 @@ class Profile:
     latent_samples: int
     sample_steps: int
 
+    def describe(self) -> str:
+        """The description in the edition's language (:func:`course.language.tr`)."""
+        return tr(en=self.description, fr=self.description_fr)
+
+    def sizes(self) -> dict[str, int | bool]:
+        """Every size of the profile (all fields but its name and descriptions)."""
+        return {k: v for k, v in vars(self).items() if k not in ("name", "description", "description_fr")}
+
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="CI: seconds per notebook, rough numbers",
+        description_fr="CI : quelques secondes par carnet, chiffres approximatifs",
         n_samples=2_000,
         n_strip=6,
         figure_dpi=60,
@@ -81,6 +92,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         description="laptop CPU: minutes per notebook, shipped checkpoints",
+        description_fr="CPU d'ordinateur portable : quelques minutes par carnet, modèles livrés",
         n_samples=50_000,
         n_strip=8,
         figure_dpi=90,
@@ -101,6 +113,7 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         description="GPU (Colab T4 or better): full size, trains from scratch",
+        description_fr="GPU (Colab T4 ou mieux) : taille réelle, entraînements à partir de zéro",
         n_samples=200_000,
         n_strip=8,
         figure_dpi=90,
@@ -129,10 +142,12 @@ def get_profile(name: str) -> Profile:
     """The profile called ``name``; a ``ValueError`` lists the valid names otherwise."""
     key = name.strip().lower()
     if key not in PROFILES:
-        raise ValueError(
-            f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)} "
-            f"(set {ENV_VAR}=smoke|cpu|gpu or leave it unset for automatic choice)"
-        )
+        choices = ", ".join(PROFILE_NAMES)
+        raise ValueError(tr(
+            en=f"unknown profile {name!r}: choose one of {choices} (set {ENV_VAR}=smoke|cpu|gpu or leave it unset for automatic choice)",
+            fr=f"profil inconnu {name!r} : choisissez parmi {choices} (donnez à la variable {ENV_VAR} la valeur smoke, cpu ou gpu, "
+            "ou ne la définissez pas pour un choix automatique)",
+        ))
     return PROFILES[key]
 
 
@@ -142,12 +157,13 @@ def detect_profile() -> tuple[str, str]:
         import torch
 
         if torch.cuda.is_available():
-            return "gpu", f"CUDA device found ({torch.cuda.get_device_name(0)})"
+            gpu = torch.cuda.get_device_name(0)
+            return "gpu", tr(en=f"CUDA device found ({gpu})", fr=f"GPU CUDA détecté ({gpu})")
     except ImportError:  # the environment check reports a missing torch separately
         pass
     if _truthy(os.environ.get("CI")):
-        return "smoke", "CI environment variable is set"
-    return "cpu", "no CUDA device, not in CI"
+        return "smoke", tr(en="CI environment variable is set", fr="la variable d'environnement CI est définie")
+    return "cpu", tr(en="no CUDA device, not in CI", fr="pas de GPU CUDA, hors CI")
 
 
 def current_profile() -> Profile:
@@ -162,5 +178,5 @@ def profile_reason() -> str:
     """One line saying why the active profile was chosen."""
     forced = os.environ.get(ENV_VAR)
     if forced:
-        return f"forced by {ENV_VAR}={forced}"
+        return tr(en=f"forced by {ENV_VAR}={forced}", fr=f"imposé par {ENV_VAR}={forced}")
     return detect_profile()[1]

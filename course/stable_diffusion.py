@@ -49,6 +49,7 @@ from torch import nn
 
 from course.diffusers_format import FormatError
 from course.export import load_folder
+from course.language import tr
 from course.pipeline import check_request, generate_latents
 from course.schedules import linear_betas, scaled_linear_betas
 
@@ -157,11 +158,13 @@ def reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.
 def unavailable(repo: str = REPO, timeout: float = 3.0) -> str | None:
     """Why real SD v1.5 cannot run here now, in one sentence, or None: a CUDA GPU, and the weights cached or reachable."""
     if not torch.cuda.is_available():
-        return "no CUDA GPU on this machine, and Stable Diffusion v1.5 needs one (fp16, about 2.5 GB of GPU memory)"
+        return tr(en="no CUDA GPU on this machine, and Stable Diffusion v1.5 needs one (fp16, about 2.5 GB of GPU memory)",
+                  fr="pas de GPU CUDA sur cette machine, et Stable Diffusion v1.5 en demande un (fp16, environ 2,5 Go de mémoire GPU)")
     if cached(repo) is not None:
         return None
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "false", "") or not reachable(timeout=timeout):
-        return f"huggingface.co is out of reach and {repo} is not in the local cache"
+        return tr(en=f"huggingface.co is out of reach and {repo} is not in the local cache",
+                  fr=f"huggingface.co est injoignable et {repo} n'est pas dans le cache local")
     return None
 
 

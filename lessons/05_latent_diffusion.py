@@ -59,7 +59,8 @@ from course.autoencoder import Autoencoder, psnr
 from course.checkpoints import read_manifest
 from course.checks.latent import check_kl_divergence
 from course.data import LABELS, ShapesDataset, render_tensors
-from course.eval import accuracy_table, adherence, load_evaluator, per_class_accuracy, predict, scene_attributes
+from course.eval import accuracy_table, adherence, attribute_name, load_evaluator, per_class_accuracy, predict, scene_attributes
+from course.language import hardware, tr
 from course.paths import data_dir
 from course.plotting import LiveLoss, figure, show_grid
 from course.scenes import SHAPES
@@ -68,7 +69,7 @@ from course.train import TrainConfig, train
 P = current_profile()
 torch.manual_seed(0)
 device = "cuda" if torch.cuda.is_available() else "cpu"
-print(f"profile: {P.name}")
+print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 
 # %% [markdown] lang="fr"
 # ## 1. L'autoencodeur
@@ -162,7 +163,7 @@ from course.recipes import AE_RECIPE
 
 ae_recipe = AE_RECIPE.scaled(steps=P.ae_steps)  # the shipped model's recipe over this profile's steps (warm-up in proportion)
 pool_images, _ = render_tensors(ShapesDataset(ae_recipe.pool if P.train_latent else 1_000, size=64, split="train", seed=ae_recipe.seed))
-live = LiveLoss("autoencoder: L1 + edges + KL")
+live = LiveLoss(tr(en="autoencoder: L1 + edges + KL", fr="autoencodeur : L1 + contours + KL"))
 ae_run = train(
     Autoencoder(),
     ae_train.ae_loss,
@@ -170,7 +171,7 @@ ae_run = train(
     ae_recipe.train_config(log_every=max(1, ae_recipe.steps // 20)),
     device=device,
     on_log=live,
-    desc="autoencoder",
+    desc=tr(en="autoencoder", fr="autoencodeur"),
 )
 live.show(ae_run.history)
 if P.train_latent:
@@ -178,7 +179,9 @@ if P.train_latent:
 else:
     ae, scaling_factor = ae_train.load_autoencoder()
     ae_manifest = read_manifest(data_dir() / ae_train.CHECKPOINT)
-    print(f"shipped autoencoder: {ae_manifest['samples_seen']:,} crops in {ae_manifest['wall_time_s'] / 60:.0f} min on {ae_manifest['hardware']}")
+    crops, minutes = ae_manifest["samples_seen"], ae_manifest["wall_time_s"] / 60
+    print(tr(en=f"shipped autoencoder: {crops:,} crops in {minutes:.0f} min on {hardware(ae_manifest['hardware'])}",
+             fr=f"autoencodeur livré : {format(crops, ',').replace(',', ' ')} morceaux en {minutes:.0f} min sur {hardware(ae_manifest['hardware'])}"))
 
 # %% [markdown] lang="fr"
 # ### L'autoencodeur, bloc par bloc
@@ -265,13 +268,19 @@ with torch.no_grad():
     ae.encode(probe)
 for h in hooks:
     h.remove()
-print("encoder: " + " → ".join(f"{name} {shape}" for name, shape in shapes))
+print(tr(en="encoder: ", fr="encodeur : ") + " → ".join(f"{name} {shape}" for name, shape in shapes))
 work = conv_work(ae, probe)
 count = {name: sum(p.numel() for p in part.parameters()) for name, part in ae.named_children()}
-print(", ".join(f"{name} {n:,}" for name, n in count.items()) + f" parameters; "
-      f"{work['all'] / 1e6:.0f} M multiply-adds per image, {work['full'] / work['all']:.0%} of them at 64 × 64")
-print(f"mid-block attention: {sum(p.numel() for p in ae.encoder.mid_block.attentions.parameters()):,} parameters in the encoder, as many in the decoder")
-print(f"GroupNorm groups: {ae.config.groups}, i.e. {ae.config.channels[0] // ae.config.groups} channels per group at 64 × 64")
+mult_adds, at_full = work["all"] / 1e6, work["full"] / work["all"]
+print(tr(en=", ".join(f"{name} {n:,}" for name, n in count.items()) + f" parameters; {mult_adds:.0f} M multiply-adds per image, {at_full:.0%} of them at 64 × 64",
+         fr=", ".join(f"{ {'encoder': 'encodeur', 'decoder': 'décodeur'}.get(name, name)} {format(n, ',').replace(',', ' ')}" for name, n in count.items())
+         + f" paramètres ; {mult_adds:.0f} M de multiplications-additions par image, dont {at_full:.0%} à 64 × 64"))
+mid_attention = sum(p.numel() for p in ae.encoder.mid_block.attentions.parameters())
+print(tr(en=f"mid-block attention: {mid_attention:,} parameters in the encoder, as many in the decoder",
+         fr=f"attention du mid_block : {format(mid_attention, ',').replace(',', ' ')} paramètres dans l'encodeur, autant dans le décodeur"))
+per_group = ae.config.channels[0] // ae.config.groups
+print(tr(en=f"GroupNorm groups: {ae.config.groups}, i.e. {per_group} channels per group at 64 × 64",
+         fr=f"groupes des GroupNorm : {ae.config.groups}, soit {per_group} canaux par groupe à 64 × 64"))
 
 # %% [markdown] lang="fr"
 # ## 2. Ce que l'autoencodeur garde
@@ -289,7 +298,7 @@ test_uint8, test_labels = render_tensors(ShapesDataset(400 if P.name != "smoke" 
 x = ae_train.to_signed(test_uint8)
 recon = ae_train.reconstruct(ae, x)
 show_grid(torch.cat([x[:8], recon[:8]]), ["original"] * 8 + ["reconstruction"] * 8, ncols=8, size=1.4)
-print(f"PSNR on {len(x)} fresh renders: {psnr(x, recon):.1f} dB")
+print(tr(en=f"PSNR on {len(x)} fresh renders: {psnr(x, recon):.1f} dB", fr=f"PSNR sur {len(x)} images neuves : {psnr(x, recon):.1f} dB"))
 
 # %% [markdown] lang="fr"
 # Un PSNR élevé ne suffit pas : une petite étoile légèrement arrondie coûte peu de dB mais devient un
@@ -309,17 +318,21 @@ on_originals = accuracy_table(judge, x, test_labels)
 on_reconstructions = accuracy_table(judge, recon, test_labels)
 fig, ax = figure(figsize=(8, 2.8))
 names = list(LABELS)
-ax.bar([i - 0.2 for i in range(len(names))], [on_originals[n] for n in names], width=0.4, label="originals")
+ax.bar([i - 0.2 for i in range(len(names))], [on_originals[n] for n in names], width=0.4, label=tr(en="originals", fr="originaux"))
 ax.bar([i + 0.2 for i in range(len(names))], [on_reconstructions[n] for n in names], width=0.4, label="reconstructions")
-ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
-ax.set(ylim=(0.8, 1.005), ylabel="evaluator accuracy", title=f"legibility on {len(x)} held-out renders")
+ax.set_xticks(range(len(names)), [attribute_name(n) for n in names], rotation=30, fontsize=8)
+ax.set(ylim=(0.8, 1.005), ylabel=tr(en="evaluator accuracy", fr="taux de bonnes lectures de l'évaluateur"),
+       title=tr(en=f"legibility on {len(x)} held-out renders", fr=f"lisibilité sur {len(x)} images mises de côté"))
 ax.legend(fontsize=8, loc="lower left")
 fig.tight_layout()
 worst = min(on_reconstructions, key=on_reconstructions.get)
-print(f"worst attribute on reconstructions: {worst} {on_reconstructions[worst]:.1%}")
+print(tr(en=f"worst attribute on reconstructions: {worst} {on_reconstructions[worst]:.1%}",
+         fr=f"attribut le moins bien lu sur les reconstructions : {attribute_name(worst)} {on_reconstructions[worst]:.1%}"))
 if not P.train_latent:
     shipped = ae_manifest["metrics"]["legibility"]["heldout"]["accuracy_on_reconstructions"]
-    print(f"shipped manifest (2,000 renders): worst {min(shipped, key=shipped.get)} {min(shipped.values()):.1%}")
+    shipped_worst = min(shipped, key=shipped.get)
+    print(tr(en=f"shipped manifest (2,000 renders): worst {shipped_worst} {shipped[shipped_worst]:.1%}",
+             fr=f"manifeste de l'autoencodeur livré (2 000 images) : le moins bien lu, {attribute_name(shipped_worst)} {shipped[shipped_worst]:.1%}"))
 
 # %% [markdown] lang="fr"
 # ## 3. L'espace latent
@@ -348,13 +361,14 @@ ax[0].imshow(((x[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1))
 ax[0].set_title("image 64×64×3", fontsize=8)
 for c in range(4):
     ax[c + 1].imshow(z[c], cmap="RdBu")
-    ax[c + 1].set_title(f"latent channel {c} (8×8)", fontsize=8)
+    ax[c + 1].set_title(tr(en=f"latent channel {c} (8×8)", fr=f"canal latent {c} (8×8)"), fontsize=8)
 ax[5].hist((all_z * scaling_factor).flatten().numpy(), bins=60, density=True)
-ax[5].set_title(f"scaled latents, std {(all_z * scaling_factor).std():.2f}", fontsize=8)
+scaled_std = (all_z * scaling_factor).std()
+ax[5].set_title(tr(en=f"scaled latents, std {scaled_std:.2f}", fr=f"latents mis à l'échelle, écart-type {scaled_std:.2f}"), fontsize=8)
 for a in ax[:5]:
     a.set_axis_off()
 fig.tight_layout()
-print(f"scaling factor: {scaling_factor:.4f} (Stable Diffusion's: 0.18215)")
+print(tr(en=f"scaling factor: {scaling_factor:.4f} (Stable Diffusion's: 0.18215)", fr=f"facteur d'échelle : {scaling_factor:.4f} (celui de Stable Diffusion : 0.18215)"))
 
 # %% [markdown] lang="fr"
 # ## 4. L'économie de calcul, mesurée
@@ -387,7 +401,9 @@ def encoded(n):  # the latent rate includes encoding the batch
 
 latent_rate = training_images_per_second(latent_unet, encoded, steps=2 if P.name == "smoke" else 4, batch_size=16)
 pixel_rate = training_images_per_second(pixel_unet, lambda n: x[:n], steps=1 if P.name == "smoke" else 2, batch_size=4)
-print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×4: {latent_rate:.1f}, speed-up ×{latent_rate / pixel_rate:.0f}")
+print(tr(en=f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×4: {latent_rate:.1f}, speed-up ×{latent_rate / pixel_rate:.0f}",
+         fr=f"images d'entraînement par seconde — pixels 64×64×3 : {pixel_rate:.1f}, latents 8×8×4 : {latent_rate:.1f}, "
+            f"accélération ×{latent_rate / pixel_rate:.0f}"))
 
 # %% [markdown] lang="fr"
 # L'écart est énorme, et il vient surtout de la self-attention : son coût croît comme le **carré** du nombre
@@ -443,7 +459,9 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 #
 # Pour générer : un bruit $z_T$, 50 étapes de DDIM déterministe (la leçon 06 en dira plus), la guidance
 # $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ (leçon 07),
-# puis le décodeur. Le modèle livré a été entraîné par `python -m course.ldm train`, qui s'arrête
+# puis le décodeur, **une seule fois**, sur le latent final $z_0$ (la diapositive *Décodeur* parle d'une
+# reconstruction « progressive […] tout au long du processus de débruitage » : ce qui progresse, c'est le
+# débruitage du latent par le U-Net ; voir `ERRATA.md`). Le modèle livré a été entraîné par `python -m course.ldm train`, qui s'arrête
 # régulièrement pour mesurer l'adhérence : voici ce que chaque minute d'entraînement achète.
 
 # %% [markdown] lang="en"
@@ -490,7 +508,9 @@ print(f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 8×8×
 #
 # To generate: a noise $z_T$, 50 steps of deterministic DDIM (lesson 06 says more), the guidance
 # $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ (lesson 07),
-# then the decoder. The shipped model was trained by `python -m course.ldm train`, which pauses regularly
+# then the decoder, **once**, on the final latent $z_0$ (the slide *Décodeur* speaks of a "progressive
+# reconstruction […] throughout the denoising process": what progresses is the U-Net's denoising of the
+# latent; see `ERRATA.md`). The shipped model was trained by `python -m course.ldm train`, which pauses regularly
 # to measure adherence: here is what each minute of training buys.
 
 # %%
@@ -500,7 +520,7 @@ from course.schedules import alphas_cumprod
 ldm_recipe = LDM_RECIPE.scaled(steps=P.ldm_steps)  # the shipped model's recipe (stopped cosine, Min-SNR…) over this profile's steps
 scenes, images = ldm.pool(ldm_recipe.pool if P.train_latent else 1_000, seed=ldm_recipe.seed)
 latents = ldm.encode_latents(images)
-live = LiveLoss("latent U-Net: ε loss")
+live = LiveLoss(tr(en="latent U-Net: ε loss", fr="U-Net latent : perte sur ε"))
 unet_run = train(
     ldm.make_model(),
     ldm.loss_fn(alphas_cumprod(ldm.betas()), ldm_recipe.snr_gamma),
@@ -508,7 +528,7 @@ unet_run = train(
     ldm_recipe.train_config(log_every=max(1, ldm_recipe.steps // 20)),
     device=device,
     on_log=live,
-    desc="latent U-Net",
+    desc=tr(en="latent U-Net", fr="U-Net latent"),
 )
 live.show(unet_run.history)
 unet = unet_run.ema.eval() if P.train_latent else ldm.load_unet()
@@ -516,10 +536,13 @@ manifest = read_manifest(data_dir() / ldm.CHECKPOINT)
 curve = manifest["metrics"]["adherence_curve"]
 fig, ax = figure(figsize=(7, 3))
 for attribute in ("colour", "position", "shape", "size"):
-    ax.plot([p["training_minutes"] for p in curve], [p["per_attribute"][attribute] for p in curve], "o-", ms=3, label=attribute)
-ax.plot([p["training_minutes"] for p in curve], [p["all_correct"] for p in curve], "k--", label="all together")
-ax.set(xlabel=f"training minutes ({manifest['hardware']})", ylabel="adherence", ylim=(0, 1.02),
-       title=f"shipped model: adherence on 128 validation prompts during training (w = {curve[-1].get('guidance', 3.0):g})")
+    ax.plot([p["training_minutes"] for p in curve], [p["per_attribute"][attribute] for p in curve], "o-", ms=3, label=attribute_name(attribute))
+ax.plot([p["training_minutes"] for p in curve], [p["all_correct"] for p in curve], "k--", label=tr(en="all together", fr="tous ensemble"))
+curve_w = curve[-1].get("guidance", 3.0)
+ax.set(xlabel=tr(en=f"training minutes ({hardware(manifest['hardware'])})", fr=f"minutes d'entraînement ({hardware(manifest['hardware'])})"),
+       ylabel=tr(en="adherence", fr="adhérence"), ylim=(0, 1.02),
+       title=tr(en=f"shipped model: adherence on 128 validation prompts during training (w = {curve_w:g})",
+                fr=f"modèle livré : adhérence sur 128 prompts de validation pendant l'entraînement (w = {curve_w:g})"))
 ax.legend(fontsize=8)
 fig.tight_layout()
 
@@ -565,12 +588,16 @@ show_grid(generated, prompts, ncols=4, size=2.0, wrap=24)
 held_scenes, held_prompts = evaluation.heldout_prompts(P.latent_samples)
 held_images = evaluation.generate_batched(held_prompts, unet, steps=P.sample_steps, guidance=w, batch=64, device=device)  # batch i: seed i
 score = adherence(held_images, [scene_attributes(s, include=("shape", "colour", "size", "position")) for s in held_scenes])
-print(f"{score['n']} held-out prompts, {P.sample_steps} DDIM steps, guidance {w}: "
-      + ", ".join(f"{k} {v:.0%}" for k, v in score["per_attribute"].items()) + f", all together {score['all_correct']:.0%}")
+print(tr(en=f"{score['n']} held-out prompts, {P.sample_steps} DDIM steps, guidance {w}: ",
+         fr=f"{score['n']} prompts mis de côté, {P.sample_steps} étapes de DDIM, guidance {w} : ")
+      + ", ".join(f"{attribute_name(k)} {v:.0%}" for k, v in score["per_attribute"].items())
+      + tr(en=f", all together {score['all_correct']:.0%}", fr=f", tous ensemble {score['all_correct']:.0%}"))
 m = manifest["metrics"]
-print(f"shipped manifest ({m['n']} prompts, {m['steps']} steps, guidance {m['guidance']}): "
-      + ", ".join(f"{k} {v:.1%}" for k, v in m["per_attribute"].items()) + f", all together {m['all_correct']:.1%}, FID-like {m['fid_like']} "
-      f"(real vs real {m['fid_like_real_vs_real']})")
+print(tr(en=f"shipped manifest ({m['n']} prompts, {m['steps']} steps, guidance {m['guidance']}): ",
+         fr=f"manifeste du modèle livré ({m['n']} prompts, {m['steps']} étapes, guidance {m['guidance']}) : ")
+      + ", ".join(f"{attribute_name(k)} {v:.1%}" for k, v in m["per_attribute"].items())
+      + tr(en=f", all together {m['all_correct']:.1%}, FID-like {m['fid_like']} (real vs real {m['fid_like_real_vs_real']})",
+           fr=f", tous ensemble {m['all_correct']:.1%}, distance de type FID {m['fid_like']} (réel contre réel {m['fid_like_real_vs_real']})"))
 
 # %% [markdown] lang="fr"
 # Lisons ces chiffres honnêtement. La position, la couleur et la taille sont justes presque à chaque fois.
@@ -614,6 +641,8 @@ print(f"shipped manifest ({m['n']} prompts, {m['steps']} steps, guidance {m['gui
 # **reconstructions** of real renders, all objects and then the small ones only.
 
 # %%
+from course.captions import FR_SHAPES
+
 column = {name: i for i, name in enumerate(LABELS)}
 read_on_recon = predict(recon, judge)["shape"]
 small = test_labels[:, column["size"]] == 0  # size index 0 is "small"
@@ -621,18 +650,22 @@ ceiling = per_class_accuracy(read_on_recon, test_labels[:, column["shape"]], SHA
 ceiling_small = per_class_accuracy(read_on_recon[small], test_labels[small, column["shape"]], SHAPES)
 asked_shape = torch.tensor([SHAPES.index(s.objects[0].shape) for s in held_scenes])
 generated_by_shape = per_class_accuracy(predict(held_images, judge)["shape"], asked_shape, SHAPES)
-tables = {"reconstructions, all sizes": ceiling, "reconstructions, small objects": ceiling_small,
-          "generated from held-out prompts": generated_by_shape}
+tables = {tr(en="reconstructions, all sizes", fr="reconstructions, toutes tailles"): ceiling,
+          tr(en="reconstructions, small objects", fr="reconstructions, petits objets"): ceiling_small,
+          tr(en="generated from held-out prompts", fr="générées à partir des prompts mis de côté"): generated_by_shape}
+shape_names = {s: tr(en=s, fr=FR_SHAPES[s][0]) for s in SHAPES}
 fig, ax = figure(figsize=(8, 2.8))
 for k, (label, table) in enumerate(tables.items()):
     rates = [table[s][0] / table[s][1] if s in table else float("nan") for s in SHAPES]
     ax.bar([i + 0.27 * (k - 1) for i in range(len(SHAPES))], rates, width=0.27, label=label)
-ax.set_xticks(range(len(SHAPES)), SHAPES, fontsize=8)
-ax.set(ylim=(0, 1.02), ylabel="shape read correctly", title="shape accuracy per asked shape")
+ax.set_xticks(range(len(SHAPES)), [shape_names[s] for s in SHAPES], fontsize=8)
+ax.set(ylim=(0, 1.02), ylabel=tr(en="shape read correctly", fr="forme lue correctement"),
+       title=tr(en="shape accuracy per asked shape", fr="justesse de la forme, par forme demandée"))
 ax.legend(fontsize=7, loc="lower left")
 fig.tight_layout()
+colon = tr(en=":", fr=" :")
 for shape in SHAPES:
-    print(f"{shape:8s} " + ", ".join(f"{label}: {t[shape][0]}/{t[shape][1]}" if shape in t else f"{label}: —" for label, t in tables.items()))
+    print(f"{shape_names[shape]:8s} " + ", ".join(f"{label}{colon} {t[shape][0]}/{t[shape][1]}" if shape in t else f"{label}{colon} —" for label, t in tables.items()))
 
 # %% [markdown] lang="fr"
 # Deux choses ressortent (les effectifs par forme sont petits : lisez les tendances plutôt que les
@@ -728,7 +761,8 @@ try:
 except ImportError:
     diffusers = None
 if diffusers is None:
-    print("Section 6 skipped: diffusers is not installed (a development dependency: pip install diffusers transformers).")
+    print(tr(en="Section 6 skipped: diffusers is not installed (a development dependency: pip install diffusers transformers).",
+             fr="Section 6 sautée : diffusers n'est pas installé (une dépendance de développement : pip install diffusers transformers)."))
 else:
     import transformers
 
@@ -741,7 +775,7 @@ else:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = export.export_shipped(Path(tmp) / "mini-sd")
-        print(f"exported: {', '.join(sorted(p.name for p in folder.iterdir()))}")
+        print(tr(en="exported: ", fr="exporté : ") + ", ".join(sorted(p.name for p in folder.iterdir())))
         pipe = diffusers.StableDiffusionPipeline.from_pretrained(folder, local_files_only=True)  # stock diffusers, no code of ours
         pipe.set_progress_bar_config(disable=True)
         for sampler in ("dpmpp", "ddim"):
@@ -751,10 +785,12 @@ else:
                                      output_type="pt").images for p in prompts_6])  # one prompt at a time, each from the same seed
             ours = torch.cat([ours_pipe(p, num_inference_steps=steps, guidance_scale=w, generator=seed, sampler=sampler).tensors for p in prompts_6])
             results[sampler] = (2 * theirs - 1, ours)  # diffusers' images are in [0, 1], ours in [−1, 1]
-            print(f"{type(pipe.scheduler).__name__:<28} {steps} steps, w = {w:g}: max |diffusers − course| = "
-                  f"{(2 * theirs - 1 - ours).abs().max().item():.1e} (pixels in [−1, 1])")
+            gap = (2 * theirs - 1 - ours).abs().max().item()
+            print(f"{type(pipe.scheduler).__name__:<28} " + tr(en=f"{steps} steps, w = {w:g}: max |diffusers − course| = {gap:.1e} (pixels in [−1, 1])",
+                                                               fr=f"{steps} étapes, w = {w:g} : max |diffusers − course| = {gap:.1e} (pixels dans [−1, 1])"))
     show_grid([img[k] for pair in results.values() for img in pair for k in range(len(prompts_6))],
-              [f"{who}, {sampler}: {p}" for sampler in results for who in ("diffusers", "course") for p in prompts_6], ncols=4, size=1.8, wrap=22)
+              [tr(en=f"{who}, {sampler}: {p}", fr=f"{who}, {sampler} : {p}") for sampler in results for who in ("diffusers", "course") for p in prompts_6],
+              ncols=4, size=1.8, wrap=22)
 
 # %% [markdown] lang="fr"
 # Les deux bibliothèques tombent d'accord à l'écart affiché près : le même calcul, dans un ordre

@@ -63,6 +63,7 @@ import torch
 
 from course import current_profile
 from course.checks.samplers import check_ddim_step, check_euler_step
+from course.language import hardware, tr
 from course.paths import data_dir
 from course.plotting import figure, show_grid
 from course.samplers import SAMPLERS, dpm_timesteps, sample, timesteps
@@ -74,7 +75,7 @@ torch.manual_seed(0)
 T = 1000
 betas = get_betas("scaled_linear", T)  # Stable Diffusion's schedule, used by our text-to-image model
 abar = alphas_cumprod(betas)
-print(f"profile: {P.name}")
+print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 
 # %% [markdown] lang="fr"
 # ## 1. Une convention, des pas de temps
@@ -102,8 +103,9 @@ print(f"profile: {P.name}")
 # %%
 # NBVAL_CHECK_OUTPUT
 for spacing in ("leading", "trailing", "linspace"):
-    print(f"{spacing:>9}: {timesteps(T, 10, spacing)}")
-print(f"DPM-Solver (linspace, S + 1 points minus the last): {dpm_timesteps(T, 10)}")
+    print(tr(en=f"{spacing:>9}: {timesteps(T, 10, spacing)}", fr=f"{spacing:>9} : {timesteps(T, 10, spacing)}"))
+print(tr(en=f"DPM-Solver (linspace, S + 1 points minus the last): {dpm_timesteps(T, 10)}",
+         fr=f"DPM-Solver (linspace, S + 1 points moins le dernier) : {dpm_timesteps(T, 10)}"))
 
 # %% [markdown] lang="fr"
 # ## 2. DDPM et DDIM
@@ -176,7 +178,8 @@ check_ddim_step(my_ddim_step)
 # démarrage : l'article utilise trois pas de Runge-Kutta (12 appels au réseau) ; on suit ici le réglage de
 # Stable Diffusion, un premier pas d'ordre 2 (deux appels), moins cher pour 20 à 50 étapes.
 #
-# **Euler a** (Karras et al. 2022) change de variable : $y = x_t / \sqrt{\bar\alpha_t} = x_0 + \sigma_t\,\varepsilon$
+# **Euler a** (Euler *ancestral* : `sample_euler_ancestral` de k-diffusion, K. Crowson 2022, dans la variable $\sigma$
+# de Karras et al. 2022 ; les diapositives ne citent pas de source) change de variable : $y = x_t / \sqrt{\bar\alpha_t} = x_0 + \sigma_t\,\varepsilon$
 # avec $\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$. Débruiter, c'est faire descendre $\sigma$ ; et
 # $dy/d\sigma = \varepsilon$. Un pas d'Euler va de $\sigma$ à $\sigma_\downarrow$, puis on rajoute un peu de
 # bruit frais $\sigma_\uparrow$ (« a » pour *ancestral*), avec $\sigma_\downarrow^2 + \sigma_\uparrow^2 = \sigma_{\text{suivant}}^2$.
@@ -199,7 +202,8 @@ check_ddim_step(my_ddim_step)
 # Runge-Kutta steps (12 network calls); we follow Stable Diffusion's setting, a second-order first step (two
 # calls), cheaper for 20 to 50 steps.
 #
-# **Euler a** (Karras et al. 2022) changes variable: $y = x_t / \sqrt{\bar\alpha_t} = x_0 + \sigma_t\,\varepsilon$
+# **Euler a** (Euler *ancestral*: k-diffusion's `sample_euler_ancestral`, K. Crowson 2022, in the $\sigma$ variable of
+# Karras et al. 2022; the slides cite no source) changes variable: $y = x_t / \sqrt{\bar\alpha_t} = x_0 + \sigma_t\,\varepsilon$
 # with $\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$. Denoising means bringing $\sigma$ down; and
 # $dy/d\sigma = \varepsilon$. An Euler step goes from $\sigma$ to $\sigma_\downarrow$, then a little fresh noise
 # $\sigma_\uparrow$ is added back ("a" for *ancestral*), with $\sigma_\downarrow^2 + \sigma_\uparrow^2 = \sigma_{\text{next}}^2$.
@@ -300,15 +304,17 @@ from course.samplers import SOLVERS, evaluations, grid_for
 
 schedule = NoiseSchedule.from_betas(betas)
 grids10 = {name: make_grid(name, schedule, 10) for name in GRIDS}
-grids10["optimised (toy)"] = load_grid("toy_mixture", "dpmpp_3m", 10)
+grids10[tr(en="optimised (toy)", fr="optimisée (mélange)")] = load_grid("toy_mixture", "dpmpp_3m", 10)
+width = max(16, *map(len, grids10))
 fig, ax = figure(figsize=(7, 3.2))
 for name, grid in grids10.items():
     ax.plot(range(1, 11), schedule.sigma_ve(grid[:-1]), "o-", ms=3, label=name)
-    print(f"{name:>16}: t = {[round(float(t), 1) for t in grid[:-1]]}")
-ax.set(yscale="log", xlabel="step", ylabel="σ̃ of the instant visited", title="10-step grids, then σ̃ = 0 (scaled-linear schedule)")
+    print(f"{name:>{width}}{tr(en=':', fr=' :')} t = {[round(float(t), 1) for t in grid[:-1]]}")
+ax.set(yscale="log", xlabel=tr(en="step", fr="pas"), ylabel=tr(en="σ̃ of the instant visited", fr="σ̃ de l'instant visité"),
+       title=tr(en="10-step grids, then σ̃ = 0 (scaled-linear schedule)", fr="grilles de 10 pas, puis σ̃ = 0 (schedule scaled-linear)"))
 ax.legend(fontsize=7)
 fig.tight_layout()
-print("network calls for 10 steps:", {name: evaluations(name, 10) for name in SOLVERS})
+print(tr(en="network calls for 10 steps:", fr="appels au réseau pour 10 pas :"), {name: evaluations(name, 10) for name in SOLVERS})
 
 # %% [markdown] lang="fr"
 # ## 5. La précision, là où l'on connaît la réponse
@@ -365,18 +371,21 @@ tuned_error = sliced_wasserstein(tuned, flow)
 fig, ax = figure(1, 2, figsize=(11, 3.4))
 for label, points in curves.items():
     ax[0].plot(*zip(*points), "o-", ms=3, label=label)
-ax[0].plot([10], [tuned_error], "*", ms=12, color="black", label="dpmpp_3m · optimised grid")
-ax[0].axhline(stop_at_1, color="grey", lw=1, ls="--", label="stopping at t = 1 (1,000 steps)")
-ax[0].set(xscale="log", yscale="log", xlabel="network calls", ylabel="sliced Wasserstein to the exact flow", title="exact ε: the sampler's own error")
+ax[0].plot([10], [tuned_error], "*", ms=12, color="black", label=tr(en="dpmpp_3m · optimised grid", fr="dpmpp_3m · grille optimisée"))
+ax[0].axhline(stop_at_1, color="grey", lw=1, ls="--", label=tr(en="stopping at t = 1 (1,000 steps)", fr="arrêt à t = 1 (1 000 pas)"))
+ax[0].set(xscale="log", yscale="log", xlabel=tr(en="network calls", fr="appels au réseau"),
+          ylabel=tr(en="sliced Wasserstein to the exact flow", fr="Wasserstein par tranches au flot exact"),
+          title=tr(en="exact ε: the sampler's own error", fr="ε exact : l'erreur propre de l'échantillonneur"))
 ax[0].legend(fontsize=6)
-ax[1].scatter(*flow.T, s=1, alpha=0.3, label="exact flow")
-ax[1].scatter(*tuned.T, s=1, alpha=0.3, label="3M, optimised grid, 10 calls")
-ax[1].set(aspect="equal", title="10 network calls")
+ax[1].scatter(*flow.T, s=1, alpha=0.3, label=tr(en="exact flow", fr="flot exact"))
+ax[1].scatter(*tuned.T, s=1, alpha=0.3, label=tr(en="3M, optimised grid, 10 calls", fr="3M, grille optimisée, 10 appels"))
+ax[1].set(aspect="equal", title=tr(en="10 network calls", fr="10 appels au réseau"))
 ax[1].legend(fontsize=7, markerscale=5)
 fig.tight_layout()
 for label, points in curves.items():
-    print(f"{label:>18}: " + "  ".join(f"{n} calls {v:.4f}" for n, v in points))
-print(f"3M on the optimised grid, 10 calls: {tuned_error:.4f}; stopping at t = 1: {stop_at_1:.4f}")
+    print(f"{label:>18}{tr(en=':', fr=' :')} " + "  ".join(tr(en=f"{n} calls {v:.4f}", fr=f"{n} appels {v:.4f}") for n, v in points))
+print(tr(en=f"3M on the optimised grid, 10 calls: {tuned_error:.4f}; stopping at t = 1: {stop_at_1:.4f}",
+         fr=f"3M sur la grille optimisée, 10 appels : {tuned_error:.4f} ; arrêt à t = 1 : {stop_at_1:.4f}"))
 
 # %% [markdown] lang="fr"
 # Lecture des courbes : les erreurs baissent avec le nombre d'appels, et les plus précis finissent sur la
@@ -429,15 +438,30 @@ print(f"3M on the optimised grid, 10 calls: {tuned_error:.4f}; stopping at t = 1
 
 # %%
 race = json.loads((data_dir() / "sampler_race.json").read_text())
-print(f"Gaussian mixture, {race['points']} points, {race['hardware']}; stopping at t = 1 costs {race['floor_t1']:.4f}")
+
+
+def shown(setting):
+    """A race setting as a learner reads it: class, option and grid names stay, the benchmark's own words follow the language."""
+    for en, fr in (("optimised (calibration mixture)", "optimisée (mélange de calibration)"), ("optimised", "optimisée"),
+                   (" steps", " étapes"), ("default", "par défaut")):
+        setting = setting.replace(en, tr(en=en, fr=fr))
+    return setting
+
+
+print(tr(en=f"Gaussian mixture, {race['points']} points, {hardware(race['hardware'])}; stopping at t = 1 costs {race['floor_t1']:.4f}",
+         fr=f"mélange de gaussiennes, {race['points']} points, {hardware(race['hardware'])} ; s'arrêter à t = 1 coûte {race['floor_t1']:.4f}"))
 for budget, result in race["summary"].items():
-    best = result["best"]
-    print(f"{budget} calls: best course {best['course']['setting']} {best['course']['sw_to_ode']:.4f}, "
-          f"best diffusers {best['diffusers']['setting']} {best['diffusers']['sw_to_ode']:.4f} → ratio {result['ratio']:.2f}")
+    ours, theirs = result["best"]["course"], result["best"]["diffusers"]
+    print(tr(en=f"{budget} calls: best course {ours['setting']} {ours['sw_to_ode']:.4f}, "
+                f"best diffusers {theirs['setting']} {theirs['sw_to_ode']:.4f} → ratio {result['ratio']:.2f}",
+             fr=f"{budget} appels : notre meilleur {shown(ours['setting'])} {ours['sw_to_ode']:.4f}, "
+                f"meilleur de diffusers {shown(theirs['setting'])} {theirs['sw_to_ode']:.4f} → rapport {result['ratio']:.2f}"))
 race_ldm = json.loads((data_dir() / "sampler_race_ldm.json").read_text())
-print(f"\nshipped U-Net, {race_ldm['n']} held-out test prompts, w = {race_ldm['guidance']}, {race_ldm['budget']} calls:")
+print(tr(en=f"\nshipped U-Net, {race_ldm['n']} held-out test prompts, w = {race_ldm['guidance']}, {race_ldm['budget']} calls:",
+         fr=f"\nU-Net livré, {race_ldm['n']} prompts de test jamais vus, w = {race_ldm['guidance']}, {race_ldm['budget']} appels :"))
 for r in sorted(race_ldm["rows"], key=lambda r: r["latent_error"]):
-    print(f"  {r['setting']:<62} latent error {r['latent_error']:.3f}  all right {r['all_correct']:.0%} ± {r['stderr']:.0%}")
+    print(f"  {shown(r['setting']):<62} " + tr(en=f"latent error {r['latent_error']:.3f}  all right {r['all_correct']:.0%} ± {r['stderr']:.0%}",
+                                        fr=f"écart latent {r['latent_error']:.3f}  scène juste {r['all_correct']:.0%} ± {r['stderr']:.0%}"))
 
 # %% [markdown] lang="fr"
 # Ce que dit la course (mesurée une fois par les deux scripts, sur la machine indiquée) :
@@ -506,21 +530,28 @@ for r in sorted(race_ldm["rows"], key=lambda r: r["latent_error"]):
 
 # %%
 table = json.loads((data_dir() / "scheduler_table.json").read_text())
-print(f"held-out prompts, guidance {table['guidance']}, {table['hardware']}")
-print(f"{'sampler':>8} {'steps':>5} {'prompts':>7} {'all right':>9} {'shape':>6} {'FID-like':>8} {'s/image':>8}  same x_T → same image")
+print(tr(en=f"held-out prompts, guidance {table['guidance']}, {hardware(table['hardware'])}", fr=f"prompts jamais vus, guidance {table['guidance']}, {hardware(table['hardware'])}"))
+heads = [tr(en="sampler", fr="échantillonneur"), tr(en="steps", fr="étapes"), "prompts", tr(en="all right", fr="scène juste"),
+         tr(en="shape", fr="forme"), tr(en="FID-like", fr="type FID"), "s/image"]
+widths = [max(w, len(h)) for w, h in zip((8, 5, 7, 9, 6, 8, 8), heads)]
+print(" ".join(f"{h:>{w}}" for h, w in zip(heads, widths)) + tr(en="  same x_T → same image", fr="  même x_T → même image"))
 for row in table["rows"]:
-    print(f"{row['sampler']:>8} {row['steps']:>5} {row['n_prompts']:>7} {row['all_correct']:>9.0%} {row['per_attribute']['shape']:>6.0%} "
-          f"{row['fid_like']:>8.1f} {row['seconds_per_image']:>8.3f}  {'yes' if row['same_x_T_same_image'] else 'no'}")
-print(f"(FID-like between two sets of real renders: {table['fid_like_real_vs_real']})")
+    same = tr(en="yes", fr="oui") if row["same_x_T_same_image"] else tr(en="no", fr="non")
+    print(f"{row['sampler']:>{widths[0]}} {row['steps']:>{widths[1]}} {row['n_prompts']:>{widths[2]}} {row['all_correct']:>{widths[3]}.0%} "
+          f"{row['per_attribute']['shape']:>{widths[4]}.0%} {row['fid_like']:>{widths[5]}.1f} {row['seconds_per_image']:>{widths[6]}.3f}  {same}")
+print(tr(en=f"(FID-like between two sets of real renders: {table['fid_like_real_vs_real']})",
+         fr=f"(type FID entre deux lots de rendus réels : {table['fid_like_real_vs_real']})"))
 pairing = table["guidance_pairing"]
-print(f"\nat {pairing[0]['steps']} steps, all asked attributes right, against the guidance scale w:")
+print(tr(en=f"\nat {pairing[0]['steps']} steps, all asked attributes right, against the guidance scale w:",
+         fr=f"\nà {pairing[0]['steps']} étapes, tous les attributs demandés justes, selon l'échelle de guidance w :"))
 for w in sorted({r["guidance"] for r in pairing}):
-    print(f"  w = {w:g}: " + ", ".join(f"{r['sampler']} {r['all_correct']:.0%}" for r in pairing if r["guidance"] == w))
+    print(f"  w = {w:g}{tr(en=':', fr=' :')} " + ", ".join(f"{r['sampler']} {r['all_correct']:.0%}" for r in pairing if r["guidance"] == w))
 fig, ax = figure(figsize=(7, 3.2))
 for name in sorted({r["sampler"] for r in table["rows"]}, key=list(SAMPLERS).index):
     rows = [r for r in table["rows"] if r["sampler"] == name]
     ax.plot([r["steps"] for r in rows], [r["all_correct"] for r in rows], "o-", ms=3, label=name)
-ax.set(xscale="log", xlabel="steps", ylabel="all asked attributes right", ylim=(0, 1), title="adherence against steps")
+ax.set(xscale="log", xlabel=tr(en="steps", fr="étapes"), ylabel=tr(en="all asked attributes right", fr="tous les attributs demandés justes"), ylim=(0, 1),
+       title=tr(en="adherence against steps", fr="adhérence selon le nombre d'étapes"))
 ax.legend(fontsize=7)
 fig.tight_layout()
 
@@ -590,14 +621,16 @@ from course.scheduler_table import generate_with
 
 prompt = "une grande étoile rouge en haut à gauche"
 side_by_side = torch.cat([generate_with(name, [prompt], steps=20 if P.name != "smoke" else 5) for name in SAMPLERS])
-show_grid(side_by_side, [f"{name}, {20 if P.name != 'smoke' else 5} steps" for name in SAMPLERS], ncols=len(SAMPLERS), size=1.8,
-          suptitle=f"« {prompt} », seed 0")
+n_steps = 20 if P.name != "smoke" else 5
+show_grid(side_by_side, [tr(en=f"{name}, {n_steps} steps", fr=f"{name}, {n_steps} étapes") for name in SAMPLERS], ncols=len(SAMPLERS), size=1.8,
+          suptitle=tr(en=f"« {prompt} », seed 0", fr=f"« {prompt} », graine 0"))
 
 fig, ax = figure(figsize=(7, 3))
 for name in SAMPLERS:
     ts = grid_for(name, schedule, 30)[:-1]
     ax.plot(range(1, len(ts) + 1), 1 - schedule.abar(ts), "o-", ms=2, label=name)
-ax.set(xlabel="sampling step", ylabel="1 − ᾱ_t", title="noise variance over 30 steps (scaled-linear schedule)")
+ax.set(xlabel=tr(en="sampling step", fr="étape d'échantillonnage"), ylabel="1 − ᾱ_t",
+       title=tr(en="noise variance over 30 steps (scaled-linear schedule)", fr="variance du bruit sur 30 étapes (schedule scaled-linear)"))
 ax.legend(fontsize=7)
 fig.tight_layout()
 

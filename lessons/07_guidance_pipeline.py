@@ -48,13 +48,14 @@ from course import current_profile
 from course.checks.guidance import check_guidance
 from course.eval import adherence, features, scene_attributes
 from course.evaluation import heldout_prompts
+from course.language import tr
 from course.pipeline import TextToImagePipeline
 from course.plotting import figure, show_grid, show_strip
 
 P = current_profile()
 torch.manual_seed(0)
 pipe = TextToImagePipeline()
-print(f"profile: {P.name} · device {pipe.device}")
+print(tr(en=f"profile: {P.name} · device {pipe.device}", fr=f"profil : {P.name} · calcul sur {pipe.device}"))
 
 # %% [markdown] lang="fr"
 # ## 1. La classifier-free guidance
@@ -138,12 +139,16 @@ for w in scales:
     f = features(same)
     diversity = torch.cdist(f, f).sum().item() / (len(f) * (len(f) - 1))
     sweep.append((w, score["all_correct"], score["per_attribute"]["shape"], diversity))
-    print(f"w = {w:>4}: all asked attributes right {score['all_correct']:.0%}, shape {score['per_attribute']['shape']:.0%}, diversity {diversity:.2f}")
+    print(tr(en=f"w = {w:>4}: all asked attributes right {score['all_correct']:.0%}, shape {score['per_attribute']['shape']:.0%}, diversity {diversity:.2f}",
+             fr=f"w = {w:>4} : tous les attributs demandés justes {score['all_correct']:.0%}, forme {score['per_attribute']['shape']:.0%}, "
+                f"diversité {diversity:.2f}"))
 fig, ax = figure(figsize=(6, 3.2))
 ax.plot([s[3] for s in sweep], [s[1] for s in sweep], "o-")
 for w, acc, _, div in sweep:
     ax.annotate(f"w={w}", (div, acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
-ax.set(xlabel="diversity (mean feature distance, same prompt)", ylabel="adherence (all attributes right)", title="guidance: adherence against diversity")
+ax.set(xlabel=tr(en="diversity (mean feature distance, same prompt)", fr="diversité (distance moyenne des caractéristiques, même prompt)"),
+       ylabel=tr(en="adherence (all attributes right)", fr="adhérence (tous les attributs justes)"),
+       title=tr(en="guidance: adherence against diversity", fr="guidance : adhérence et diversité"))
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
@@ -209,7 +214,9 @@ start = time.perf_counter()
 out = pipe("un cercle rouge en haut à gauche", num_inference_steps=25, guidance_scale=3.0, generator=0)
 seconds = time.perf_counter() - start
 again = pipe("un cercle rouge en haut à gauche", num_inference_steps=25, guidance_scale=3.0, generator=0)
-print(f"one image in {seconds:.2f} s on {pipe.device}; same seed, same image: {torch.equal(out.tensors, again.tensors)}")
+same = torch.equal(out.tensors, again.tensors)
+print(tr(en=f"one image in {seconds:.2f} s on {pipe.device}; same seed, same image: {same}",
+         fr=f"une image en {seconds:.2f} s sur {pipe.device} ; même graine, même image : {'oui' if same else 'non'}"))
 out.images[0].resize((192, 192), resample=0)
 
 # %% [markdown] lang="fr"
@@ -233,7 +240,8 @@ timeline = pipe("une grande étoile jaune au centre sur fond noir", num_inferenc
                 sampler="ddim", keep_x0_hat=True)
 marks = [50, 40, 30, 20, 10, 1]  # the slide's labels: step k of 50, counted down
 picked = [timeline.x0_hats[50 - k] for k in marks]
-show_strip([x[1][0] for x in picked], [f"step {k} (t={t})" for k, (t, _) in zip(marks, picked)], suptitle="x̂_0 along the 50 steps")
+show_strip([x[1][0] for x in picked], [tr(en=f"step {k} (t={t})", fr=f"étape {k} (t={t})") for k, (t, _) in zip(marks, picked)],
+           suptitle=tr(en="x̂_0 along the 50 steps", fr="x̂_0 au fil des 50 étapes"))
 
 # %% [markdown] lang="fr"
 # Ce que l'on voit : dès la première étape, la place de l'objet est décidée ; à l'étape 40, la prédiction
@@ -358,13 +366,14 @@ slide_prompts = [
 ]
 reason = stable_diffusion.unavailable()  # a CUDA GPU first, then huggingface.co within 3 s (or the weights already cached)
 if reason:
-    print(f"Section 5 skipped: {reason}.")
+    print(tr(en=f"Section 5 skipped: {reason}.", fr=f"Section 5 sautée : {reason}."))
 else:
     sd = stable_diffusion.load(device="cuda", dtype=torch.float16)  # the first time, downloads about 2.1 GB
     start = time.perf_counter()
     real = torch.cat([stable_diffusion.generate(sd, p, sampler="dpmpp", steps=25, guidance=7.5, seed=0) for p in slide_prompts])
-    print(f"{len(slide_prompts)} images of 512×512 in {time.perf_counter() - start:.0f} s on {torch.cuda.get_device_name()}, "
-          f"peak GPU memory {torch.cuda.max_memory_allocated() / 1e9:.1f} GB")
+    seconds, peak = time.perf_counter() - start, torch.cuda.max_memory_allocated() / 1e9
+    print(tr(en=f"{len(slide_prompts)} images of 512×512 in {seconds:.0f} s on {torch.cuda.get_device_name()}, peak GPU memory {peak:.1f} GB",
+             fr=f"{len(slide_prompts)} images de 512×512 en {seconds:.0f} s sur {torch.cuda.get_device_name()}, pic de mémoire GPU {peak:.1f} Go"))
     show_grid(real, slide_prompts, ncols=4, size=3.0, wrap=26)
 
 # %% [markdown] lang="fr"

@@ -58,6 +58,7 @@ from course.attention_maps import recording, subject_positions, token_maps, toke
 from course.checks.composition import check_excite_loss, check_relative_distance, check_wilson
 from course.data import render_scenes
 from course.evaluation import generate
+from course.language import tr
 from course.plotting import figure, show_grid
 from course.scene_reader import read
 from course.shipped import IMAGE_SIZE, load_unet
@@ -68,7 +69,7 @@ P = current_profile()
 torch.manual_seed(0)
 unet = load_unet()
 recorded = geneval.recorded()  # the full benchmark, measured once: data/geneval.json
-print(f"profile: {P.name}")
+print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 
 # %% [markdown] lang="fr"
 # ## 1. Un juge pour toute la scène
@@ -80,11 +81,13 @@ print(f"profile: {P.name}")
 # aléatoires de 0 à 4 objets, jamais sur les scènes du générateur, et il n'a jamais vu d'image générée.
 #
 # Le banc d'essai `course.geneval` pose cinq familles de prompts, en français et en anglais, sur des paires
-# (forme, couleur) **jamais vues** à l'entraînement, et en tire huit catégories : un objet (`single`, et
-# séparément `colours` et `position`), `counting` (1 à 3), `two_objects` et `relation` (« A au-dessus de
-# B »), `binding` (« A et B » : chaque couleur sur sa forme), `paraphrase` (les scènes de `single`, dites
-# autrement). Avant de juger un modèle, on juge le juge : sur les **vrais rendus** des mêmes scènes, il doit
-# tout lire juste.
+# (forme, couleur) **jamais vues** à l'entraînement, et en tire huit catégories (entre parenthèses, leur nom
+# dans `course.geneval`) : « un objet » (`single`), et séparément sa « couleur » (`colours`) et sa
+# « position » (`position`) ; « comptage » (`counting`, de 1 à 3) ; « deux objets » (`two_objects`) et
+# « relation » (`relation`), pour « A au-dessus de B » ; « liaison des couleurs » (`binding`), pour « A et B » :
+# chaque couleur sur sa forme ; « paraphrase » (`paraphrase`), les scènes d'« un objet » dites autrement.
+# Avant de juger un modèle, on juge le juge : sur les **vrais rendus** des mêmes scènes, il doit tout lire
+# juste.
 
 # %% [markdown] lang="en"
 # ## 1. A judge for the whole scene
@@ -108,7 +111,8 @@ renders = render_scenes([t.scene for t in demo], IMAGE_SIZE, seed=781)
 readings = read(renders)
 show_grid(renders, [f"{t.prompt}  {'✓' if geneval.verdict(t, seen) else '✗'}" for t, seen in zip(demo, readings)], ncols=5, size=1.9, wrap=24)
 ceiling = recorded["renders"]["categories"]
-print("ceiling on real renders (256 per category):", ", ".join(f"{c} {100 * row['both']['rate']:.1f} %" for c, row in ceiling.items()))
+print(tr(en="ceiling on real renders (256 per category):", fr="plafond sur les rendus réels (256 par catégorie) :"),
+      ", ".join(f"{geneval.category_name(c)} {100 * row['both']['rate']:.1f} %" for c, row in ceiling.items()))
 
 # %% [markdown] lang="fr"
 # Chaque rendu porte son prompt et le verdict du juge (✓ : tout ce que le prompt demande est là). Sur les
@@ -190,8 +194,9 @@ check_wilson(my_wilson)
 display(Markdown(geneval.format_table(recorded["shipped"])))
 n_live = {"smoke": 1, "cpu": 12, "gpu": 128}[P.name]
 live = geneval.run(lambda prompts, seed: generate(prompts, unet, seed=seed), n=n_live)
-display(Markdown(f"**n = {n_live} × 5 × 2 = {10 * n_live}**\n\n" + geneval.format_comparison({"data/geneval.json": recorded["shipped"], P.name: live},
-                                                                                  [("data/geneval.json", "both"), (P.name, "both")])))
+here = tr(en=P.name, fr=f"profil {P.name}")  # this run's column
+display(Markdown(f"**n = {n_live} × 5 × 2 = {10 * n_live}**\n\n" + geneval.format_comparison({"data/geneval.json": recorded["shipped"], here: live},
+                                                                                  [("data/geneval.json", "both"), (here, "both")])))
 
 # %% [markdown] lang="fr"
 # Lisez le premier tableau de haut en bas. Un objet, dit comme à l'entraînement : 92 %. Le bon nombre
@@ -214,12 +219,13 @@ display(Markdown(f"**n = {n_live} × 5 × 2 = {10 * n_live}**\n\n" + geneval.for
 gallery = geneval.tasks(2, seed=782, sets=("counting", "pair", "binding", "paraphrase"))  # 2 per (set, language), not the benchmark's
 images = generate([t.prompt for t in gallery], unet, seed=0)
 seen = read(images)
-marks = ["✓" if geneval.verdict(t, s) else ("✗ swap" if t.set == "binding" and geneval.swapped(t, s) else "✗") for t, s in zip(gallery, seen)]
+swap_mark = tr(en="✗ swap", fr="✗ échange")
+marks = ["✓" if geneval.verdict(t, s) else (swap_mark if t.set == "binding" and geneval.swapped(t, s) else "✗") for t, s in zip(gallery, seen)]
 show_grid(images, [f"{t.prompt}  {m}" for t, m in zip(gallery, marks)], ncols=8, size=1.8, wrap=22)
 
 # %% [markdown] lang="fr"
 # Regardez les ✗ : un objet manque, les deux sont fondus en un seul, un objet de trop apparaît, ou les
-# couleurs ont changé de forme (« swap »). Le juge a lu chaque image ; vous pouvez vérifier à l'œil.
+# couleurs ont changé de forme (« échange »). Le juge a lu chaque image ; vous pouvez vérifier à l'œil.
 
 # %% [markdown] lang="en"
 # Look at the ✗: an object is missing, the two merge into one, an extra object appears, or the colours
@@ -248,7 +254,8 @@ show_grid(images, [f"{t.prompt}  {m}" for t, m in zip(gallery, marks)], ncols=8,
 # %%
 from course.ldm import KIND_WEIGHTS
 
-print("training scenes:", ", ".join(f"{kind} {share:.0%}" for kind, share in KIND_WEIGHTS.items()))
+kind_names = {"single": tr(en="single", fr="objet seul"), "count": tr(en="count", fr="comptage"), "pair": tr(en="pair", fr="deux objets")}
+print(tr(en="training scenes:", fr="scènes d'entraînement :"), ", ".join(f"{kind_names.get(kind, kind)} {share:.0%}" for kind, share in KIND_WEIGHTS.items()))
 
 # %% [markdown] lang="fr"
 # Deux objets : 15 % des images. Est-ce la cause ? On l'a testé (section 5) : à longueur d'entraînement
@@ -271,10 +278,12 @@ print("training scenes:", ", ".join(f"{kind} {share:.0%}" for kind, share in KIN
 # `<unk>`. How many of the benchmark's prompts contain one?
 
 # %%
+width = max(len(geneval.set_name(family)) for family in geneval.SETS)
 for family in geneval.SETS:
     prompts = [t.prompt for t in geneval.tasks(32, sets=(family,))]
-    unknown = sorted({w for p in prompts for w in unknown_words(p)})
-    print(f"{family:10s} <unk> in {sum(bool(unknown_words(p)) for p in prompts) / len(prompts):4.0%} of the prompts: {unknown}")
+    unknown = sorted({w for p in prompts for w in unknown_words(p)})  # the words themselves are content: as the tokenizer reads them
+    share = sum(bool(unknown_words(p)) for p in prompts) / len(prompts)
+    print(f"{geneval.set_name(family):{width}s} " + tr(en=f"<unk> in {share:4.0%} of the prompts: {unknown}", fr=f"<unk> dans {share:4.0%} des prompts : {unknown}"))
 
 # %% [markdown] lang="fr"
 # Toutes les consignes de liaison contiennent un mot inconnu : « and » et « et » ne figurent dans aucune
@@ -304,6 +313,7 @@ for family in geneval.SETS:
 # only 2 or 3 "latent pixels" there, and a cell of the 3 × 3 grid less than 3 × 3.
 
 # %%
+from course.captions import FR_SIZES
 from course.scenes import Obj, Scene
 
 sizes = [Scene("single", "white", (Obj("circle", "red", size, (1, 1)),)) for size in ("large", "small")]
@@ -314,7 +324,8 @@ for ax, image, scene in zip(axes, render_scenes(sizes, IMAGE_SIZE, seed=0), size
     for k in range(1, 8):  # one latent pixel = 8 × 8 image pixels
         ax.axhline(8 * k - 0.5, color="k", lw=0.4)
         ax.axvline(8 * k - 0.5, color="k", lw=0.4)
-    ax.set(title=" + ".join(o.size for o in scene.objects) + ": 64 × 64 → 8 × 8", xticks=[], yticks=[])
+    ax.set(title=tr(en=" + ".join(o.size for o in scene.objects) + ": 64 × 64 → 8 × 8",
+                    fr=" + ".join(FR_SIZES[o.size][0] for o in scene.objects) + " : 64 × 64 → 8 × 8"), xticks=[], yticks=[])
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
@@ -357,11 +368,12 @@ fig.suptitle(prompt)
 for ax, (i, word) in zip(axes[1:], shown):
     ax.imshow(maps[i] if word != "<pad>" else maps[n:].mean(0), cmap="magma")
     ax.set(title=f"« {word} »" + (f" (×{32 - n})" if word == "<pad>" else ""), xticks=[], yticks=[])
-axes[-1].bar(["<bos>", "words", "<eos>", "<pad>"], [share[0], share[1 : n - 1].sum(), share[n - 1], share[n:].sum()], color=["C0", "C1", "C0", "C7"])
-axes[-1].set(title="share of attention")
+axes[-1].bar(["<bos>", tr(en="words", fr="mots"), "<eos>", "<pad>"], [share[0], share[1 : n - 1].sum(), share[n - 1], share[n:].sum()],
+             color=["C0", "C1", "C0", "C7"])
+axes[-1].set(title=tr(en="share of attention", fr="part de l'attention"))
 axes[-1].tick_params(axis="x", labelrotation=60, labelsize=7)
 fig.tight_layout()
-print(f"<bos> {share[0]:.0%} · words {share[1 : n - 1].sum():.0%} · <eos> {share[n - 1]:.0%} · {32 - n} × <pad> {share[n:].sum():.0%}")
+print(f"<bos> {share[0]:.0%} · {tr(en='words', fr='mots')} {share[1 : n - 1].sum():.0%} · <eos> {share[n - 1]:.0%} · {32 - n} × <pad> {share[n:].sum():.0%}")
 
 # %% [markdown] lang="fr"
 # (La carte « <unk> » est celle du « and », inconnu du tokenizer.) Les cartes des couleurs s'allument à peu
@@ -429,8 +441,8 @@ check_relative_distance(my_relative_distance)
 # %% [markdown] lang="fr"
 # Appliquons-la (dans la version de `course.text_binding`, pour que la suite tourne même si l'exercice n'est
 # pas fini) aux états de notre CLIP, sur des prompts à deux objets de couleurs différentes et leur
-# échange de couleurs (`swap`), et, pour l'échelle, un autre prompt de la même famille (`other`) : d'abord
-# aux positions des mots, puis au remplissage.
+# échange de couleurs (« échange »), et, pour l'échelle, un autre prompt de la même famille (« autre ») :
+# d'abord aux positions des mots, puis au remplissage.
 
 # %% [markdown] lang="en"
 # Let us apply it (`course.text_binding`'s version, so that what follows runs even if the exercise is not
@@ -443,15 +455,17 @@ from course.shipped import text_states
 from course.tokenizer import encode
 
 n_swap = {"smoke": 4, "cpu": 32, "gpu": 64}[P.name]
+width = max(8, *(len(geneval.set_name(kind)) for kind in ("binding", "pair")))
 for kind in ("binding", "pair"):
     tasks = swap_tasks(n_swap, kind)
     prompts = [t.prompt for t in tasks]
     s, _ = text_states(prompts)
     s_swap, _ = text_states([swapped_prompt(t) for t in tasks])
     where_words = encode(prompts)[1]
-    print(f"{kind:8s} {prompts[0]!r} ↔ {swapped_prompt(tasks[0])!r}")
-    for label, where in (("words", where_words), ("<pad>", 1 - where_words)):
-        print(f"   {label:6s} swap {relative_distance(s, s_swap, where):6.1%}   other {relative_distance(s, s.roll(1, 0), where):6.1%}")
+    print(f"{geneval.set_name(kind):{width}s} {prompts[0]!r} ↔ {swapped_prompt(tasks[0])!r}")
+    for label, where in ((tr(en="words", fr="mots"), where_words), ("<pad>", 1 - where_words)):
+        swap, other = relative_distance(s, s_swap, where), relative_distance(s, s.roll(1, 0), where)
+        print(f"   {label:6s} " + tr(en=f"swap {swap:6.1%}   other {other:6.1%}", fr=f"échange {swap:6.1%}   autre {other:6.1%}"))
 
 # %% [markdown] lang="fr"
 # Aux mots, l'échange déplace les états de plus de 50 % : c'est attendu, les deux mots de couleur ont
@@ -554,7 +568,9 @@ both = torch.cat([plain, excited])
 verdicts = ["✓" if geneval.verdict(t, s) else "✗" for t, s in zip(trial + trial, read(both))]
 show_grid(both, [f"{'A&E' if i >= len(trial) else '—'} {p}  {v}" for i, (p, v) in enumerate(zip(prompts + prompts, verdicts))], ncols=len(trial), size=1.9, wrap=24)
 display(Markdown(geneval.format_comparison(recorded, [("shipped", "both"), ("shipped+attend_excite", "both")])))
-print(f"seconds per image: {recorded['shipped']['seconds_per_image']} without, {recorded['shipped+attend_excite']['seconds_per_image']} with Attend-and-Excite")
+without, with_ae = recorded["shipped"]["seconds_per_image"], recorded["shipped+attend_excite"]["seconds_per_image"]
+print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Excite",
+         fr=f"secondes par image : {without} sans, {with_ae} avec Attend-and-Excite"))
 
 # %% [markdown] lang="fr"
 # Sur le banc d'essai complet (le tableau), Attend-and-Excite **n'aide pas** : deux objets 21,1 → 20,7 %,
@@ -699,9 +715,9 @@ show_grid(ladder_images, ladder, ncols=6, size=1.9, wrap=24)
 from course.tokenizer import unknown_words
 
 for styled in ("un cercle rouge à la Van Gogh", "a red circle, digital art, at sunset", "un cercle rouge sous la pluie, vue aérienne"):
-    print(f"{styled!r}: <unk> = {unknown_words(styled)}")
+    print(tr(en=f"{styled!r}: <unk> = {unknown_words(styled)}", fr=f"{styled!r} : <unk> = {unknown_words(styled)}"))
 seeds = torch.cat([generate(["un petit triangle vert en bas à gauche"], unet, seed=s) for s in range(6)])
-show_grid(seeds, [f"seed {s}" for s in range(6)], ncols=6, size=1.6, suptitle="un petit triangle vert en bas à gauche")
+show_grid(seeds, [tr(en=f"seed {s}", fr=f"graine {s}") for s in range(6)], ncols=6, size=1.6, suptitle="un petit triangle vert en bas à gauche")
 
 # %% [markdown] lang="fr"
 # Ce que notre monde **peut** varier, la graine le montre : pour un même prompt, la couleur du fond (que le

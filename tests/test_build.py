@@ -69,7 +69,7 @@ def test_editions_are_consistent(lesson):
         (e, lang): nbformat.read(lesson.notebook(e, lang), as_version=4) for e in ("notebooks", "solutions") for lang in LANGUAGES
     }
     for edition in ("notebooks", "solutions"):
-        code = [[c.source for c in editions[(edition, lang)].cells if c.cell_type == "code"] for lang in LANGUAGES]
+        code = [[c.source for c in editions[(edition, lang)].cells[2:] if c.cell_type == "code"] for lang in LANGUAGES]
         assert code[0] == code[1], f"{edition}: code cells differ between languages"
         fr_text = "".join(c.source for c in editions[(edition, "fr")].cells if c.cell_type == "markdown")
         en_text = "".join(c.source for c in editions[(edition, "en")].cells if c.cell_type == "markdown")
@@ -78,6 +78,7 @@ def test_editions_are_consistent(lesson):
         first, setup = nb.cells[0], nb.cells[1]
         assert "colab-badge.svg" in first.source and f"{edition}/{lang}/{lesson.stem}.ipynb" in first.source
         assert repository_url() in setup.source and '"google.colab" in sys.modules' in setup.source
+        assert f'os.environ["COURSE_LANG"] = "{lang}"' in setup.source  # the edition's language, before any course code runs
     solutions = editions[("solutions", "en")]
     assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in solutions.cells if c.cell_type == "code")
     exercises = editions[("notebooks", "en")]
@@ -100,7 +101,7 @@ def test_carried_outputs_keep_their_widget_state():
 
     lesson = available_lessons()[0]
     source = read_source(lesson)
-    old, new = make_edition(source, lesson, "fr", "solutions"), make_edition(source, lesson, "en", "solutions")
+    old, new = make_edition(source, lesson, "en", "solutions"), make_edition(source, lesson, "en", "solutions")
     old.metadata["course"]["executed"] = execution_record(old, "cpu")
     old.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     old.metadata["language_info"] = {"name": "python", "version": "3.11.7"}

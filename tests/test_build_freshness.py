@@ -122,7 +122,8 @@ def test_the_record_lists_modules_and_every_data_manifest(tree):
     assert sorted(executed["deps"]) == [
         "course/__init__.py", "course/alpha.py", "course/beta.py", "data/model.json", "data/tokenizer/tokenizer.json",
     ]
-    assert _read(tree / "solutions/en/00_tour.ipynb").metadata["course"]["executed"] == executed
+    en = _read(tree / "solutions/en/00_tour.ipynb").metadata["course"]["executed"]  # each language runs on its own kernel
+    assert en["deps"] == executed["deps"] and en["code_sha256"] != executed["code_sha256"]  # the setup cell sets COURSE_LANG
 
 
 # ----------------------------------------------------------------------------- staleness
@@ -130,10 +131,10 @@ def test_the_record_lists_modules_and_every_data_manifest(tree):
 
 def test_fresh_after_a_build_and_outputs_carried_when_nothing_changed(tree, runs):
     build()
-    assert runs == ["fr"] and stale_files() == []
+    assert runs == ["fr", "en"] and stale_files() == []
     build()
-    assert runs == ["fr"], "nothing changed: the outputs must be carried, not re-executed"
-    assert _read(tree / "solutions/en/00_tour.ipynb").cells[3].outputs[0].text == "run 1\n"
+    assert runs == ["fr", "en"], "nothing changed: the outputs must be carried, not re-executed"
+    assert _read(tree / "solutions/en/00_tour.ipynb").cells[3].outputs[0].text == "run 2\n"
 
 
 def test_a_changed_dependency_module_makes_the_outputs_stale(tree, runs):
@@ -145,7 +146,7 @@ def test_a_changed_dependency_module_makes_the_outputs_stale(tree, runs):
         for lang in ("fr", "en")
     ]
     build()
-    assert runs == ["fr", "fr"] and stale_files() == []
+    assert runs == ["fr", "en", "fr", "en"] and stale_files() == []
 
 
 def test_an_unrelated_module_changes_nothing(tree, runs):
@@ -155,7 +156,7 @@ def test_an_unrelated_module_changes_nothing(tree, runs):
     (tree / "data/model.safetensors").write_text("other weights")  # the manifest holds their sha256
     assert stale_files() == []
     build()
-    assert runs == ["fr"]
+    assert runs == ["fr", "en"]
 
 
 def test_a_changed_data_manifest_makes_the_outputs_stale(tree):
@@ -182,13 +183,13 @@ def test_outputs_recorded_with_the_code_hash_only_are_stale_once(tree, runs):
     expected = build_module.expected_editions(lessons_module.available_lessons()[0])[("solutions", "fr")]
     assert not _carry_outputs(expected, nb)
     build()
-    assert runs == ["fr", "fr"] and stale_files() == []
+    assert runs == ["fr", "en", "fr"] and stale_files() == []  # only the French edition's record was old
 
 
 def test_carrying_needs_both_code_and_dependencies(tree):
     lesson = lessons_module.available_lessons()[0]
     editions = build_module.expected_editions(lesson)
-    old, new = editions[("solutions", "fr")], editions[("solutions", "en")]
+    old, new = editions[("solutions", "fr")], build_module.expected_editions(lesson)[("solutions", "fr")]
     old.metadata["course"]["executed"] = execution_record(old, "cpu")
     assert stale_reason(old.metadata["course"]["executed"], new) is None
     (tree / "course/beta.py").write_text("TWO = 4\n")

@@ -10,6 +10,7 @@ import torch
 from course.attend_excite import excite_loss
 from course.checks.core import CheckResult, call, diagnose, failed, passed, run
 from course.geneval import wilson
+from course.language import tr
 from course.text_binding import relative_distance
 
 
@@ -23,20 +24,28 @@ def check_wilson(fn: Callable) -> CheckResult:
             try:
                 lo, hi = (float(v) for v in out)
             except (TypeError, ValueError):
-                return failed(name, f"expected two numbers (lo, hi), got {out!r}")
+                return failed(name, tr(en=f"expected two numbers (lo, hi), got {out!r}", fr=f"deux nombres (lo, hi) étaient attendus, reçu {out!r}"))
             expected = wilson(k, n)
             p, z = k / n, 1.96
             normal = (p - z * math.sqrt(p * (1 - p) / n), p + z * math.sqrt(p * (1 - p) / n))
             if all(abs(a - b) < 1e-4 for a, b in zip((lo, hi), expected)):
                 continue
-            where = f"for k = {k}, n = {n}: got ({lo:.4f}, {hi:.4f}), expected ({expected[0]:.4f}, {expected[1]:.4f})"
+            got, want = f"({lo:.4f}, {hi:.4f})", f"({expected[0]:.4f}, {expected[1]:.4f})"
+            where = tr(en=f"for k = {k}, n = {n}: got {got}, expected {want}", fr=f"pour k = {k}, n = {n} : reçu {got}, attendu {want}")
             clipped = (max(0.0, normal[0]), min(1.0, normal[1]))
             if any(all(abs(a - b) < 1e-4 for a, b in zip((lo, hi), c)) for c in (normal, clipped)):
-                return failed(name, f"{where} — that is the normal approximation p ± z·√(p(1 − p)/n); Wilson's centre moves towards ½: (p + z²/2n)/(1 + z²/n)")
+                return failed(name, where + tr(
+                    en=" — that is the normal approximation p ± z·√(p(1 − p)/n); Wilson's centre moves towards ½: (p + z²/2n)/(1 + z²/n)",
+                    fr=" — c'est l'approximation normale p ± z·√(p(1 − p)/n) ; le milieu de l'intervalle de Wilson se rapproche de ½ : (p + z²/2n)/(1 + z²/n)",
+                ))
             if lo > hi:
-                return failed(name, f"{where} — lo and hi are swapped")
-            return failed(name, f"{where}")
-        return passed(name, "centre (p + z²/2n)/(1 + z²/n), half-width z·√(p(1 − p)/n + z²/4n²)/(1 + z²/n): never outside [0, 1], never empty at 0/n")
+                return failed(name, where + tr(en=" — lo and hi are swapped", fr=" — lo et hi sont intervertis"))
+            return failed(name, where)
+        return passed(name, tr(
+            en="centre (p + z²/2n)/(1 + z²/n), half-width z·√(p(1 − p)/n + z²/4n²)/(1 + z²/n): never outside [0, 1], never empty at 0/n",
+            fr="milieu (p + z²/2n)/(1 + z²/n), demi-largeur z·√(p(1 − p)/n + z²/4n²)/(1 + z²/n) : jamais hors de [0, 1], "
+               "jamais vide en 0/n",
+        ))
 
     return run(name, body)
 
@@ -53,17 +62,29 @@ def check_relative_distance(fn: Callable) -> CheckResult:
         actual = call(name, fn, s.clone(), s2.clone(), where.clone())
         w = where.float()
         mistakes = {
-            "the positions where `where` is 0 were counted too: multiply each position's squared norm by `where`":
+            tr(en="the positions where `where` is 0 were counted too: multiply each position's squared norm by `where`",
+               fr="les positions où `where` vaut 0 ont été comptées aussi : multipliez la norme au carré de chaque position par `where`"):
                 (s - s2).square().sum() / s.square().sum(),
-            "only the numerator is restricted to `where`: the denominator Σ‖s‖² must be taken over the same positions":
+            tr(en="only the numerator is restricted to `where`: the denominator Σ‖s‖² must be taken over the same positions",
+               fr="seul le numérateur est restreint à `where` : le dénominateur Σ‖s‖² doit porter sur les mêmes positions"):
                 ((s - s2).square().sum(-1) * w).sum() / s.square().sum(),
-            "norms, not squared norms: Σ‖s − s'‖² / Σ‖s‖²": ((s - s2).norm(dim=-1) * w).sum() / (s.norm(dim=-1) * w).sum(),
-            "a mean of per-position ratios, not a ratio of sums": (((s - s2).square().sum(-1) / s.square().sum(-1)) * w).sum() / w.sum(),
+            tr(en="norms, not squared norms: Σ‖s − s'‖² / Σ‖s‖²",
+               fr="des normes, et non des normes au carré : Σ‖s − s'‖² / Σ‖s‖²"):
+                ((s - s2).norm(dim=-1) * w).sum() / (s.norm(dim=-1) * w).sum(),
+            tr(en="a mean of per-position ratios, not a ratio of sums",
+               fr="une moyenne des rapports position par position, et non un rapport de sommes"):
+                (((s - s2).square().sum(-1) / s.square().sum(-1)) * w).sum() / w.sum(),
         }
         if isinstance(actual, torch.Tensor) and actual.dim() != 0:
-            return failed(name, f"expected one number (a 0-d tensor), got shape {tuple(actual.shape)} — sum over batch, positions and features")
+            return failed(name, tr(
+                en=f"expected one number (a 0-d tensor), got shape {tuple(actual.shape)} — sum over batch, positions and features",
+                fr=f"un seul nombre était attendu (un tenseur de dimension 0), reçu la forme {tuple(actual.shape)} — sommez sur le lot, "
+                   "les positions et les caractéristiques",
+            ))
         problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5, check_dtype=False)
-        return problem if problem is not None else passed(name, "Σ‖s − s'‖² / Σ‖s‖² over the chosen positions: 0 = the same states, about 1 = unrelated ones")
+        detail = tr(en="Σ‖s − s'‖² / Σ‖s‖² over the chosen positions: 0 = the same states, about 1 = unrelated ones",
+                    fr="Σ‖s − s'‖² / Σ‖s‖² sur les positions choisies : 0 = les mêmes états, environ 1 = des états sans rapport")
+        return problem if problem is not None else passed(name, detail)
 
     return run(name, body)
 
@@ -78,14 +99,21 @@ def check_excite_loss(fn: Callable) -> CheckResult:
         expected = excite_loss(strengths, counts)
         actual = call(name, fn, strengths.clone(), list(counts))
         mistakes = {
-            "the subjects' mean, not their max: the loss must follow the *most neglected* subject": torch.stack(
+            tr(en="the subjects' mean, not their max: the loss must follow the *most neglected* subject",
+               fr="la moyenne des sujets, et non leur max : la perte doit suivre le sujet *le plus négligé*"): torch.stack(
                 [(1 - strengths[b, :n]).mean() for b, n in enumerate(counts)]),
-            "the best-attended subject was taken (min of 1 − strength): the loss must follow the weakest one": torch.stack(
+            tr(en="the best-attended subject was taken (min of 1 − strength): the loss must follow the weakest one",
+               fr="le sujet le mieux servi par l'attention a été pris (min de 1 − force) : la perte doit suivre le plus faible"): torch.stack(
                 [(1 - strengths[b, :n]).amin() for b, n in enumerate(counts)]),
-            "the unused columns (beyond counts[b]) were counted: an empty slot of strength 0 is not a neglected subject": (1 - strengths).amax(1),
+            tr(en="the unused columns (beyond counts[b]) were counted: an empty slot of strength 0 is not a neglected subject",
+               fr="les colonnes inutilisées (au-delà de counts[b]) ont été comptées : une case vide, de force 0, n'est pas un sujet négligé"):
+                (1 - strengths).amax(1),
         }
         problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-6,
-                           shape_hint="one loss per image: (B,) — a max over that image's first counts[b] subjects")
-        return problem if problem is not None else passed(name, "max over the subjects of 1 − strength: the gradient goes to the most neglected word")
+                           shape_hint=tr(en="one loss per image: (B,) — a max over that image's first counts[b] subjects",
+                                         fr="une perte par image : (B,) — un max sur les counts[b] premiers sujets de cette image"))
+        detail = tr(en="max over the subjects of 1 − strength: the gradient goes to the most neglected word",
+                    fr="max sur les sujets de 1 − force : le gradient va au mot le plus négligé")
+        return problem if problem is not None else passed(name, detail)
 
     return run(name, body)

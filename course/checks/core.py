@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import torch
 
+from course.language import tr
+
 OK, FAIL, TODO = "✅", "❌", "⏳"
 
 
@@ -42,18 +44,20 @@ def report(result: CheckResult) -> CheckResult:
 
 
 def passed(name: str, detail: str = "") -> CheckResult:
-    return CheckResult(True, f"{OK} {name}: correct{' — ' + detail if detail else ''}")
+    return CheckResult(True, f"{OK} {name}" + tr(en=": correct", fr=" : correct") + (f" — {detail}" if detail else ""))
 
 
 def failed(name: str, why: str) -> CheckResult:
-    return CheckResult(False, f"{FAIL} {name}: {why}")
+    return CheckResult(False, f"{FAIL} {name}" + tr(en=": ", fr=" : ") + why)
 
 
 def not_implemented(name: str) -> CheckResult:
     return CheckResult(
         False,
-        f"{TODO} {name}: not implemented yet — replace `raise NotImplementedError` with your code, "
-        "then run the cell again.",
+        f"{TODO} {name}" + tr(
+            en=": not implemented yet — replace `raise NotImplementedError` with your code, then run the cell again.",
+            fr=" : pas encore écrit — remplacez `raise NotImplementedError` par votre code, puis relancez la cellule.",
+        ),
         not_implemented=True,
     )
 
@@ -71,7 +75,7 @@ def call(name: str, fn: Callable[..., Any], *args: Any, error_hints: dict[str, s
     ``error_hints`` maps a fragment of an error message to advice appended when it appears.
     """
     if not callable(fn):
-        raise _Raised(failed(name, f"expected a function, got {type(fn).__name__}"))
+        raise _Raised(failed(name, tr(en=f"expected a function, got {type(fn).__name__}", fr=f"une fonction était attendue, reçu {type(fn).__name__}")))
     try:
         out = fn(*args, **kwargs)
     except NotImplementedError:
@@ -82,12 +86,13 @@ def call(name: str, fn: Callable[..., Any], *args: Any, error_hints: dict[str, s
         if len(frames) > 1:
             frame = frames[-1]
             code = (frame.line or "").strip()
-            where = f" (line {frame.lineno}" + (f": `{code}`)" if code else ")")
+            where = tr(en=f" (line {frame.lineno}", fr=f" (ligne {frame.lineno}") + (tr(en=": ", fr=" : ") + f"`{code}`)" if code else ")")
         advice = "".join(f" — {hint}" for fragment, hint in (error_hints or {}).items() if fragment in str(err))
-        raise _Raised(failed(name, f"your code raised {type(err).__name__}: {err}{where}{advice}")) from None
+        raise _Raised(failed(name, tr(en="your code raised", fr="votre code a levé") + f" {type(err).__name__}: {err}{where}{advice}")) from None
     if out is None or out is Ellipsis:
         raise _Raised(
-            CheckResult(False, f"{TODO} {name}: returned {out!r} — not finished yet, or a `return` is missing.", True)
+            CheckResult(False, f"{TODO} {name}" + tr(en=f": returned {out!r} — not finished yet, or a `return` is missing.",
+                                                      fr=f" : a renvoyé {out!r} — pas encore fini, ou il manque un `return`."), True)
         )
     return out
 
@@ -125,47 +130,60 @@ def diagnose(
         if isinstance(actual, (int, float)) and expected.dim() == 0:
             actual = torch.tensor(actual, dtype=expected.dtype)
         else:
-            return failed(name, f"expected a torch.Tensor, got {type(actual).__name__}")
+            return failed(name, tr(en=f"expected a torch.Tensor, got {type(actual).__name__}", fr=f"un torch.Tensor était attendu, reçu {type(actual).__name__}"))
     if actual.shape != expected.shape:
-        why = f"wrong shape: got {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+        why = tr(en=f"wrong shape: got {tuple(actual.shape)}, expected {tuple(expected.shape)}",
+                 fr=f"mauvaise forme : reçu {tuple(actual.shape)}, attendu {tuple(expected.shape)}")
         if sorted(actual.shape) == sorted(expected.shape):
-            why += " (the same dimensions in another order: a permute is wrong or missing)"
+            why += tr(en=" (the same dimensions in another order: a permute is wrong or missing)",
+                      fr=" (les mêmes dimensions dans un autre ordre : un permute est faux ou manquant)")
         elif actual.numel() == expected.numel():
-            why += " (same number of values: a reshape/view is wrong or missing)"
+            why += tr(en=" (same number of values: a reshape/view is wrong or missing)",
+                      fr=" (le même nombre de valeurs : un reshape/view est faux ou manquant)")
         elif actual.dim() == expected.dim() == 1 and abs(actual.numel() - expected.numel()) == 1:
-            why += " (one element too many or too few: an off-by-one in a range?)"
+            why += tr(en=" (one element too many or too few: an off-by-one in a range?)",
+                      fr=" (un élément de trop ou de moins : un décalage de un dans un range ?)")
         return failed(name, why + (f". {shape_hint}" if shape_hint else ""))
     if check_dtype and actual.dtype != expected.dtype:
         return failed(
             name,
-            f"wrong dtype: got {actual.dtype}, expected {expected.dtype}" + (f". {dtype_hint}" if dtype_hint else ""),
+            tr(en=f"wrong dtype: got {actual.dtype}, expected {expected.dtype}", fr=f"mauvais dtype : reçu {actual.dtype}, attendu {expected.dtype}")
+            + (f". {dtype_hint}" if dtype_hint else ""),
         )
     if not check_dtype and not actual.is_floating_point() and expected.is_floating_point():
-        return failed(name, f"wrong dtype: got {actual.dtype}, expected a floating-point tensor")
+        return failed(name, tr(en=f"wrong dtype: got {actual.dtype}, expected a floating-point tensor",
+                               fr=f"mauvais dtype : reçu {actual.dtype}, un tenseur à virgule flottante était attendu"))
     if actual.device != expected.device:
-        return failed(name, f"wrong device: got {actual.device}, expected {expected.device} (use .to(x.device))")
+        return failed(name, tr(en=f"wrong device: got {actual.device}, expected {expected.device} (use .to(x.device))",
+                               fr=f"mauvais device : reçu {actual.device}, attendu {expected.device} (utilisez .to(x.device))"))
     actual = actual.detach().to(expected.dtype)
     finite = torch.isfinite(actual)
     if not bool(finite.all()) and bool(torch.isfinite(expected).all()):
         index = tuple(int(i) for i in (~finite).nonzero()[0])
-        return failed(name, f"contains {actual[index].item()} at index {_fmt_index(index)} (a division by zero or a log/sqrt of a negative?)")
+        return failed(name, tr(en=f"contains {actual[index].item()} at index {_fmt_index(index)} (a division by zero or a log/sqrt of a negative?)",
+                               fr=f"contient {actual[index].item()} à l'indice {_fmt_index(index)} (une division par zéro, ou le log ou la racine d'un nombre négatif ?)"))
     close = torch.isclose(actual, expected, atol=atol, rtol=rtol)
     if bool(close.all()):
         return None
-    candidates = {"the sign is flipped (a minus sign too many or missing)": -expected, **(mistakes or {})}
+    sign = tr(en="the sign is flipped (a minus sign too many or missing)", fr="le signe est inversé (un signe moins en trop ou manquant)")
+    candidates = {sign: -expected, **(mistakes or {})}
     for description, wrong in candidates.items():
         if wrong.shape == expected.shape and bool(torch.isclose(actual, wrong.to(actual.dtype), atol=atol, rtol=rtol).all()):
-            return failed(name, f"looks like {description}")
+            return failed(name, tr(en="looks like ", fr="erreur typique — ") + description)
     if expected.dim() == 1 and expected.numel() > 2:
         if bool(torch.isclose(actual[1:], expected[:-1], atol=atol, rtol=rtol).all()):
-            return failed(name, "looks like an off-by-one: your values are shifted one index later (index t holds the value of t − 1)")
+            return failed(name, tr(en="looks like an off-by-one: your values are shifted one index later (index t holds the value of t − 1)",
+                                   fr="on dirait un décalage de un : vos valeurs sont décalées d'un indice vers la fin (l'indice t contient la valeur de t − 1)"))
         if bool(torch.isclose(actual[:-1], expected[1:], atol=atol, rtol=rtol).all()):
-            return failed(name, "looks like an off-by-one: your values are shifted one index earlier (index t holds the value of t + 1)")
+            return failed(name, tr(en="looks like an off-by-one: your values are shifted one index earlier (index t holds the value of t + 1)",
+                                   fr="on dirait un décalage de un : vos valeurs sont décalées d'un indice vers le début (l'indice t contient la valeur de t + 1)"))
     index = tuple(int(i) for i in (~close).nonzero()[0])
     n_wrong, n = int((~close).sum()), close.numel()
     err = (actual - expected).abs().max().item()
     return failed(
         name,
-        f"wrong value at index {_fmt_index(index)}: got {actual[index].item():.6g}, expected "
-        f"{expected[index].item():.6g} ({n_wrong} of {n} values wrong, max abs error {err:.3g})",
+        tr(en=f"wrong value at index {_fmt_index(index)}: got {actual[index].item():.6g}, expected "
+              f"{expected[index].item():.6g} ({n_wrong} of {n} values wrong, max abs error {err:.3g})",
+           fr=f"valeur fausse à l'indice {_fmt_index(index)} : reçu {actual[index].item():.6g}, attendu "
+              f"{expected[index].item():.6g} ({n_wrong} valeurs fausses sur {n}, erreur absolue max {err:.3g})"),
     )

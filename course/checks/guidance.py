@@ -8,6 +8,7 @@ import torch
 
 from course.checks.core import CheckResult, call, diagnose, passed, run
 from course.guidance import guidance_combination
+from course.language import tr
 
 
 def check_guidance(fn: Callable) -> CheckResult:
@@ -21,13 +22,17 @@ def check_guidance(fn: Callable) -> CheckResult:
             expected = guidance_combination(cond, uncond, w)
             actual = call(name, fn, cond.clone(), uncond.clone(), w)
             mistakes = {
-                "ε(c) and ε(∅) are swapped: the push must go towards the prompt": guidance_combination(uncond, cond, w),
-                "the (1 − w)·ε(∅) term is missing": w * cond,
-                "the sign of the (1 − w)·ε(∅) term is flipped": w * cond - (1 - w) * uncond,
+                tr(en="ε(c) and ε(∅) are swapped: the push must go towards the prompt",
+                   fr="ε(c) et ε(∅) sont intervertis : la poussée doit aller vers le prompt"): guidance_combination(uncond, cond, w),
+                tr(en="the (1 − w)·ε(∅) term is missing",
+                   fr="le terme (1 − w)·ε(∅) manque"): w * cond,
+                tr(en="the sign of the (1 − w)·ε(∅) term is flipped",
+                   fr="le signe du terme (1 − w)·ε(∅) est inversé"): w * cond - (1 - w) * uncond,
             }
             problem = diagnose(f"{name} (w = {w})", actual, expected, mistakes=mistakes, atol=1e-5)
             if problem is not None:
                 return problem
-        return passed(name, "w·ε(c) + (1 − w)·ε(∅): w = 0 unconditional, w = 1 conditional, w > 1 guided")
+        return passed(name, tr(en="w·ε(c) + (1 − w)·ε(∅): w = 0 unconditional, w = 1 conditional, w > 1 guided",
+                               fr="w·ε(c) + (1 − w)·ε(∅) : w = 0 non conditionnel, w = 1 conditionnel, w > 1 guidé"))
 
     return run(name, body)

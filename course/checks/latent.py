@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 
 from course.autoencoder import kl_divergence
-from course.checks.core import CheckResult, call, diagnose, passed, run
+from course.checks.core import CheckResult, call, diagnose, failed, passed, run
+from course.language import tr
 
 
 def check_kl_divergence(fn: Callable) -> CheckResult:
@@ -21,15 +22,25 @@ def check_kl_divergence(fn: Callable) -> CheckResult:
         actual = call(name, fn, mean.clone(), logvar.clone())
         per_value = 0.5 * (mean.square() + logvar.exp() - 1 - logvar)
         mistakes = {
-            "a mean over every value instead of a sum per image (then a mean over the batch)": per_value.mean(),
-            "the factor ½ is missing": 2 * expected,
-            "σ² was taken as logvar itself: σ² = exp(logvar)": (0.5 * (mean.square() + logvar - 1 - logvar)).flatten(1).sum(1).mean(),
-            "a sum over the batch as well (it should be averaged over images)": per_value.sum(),
-            "the − log σ² term has the wrong sign": (0.5 * (mean.square() + logvar.exp() - 1 + logvar)).flatten(1).sum(1).mean(),
+            tr(en="a mean over every value instead of a sum per image (then a mean over the batch)",
+               fr="une moyenne sur toutes les valeurs au lieu d'une somme par image (puis d'une moyenne sur le lot)"): per_value.mean(),
+            tr(en="the factor ½ is missing",
+               fr="le facteur ½ manque"): 2 * expected,
+            tr(en="σ² was taken as logvar itself: σ² = exp(logvar)",
+               fr="σ² a été pris égal à logvar lui-même : σ² = exp(logvar)"):
+                (0.5 * (mean.square() + logvar - 1 - logvar)).flatten(1).sum(1).mean(),
+            tr(en="a sum over the batch as well (it should be averaged over images)",
+               fr="une somme sur le lot aussi (il faut en faire la moyenne sur les images)"): per_value.sum(),
+            tr(en="the − log σ² term has the wrong sign",
+               fr="le terme − log σ² n'a pas le bon signe"):
+                (0.5 * (mean.square() + logvar.exp() - 1 + logvar)).flatten(1).sum(1).mean(),
         }
         if isinstance(actual, torch.Tensor) and actual.dim() != 0:
-            return CheckResult(False, f"❌ {name}: expected one number (a 0-d tensor), got shape {tuple(actual.shape)}")
+            return failed(name, tr(en=f"expected one number (a 0-d tensor), got shape {tuple(actual.shape)}",
+                                   fr=f"un seul nombre était attendu (un tenseur de dimension 0), reçu la forme {tuple(actual.shape)}"))
         problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-4)
-        return problem if problem is not None else passed(name, "KL(N(μ, σ²) ‖ N(0, 1)), summed per image, averaged over the batch")
+        detail = tr(en="KL(N(μ, σ²) ‖ N(0, 1)), summed per image, averaged over the batch",
+                    fr="KL(N(μ, σ²) ‖ N(0, 1)), sommée par image, moyennée sur le lot")
+        return problem if problem is not None else passed(name, detail)
 
     return run(name, body)

@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 
 from course.checks.core import CheckResult, call, diagnose, passed, run
+from course.language import tr
 
 
 def check_ddim_step(fn: Callable) -> CheckResult:
@@ -21,13 +22,20 @@ def check_ddim_step(fn: Callable) -> CheckResult:
         expected = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
         actual = call(name, fn, x_t.clone(), eps.clone(), a_t.clone(), a_prev.clone())
         mistakes = {
-            "ᾱ_t and ᾱ_prev are swapped": a_t.sqrt() * ((x_t - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()) + (1 - a_t).sqrt() * eps,
-            "the ε term is missing: the step must re-noise x̂_0 to the level of t_prev": a_prev.sqrt() * x0,
-            "the square roots are missing on ᾱ": a_prev * ((x_t - (1 - a_t) * eps) / a_t) + (1 - a_prev) * eps,
-            "x̂_0 is multiplied by ᾱ_prev, not by √ᾱ_prev": a_prev * x0 + (1 - a_prev).sqrt() * eps,
+            tr(en="ᾱ_t and ᾱ_prev are swapped",
+               fr="ᾱ_t et ᾱ_prev sont intervertis"):
+                a_t.sqrt() * ((x_t - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()) + (1 - a_t).sqrt() * eps,
+            tr(en="the ε term is missing: the step must re-noise x̂_0 to the level of t_prev",
+               fr="le terme en ε manque : le pas doit rebruiter x̂_0 jusqu'au niveau de t_prev"): a_prev.sqrt() * x0,
+            tr(en="the square roots are missing on ᾱ",
+               fr="les racines carrées sur ᾱ manquent"): a_prev * ((x_t - (1 - a_t) * eps) / a_t) + (1 - a_prev) * eps,
+            tr(en="x̂_0 is multiplied by ᾱ_prev, not by √ᾱ_prev",
+               fr="x̂_0 est multiplié par ᾱ_prev, et non par √ᾱ_prev"): a_prev * x0 + (1 - a_prev).sqrt() * eps,
         }
         problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5)
-        return problem if problem is not None else passed(name, "predict x̂_0, then re-noise it to t_prev with the same ε")
+        detail = tr(en="predict x̂_0, then re-noise it to t_prev with the same ε",
+                    fr="prédire x̂_0, puis le rebruiter jusqu'à t_prev avec le même ε")
+        return problem if problem is not None else passed(name, detail)
 
     return run(name, body)
 
@@ -43,9 +51,12 @@ def check_euler_step(fn: Callable) -> CheckResult:
         expected = y + (s_next - s) * eps
         actual = call(name, fn, y.clone(), eps.clone(), s.clone(), s_next.clone())
         mistakes = {
-            "the step goes the wrong way: it is (σ_next − σ)·ε, and σ_next < σ": y + (s - s_next) * eps,
-            "the step size is missing: multiply ε by (σ_next − σ)": y - eps,
-            "the derivative was taken as x̂_0 instead of ε = (y − x̂_0)/σ": y + (s_next - s) * (y - s * eps),
+            tr(en="the step goes the wrong way: it is (σ_next − σ)·ε, and σ_next < σ",
+               fr="le pas va dans le mauvais sens : c'est (σ_next − σ)·ε, et σ_next < σ"): y + (s - s_next) * eps,
+            tr(en="the step size is missing: multiply ε by (σ_next − σ)",
+               fr="la taille du pas manque : multipliez ε par (σ_next − σ)"): y - eps,
+            tr(en="the derivative was taken as x̂_0 instead of ε = (y − x̂_0)/σ",
+               fr="la dérivée a été prise égale à x̂_0 au lieu de ε = (y − x̂_0)/σ"): y + (s_next - s) * (y - s * eps),
         }
         problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5)
         return problem if problem is not None else passed(name, "y_next = y + (σ_next − σ)·ε")
