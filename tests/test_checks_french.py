@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import cosine_mistakes
 from course.checks.clip import check_contrastive_loss, check_similarity
 from course.checks.composition import check_excite_loss, check_relative_distance, check_wilson
 from course.checks.ddpm import check_epsilon_loss, check_p_sample_step
@@ -108,22 +109,8 @@ def test_q_sample_in_french():
 def test_cosine_alphas_cumprod_in_french():
     assert ok_fr(check_cosine_alphas_cumprod(lambda T, s: cosine_alphas_cumprod(T, s)), "comme un cosinus au carré")
 
-    def cosine(f_of_u, normalise=True, length=1):
-        def fn(T, s):
-            u = torch.arange(T + length, dtype=torch.float64) / T
-            f = f_of_u(u, s, T)
-            return f / f[0] if normalise else f
-
-        return fn
-
-    right = lambda u, s, T: torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
-    assert wrong_fr(check_cosine_alphas_cumprod(cosine(right, normalise=False)), "la division par f(0) manque")
-    assert wrong_fr(check_cosine_alphas_cumprod(cosine(lambda u, s, T: torch.cos((u + s) / (1 + s) * math.pi / 2))), "élevé au carré")
-    assert wrong_fr(check_cosine_alphas_cumprod(cosine(lambda u, s, T: torch.cos(u * math.pi / 2) ** 2)), "le décalage s manque")
-    assert wrong_fr(check_cosine_alphas_cumprod(cosine(lambda u, s, T: torch.cos((u + s) * math.pi / 2) ** 2)), "(1 + s) manque")
-    assert wrong_fr(check_cosine_alphas_cumprod(cosine(lambda u, s, T: right(u * T, s, T))), "la division t/T manque")
-    assert wrong_fr(check_cosine_alphas_cumprod(cosine(lambda u, s, T: right(u / T, s, T))), "divisé deux fois par T")
-    assert wrong_fr(check_cosine_alphas_cumprod(cosine(right, length=0)), "longueur T + 1")
+    for fn, _, french_words in cosine_mistakes.MISTAKES:
+        assert wrong_fr(check_cosine_alphas_cumprod(fn), *french_words)
     hard_coded_T = check_cosine_alphas_cumprod(lambda T, s: cosine_alphas_cumprod(1000, s))
     assert wrong_fr(hard_coded_T, "T=50", "écrits en dur")
     assert wrong_fr(check_cosine_alphas_cumprod(lambda T, s: cosine_alphas_cumprod(T, 0.008)), "écrits en dur")

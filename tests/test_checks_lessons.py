@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import cosine_mistakes
 from course.checks.clip import check_contrastive_loss, check_similarity
 from course.checks.composition import check_excite_loss, check_relative_distance, check_wilson
 from course.checks.core import CheckResult, call, diagnose, failed, passed, report, run
@@ -129,22 +130,8 @@ def test_cosine_alphas_cumprod():
     assert ok(check_cosine_alphas_cumprod(my_cosine_alphas_cumprod))
     assert ok(check_cosine_alphas_cumprod(lambda T, s: my_cosine_alphas_cumprod(T, s).float()))  # float32 is fine
 
-    def cosine(f_of_u, normalise=True, length=1):
-        def fn(T, s):
-            u = torch.arange(T + length, dtype=torch.float64) / T
-            f = f_of_u(u, s, T)
-            return f / f[0] if normalise else f
-
-        return fn
-
-    right = lambda u, s, T: torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
-    assert wrong(check_cosine_alphas_cumprod(cosine(right, normalise=False)), "division by f(0)")
-    assert wrong(check_cosine_alphas_cumprod(cosine(lambda u, s, T: torch.cos((u + s) / (1 + s) * math.pi / 2))), "not squared")
-    assert wrong(check_cosine_alphas_cumprod(cosine(lambda u, s, T: torch.cos(u * math.pi / 2) ** 2)), "offset s is missing")
-    assert wrong(check_cosine_alphas_cumprod(cosine(lambda u, s, T: torch.cos((u + s) * math.pi / 2) ** 2)), "(1 + s) is missing")
-    assert wrong(check_cosine_alphas_cumprod(cosine(lambda u, s, T: right(u * T, s, T))), "division t/T is missing")
-    assert wrong(check_cosine_alphas_cumprod(cosine(lambda u, s, T: right(u / T, s, T))), "divided by T twice")
-    assert wrong(check_cosine_alphas_cumprod(cosine(right, length=0)), "wrong shape", "T + 1")
+    for fn, english, _ in cosine_mistakes.MISTAKES:
+        assert wrong(check_cosine_alphas_cumprod(fn), *english)
     assert wrong(check_cosine_alphas_cumprod(lambda T, s: my_cosine_alphas_cumprod(1000, s)), "hard-coded")
     scalar_math = lambda T, s: math.cos(torch.arange(T + 1) / T)  # noqa: E731
     assert wrong(check_cosine_alphas_cumprod(scalar_math), "tensor versions")
