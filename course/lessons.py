@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from course import language
 from course.paths import repo_root
 
 LANGUAGES: tuple[str, ...] = ("fr", "en")
@@ -26,6 +27,10 @@ class Lesson:
     def stem(self) -> str:
         """File stem shared by the source and the four editions, e.g. ``01_forward_process``."""
         return f"{self.number:02d}_{self.slug}"
+
+    def display_title(self, lang: str | None = None) -> str:
+        """The title in ``lang``, by default the edition's language (:func:`course.language.current`)."""
+        return self.title[lang or language.current()]
 
     @property
     def source(self) -> Path:

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from course.images import to_display
+from course.language import tr
 from course.profiles import current_profile
 
 
@@ -78,7 +79,9 @@ class LiveLoss:
     progress bar is left alone); outside a notebook it does nothing until :meth:`show`.
     """
 
-    def __init__(self, title: str = "training loss", every: int = 1):
+    def __init__(self, title: str | None = None, every: int = 1):
+        """``title``: the figure's title (default "training loss", in the edition's language)."""
+        title = title if title is not None else tr(en="training loss", fr="perte d'entraînement")
         self.title, self.every, self.calls = title, every, 0
         self.fig, self.ax = figure(figsize=(6, 2.8))
         plt.close(self.fig)  # shown through the display handle only
@@ -95,7 +98,7 @@ class LiveLoss:
     def draw(self, history) -> None:
         self.ax.clear()
         self.ax.plot(history.steps, history.losses)
-        self.ax.set(xlabel="step", ylabel="loss (smoothed)", title=self.title)
+        self.ax.set(xlabel=tr(en="step", fr="pas"), ylabel=tr(en="loss (smoothed)", fr="perte (lissée)"), title=self.title)
         self.fig.tight_layout()
 
     def __call__(self, history) -> None:

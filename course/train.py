@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from course import checkpoints
+from course.language import tr
 from course.paths import data_dir
 from course.profiles import current_profile
 from course.recipes import RECIPES, Recipe, RecipeError
@@ -263,7 +264,7 @@ def train(
     sample_fn: Callable[[nn.Module, int], torch.Tensor] | None = None,
     on_log: Callable[[History], None] | None = None,
     device: str | torch.device | None = None,
-    desc: str = "training",
+    desc: str | None = None,
     progress: bool = True,
     stop_at: int | None = None,
     recipe: dict | None = None,
@@ -276,6 +277,8 @@ def train(
     [−1, 1] saved as a grid every ``sample_every`` steps. ``on_log(history)`` is called every
     ``log_every`` steps (e.g. to redraw a live loss curve). ``stop_at`` pauses after that many steps
     (the schedule still runs to ``config.steps``); calling again with the same ``run_dir`` continues.
+
+    ``desc`` labels the progress bar (default "training", in the edition's language).
 
     ``recipe``: the caller's other hyper-parameters (batch size, pool…), saved with the resume state. A
     run resumed with another recipe or config raises :class:`RecipeChanged` (listing what changed) unless
@@ -318,6 +321,7 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     end = config.steps if stop_at is None else min(stop_at, config.steps)
+    desc = desc if desc is not None else tr(en="training", fr="entraînement")
     bar = tqdm(total=config.steps, initial=start, desc=desc, disable=not progress or start >= end, leave=True)
     smoothed = history.smoothed_loss if history.smoothed_loss is not None else (history.losses[-1] if history.losses else None)
     tick = time.perf_counter()
@@ -329,7 +333,8 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower the learning rate or check the data")
+            raise FloatingPointError(tr(en=f"loss is {loss.item()} at step {step}: lower the learning rate or check the data",
+                                        fr=f"la perte vaut {loss.item()} au pas {step} : baissez le taux d'apprentissage ou vérifiez les données"))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.grad_clip is not None:
@@ -349,7 +354,7 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
         if done % config.log_every == 0 or done == config.steps:
             history.steps.append(done)
             history.losses.append(smoothed)
-            bar.set_postfix(loss=f"{smoothed:.4f}")
+            bar.set_postfix({tr(en="loss", fr="perte"): f"{smoothed:.4f}"})
             if on_log is not None:
                 on_log(history)
         if sample_fn is not None and config.sample_every and (done % config.sample_every == 0 or done == config.steps):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Callable, Sequence
 
+from course.language import tr
+
 NO_WIDGETS_ENV = "COURSE_NO_WIDGETS"
 
 
@@ -52,7 +54,8 @@ def int_slider(
 
         control = ipywidgets.IntSlider(value=value, min=min, max=max, description=name, continuous_update=False)
         return ipywidgets.interactive(draw, **{name: control})
-    print(f"(static figure: the {name} slider needs a live Jupyter kernel with ipywidgets)")
+    print(tr(en=f"(static figure: the {name} slider needs a live Jupyter kernel with ipywidgets)",
+             fr=f"(figure fixe : le curseur {name} demande un noyau Jupyter actif, avec ipywidgets)"))
     if static_draw is not None:
         static_draw(static_values)
     else:

@@ -73,12 +73,13 @@ import torch
 from course import current_profile, env
 from course.checks.tour import check_to_signed
 from course.images import cat, from_uint8
+from course.language import tr
 from course.lessons import LESSONS
 from course.plotting import figure, show_grid, show_strip
 
 all_good = env.report()
 P = current_profile()
-print(f"\nsizes of the {P.name} profile:", {k: v for k, v in vars(P).items() if k not in ("name", "description")})
+print(tr(en=f"\nsizes of the {P.name} profile:", fr=f"\ntailles du profil {P.name} :"), P.sizes())
 
 # %% [markdown] lang="fr"
 # Chaque ligne doit afficher ✅. Sinon, le message indique le paquet manquant : relancez l'installation
@@ -148,16 +149,16 @@ ax.set_xlim(0, 11)
 ax.set_ylim(0, 1)
 ax.set_axis_off()
 box(ax, 0.9, 0.5, "prompt\n« un chat blanc tigré »\n“a white tabby cat”", "white", "")
-box(ax, 3.0, 0.5, "CLIP\ntext encoder", "#cfe2f3", "lesson 03")
-box(ax, 5.5, 0.5, "U-Net\n(diffusion model)\n× ~50 steps", "#fce5cd", "")
-ax.text(6.3, 0.27, "lessons 02, 04, 05", ha="left", va="center", fontsize=8, color="0.35")
+box(ax, 3.0, 0.5, tr(en="CLIP\ntext encoder", fr="CLIP\nencodeur de texte"), "#cfe2f3", tr(en="lesson 03", fr="leçon 03"))
+box(ax, 5.5, 0.5, tr(en="U-Net\n(diffusion model)\n× ~50 steps", fr="U-Net\n(modèle de diffusion)\n× ~50 étapes"), "#fce5cd", "")
+ax.text(6.3, 0.27, tr(en="lessons 02, 04, 05", fr="leçons 02, 04, 05"), ha="left", va="center", fontsize=8, color="0.35")
 box(ax, 5.5, 0.93, "scheduler", "#d9ead3", "")
-ax.text(6.3, 0.93, "lessons 01, 06", ha="left", va="center", fontsize=8, color="0.35")
-box(ax, 8.0, 0.5, "decoder", "#ead1dc", "lesson 05")
+ax.text(6.3, 0.93, tr(en="lessons 01, 06", fr="leçons 01, 06"), ha="left", va="center", fontsize=8, color="0.35")
+box(ax, 8.0, 0.5, tr(en="decoder", fr="décodeur"), "#ead1dc", tr(en="lesson 05", fr="leçon 05"))
 box(ax, 10.0, 0.5, "image", "white", "")
-box(ax, 5.5, 0.08, "random noise x_T", "#eeeeee", "")
+box(ax, 5.5, 0.08, tr(en="random noise x_T", fr="bruit aléatoire x_T"), "#eeeeee", "")
 ax.annotate("", xy=(5.5, 0.31), xytext=(5.5, 0.15), arrowprops=dict(arrowstyle="->", color="0.3"))
-ax.text(6.4, 0.08, "guided denoising x_T → x_0 (lesson 07)", ha="left", va="center", fontsize=8, color="0.35")
+ax.text(6.4, 0.08, tr(en="guided denoising x_T → x_0 (lesson 07)", fr="débruitage guidé x_T → x_0 (leçon 07)"), ha="left", va="center", fontsize=8, color="0.35")
 for a, b in ((1.75, 2.35), (3.65, 4.55), (6.45, 7.45), (8.55, 9.55)):
     arrow(ax, a, b)
 ax.annotate("", xy=(5.5, 0.69), xytext=(5.5, 0.86), arrowprops=dict(arrowstyle="->", color="0.3"))
@@ -240,17 +241,20 @@ from skimage import data
 
 photo = data.chelsea()
 x = from_uint8(photo)  # the course's version of to_signed
-print(f"stored:    shape {photo.shape}, dtype {photo.dtype}, values {photo.min()} … {photo.max()}")
-print(f"converted: shape {tuple(x.shape)}, dtype {x.dtype}, values {x.min().item():.2f} … {x.max().item():.2f}")
+print(tr(en=f"stored:    shape {photo.shape}, dtype {photo.dtype}, values {photo.min()} … {photo.max()}",
+         fr=f"stocké :   forme {photo.shape}, dtype {photo.dtype}, valeurs {photo.min()} … {photo.max()}"))
+print(tr(en=f"converted: shape {tuple(x.shape)}, dtype {x.dtype}, values {x.min().item():.2f} … {x.max().item():.2f}",
+         fr=f"converti : forme {tuple(x.shape)}, dtype {x.dtype}, valeurs {x.min().item():.2f} … {x.max().item():.2f}"))
 
 # %%
 fig, ax = figure(1, 2, figsize=(9, 3))
 ax[0].imshow(photo)
 ax[0].set_title("skimage.data.chelsea()")
 ax[0].set_axis_off()
-for c, color in enumerate(("red", "green", "blue")):
-    ax[1].hist(x[c].flatten().numpy(), bins=np.linspace(-1, 1, 65), histtype="step", color=color, label=color)
-ax[1].set(xlabel="pixel value after to_signed", ylabel="count", title="pixel values in [−1, 1]")
+for c, (color, name) in enumerate((("red", tr(en="red", fr="rouge")), ("green", tr(en="green", fr="vert")), ("blue", tr(en="blue", fr="bleu")))):
+    ax[1].hist(x[c].flatten().numpy(), bins=np.linspace(-1, 1, 65), histtype="step", color=color, label=name)
+ax[1].set(xlabel=tr(en="pixel value after to_signed", fr="valeur du pixel après to_signed"), ylabel=tr(en="count", fr="nombre de pixels"),
+          title=tr(en="pixel values in [−1, 1]", fr="valeurs des pixels dans [−1, 1]"))
 ax[1].legend(fontsize=8)
 fig.tight_layout()
 
@@ -299,5 +303,5 @@ show_strip([(1 - m**2) ** 0.5 * small + m * eps for m in mix], [f"√{1 - m**2:.
 
 # %%
 for lesson in LESSONS:
-    status = "" if lesson.available else "  (coming / à venir)"
-    print(f"{lesson.number:02d}  {lesson.title['en']} / {lesson.title['fr']}{status}")
+    status = "" if lesson.available else tr(en="  (coming)", fr="  (à venir)")
+    print(f"{lesson.number:02d}  {lesson.display_title()}{status}")

@@ -56,13 +56,14 @@ from course import current_profile
 from course.checks.forward import check_cosine_alphas_cumprod, check_q_sample
 from course.forward import q_mean_std, q_sample, q_step
 from course.images import cat
+from course.language import tr
 from course.plotting import figure, show_strip
 from course.schedules import alphas_cumprod, cosine_betas, linear_betas, scaled_linear_betas, snr
 from course.widgets import int_slider
 
 P = current_profile()  # every size below comes from the profile (smoke, cpu or gpu)
 torch.manual_seed(0)
-print(f"profile: {P.name} ({P.description})")
+print(tr(en=f"profile: {P.name} ({P.describe()})", fr=f"profil : {P.name} ({P.describe()})"))
 
 # %% [markdown] lang="fr"
 # ## 1. Une étape de bruitage
@@ -109,7 +110,9 @@ betas = linear_betas(T)  # betas[t] = β_t for t = 0 … T (betas[0] = 0: x_0 is
 x_prev = torch.randn(P.n_samples, 1)  # a batch of P.n_samples one-pixel "images" of variance 1: shape (B, 1)
 for t in (1, 500, 1000):  # one step at three different t, each time from the same input
     x_t = q_step(x_prev, t, torch.randn(P.n_samples, 1), betas)
-    print(f"t = {t:4d}   β_t = {betas[t].item():.5f}   Var(input) = {x_prev.var().item():.3f}   Var(output) = {x_t.var().item():.3f}")
+    print(f"t = {t:4d}   β_t = {betas[t].item():.5f}   "
+          + tr(en=f"Var(input) = {x_prev.var().item():.3f}   Var(output) = {x_t.var().item():.3f}",
+               fr=f"Var(entrée) = {x_prev.var().item():.3f}   Var(sortie) = {x_t.var().item():.3f}"))
 
 # %% [markdown] lang="fr"
 # ## 2. Le planning des $\beta_t$ et la quantité $\bar\alpha_t$
@@ -283,8 +286,11 @@ for k in range(1, t + 1):  # t noising steps, keeping track of the combined nois
 eps_bar /= (1 - abar64[t]).sqrt()
 
 x_closed = q_sample(x0, t, eps_bar, abar64)
-print(f"after {t} steps: max |x_t(steps) − x_t(closed form)| = {(x - x_closed).abs().max().item():.1e}")
-print(f"the combined noise ε̄: mean {eps_bar.mean().item():+.3f}, std {eps_bar.std().item():.3f}  (N(0, I) expected)")
+gap = (x - x_closed).abs().max().item()
+print(tr(en=f"after {t} steps: max |x_t(steps) − x_t(closed form)| = {gap:.1e}",
+         fr=f"après {t} étapes : max |x_t(étapes) − x_t(forme close)| = {gap:.1e}"))
+print(tr(en=f"the combined noise ε̄: mean {eps_bar.mean().item():+.3f}, std {eps_bar.std().item():.3f}  (N(0, I) expected)",
+         fr=f"le bruit combiné ε̄ : moyenne {eps_bar.mean().item():+.3f}, écart-type {eps_bar.std().item():.3f}  (N(0, I) attendu)"))
 
 # %% [markdown] lang="fr"
 # L'écart est de l'ordre de $10^{-15}$, c'est-à-dire l'erreur d'arrondi du float64 : les deux chemins
@@ -317,17 +323,21 @@ mean_cf, std_cf = mean_cf[:, 0], std_cf[:, 0]
 # gaps in units of the Monte-Carlo standard error: σ/√n for a mean, σ/√(2n) for a std (t ≥ 1)
 z_mean = ((means - mean_cf) / (std_cf / math.sqrt(P.n_samples)))[1:].abs()
 z_std = ((stds - std_cf) / (std_cf / math.sqrt(2 * P.n_samples)))[1:].abs()
-print(f"n = {P.n_samples} samples, t = 1 … {T}: largest gap, in standard errors — mean {z_mean.max():.1f}, std {z_std.max():.1f}")
-print(f"share of t within 2 standard errors — mean {(z_mean < 2).float().mean():.0%}, std {(z_std < 2).float().mean():.0%} (≈ 95% expected)")
+within_mean, within_std = (z_mean < 2).float().mean().item(), (z_std < 2).float().mean().item()
+print(tr(en=f"n = {P.n_samples} samples, t = 1 … {T}: largest gap, in standard errors — mean {z_mean.max():.1f}, std {z_std.max():.1f}",
+         fr=f"n = {P.n_samples} tirages, t = 1 … {T} : plus grand écart, en erreurs types — moyenne {z_mean.max():.1f}, écart-type {z_std.max():.1f}"))
+print(tr(en=f"share of t within 2 standard errors — mean {within_mean:.0%}, std {within_std:.0%} (≈ 95% expected)",
+         fr=f"part des t à moins de 2 erreurs types — moyenne {within_mean * 100:.0f} %, écart-type {within_std * 100:.0f} % (≈ 95 % attendu)"))
 
 fig, ax = figure(1, 2, figsize=(9, 3))
 ts = torch.arange(T + 1)
-ax[0].plot(ts, mean_cf, "k", label="closed form √ᾱ_t·x_0")
-ax[0].plot(ts[::25], means[::25], "o", ms=3, label="t steps (empirical)")
-ax[0].set(xlabel="t", ylabel="mean of x_t")
-ax[1].plot(ts, std_cf, "k", label="closed form √(1 − ᾱ_t)")
-ax[1].plot(ts[::25], stds[::25], "o", ms=3, label="t steps (empirical)")
-ax[1].set(xlabel="t", ylabel="std of x_t")
+simulated = tr(en="t steps (empirical)", fr="t étapes (simulation)")
+ax[0].plot(ts, mean_cf, "k", label=tr(en="closed form √ᾱ_t·x_0", fr="forme close √ᾱ_t·x_0"))
+ax[0].plot(ts[::25], means[::25], "o", ms=3, label=simulated)
+ax[0].set(xlabel="t", ylabel=tr(en="mean of x_t", fr="moyenne de x_t"))
+ax[1].plot(ts, std_cf, "k", label=tr(en="closed form √(1 − ᾱ_t)", fr="forme close √(1 − ᾱ_t)"))
+ax[1].plot(ts[::25], stds[::25], "o", ms=3, label=simulated)
+ax[1].set(xlabel="t", ylabel=tr(en="std of x_t", fr="écart-type de x_t"))
 for a in ax:
     a.legend(fontsize=8)
 fig.tight_layout()
@@ -416,15 +426,16 @@ check_cosine_alphas_cumprod(my_cosine_alphas_cumprod)
 
 # %%
 schedules = {"linear": linear_betas(T), "cosine": cosine_betas(T), "scaled-linear": scaled_linear_betas(T)}
+names = {"linear": tr(en="linear", fr="linéaire"), "cosine": tr(en="cosine", fr="cosinus"), "scaled-linear": "scaled-linear"}  # as a learner reads them
 fig, ax = figure(1, 3, figsize=(12, 3.2))
 ts = torch.arange(T + 1)
 for label, b in schedules.items():
     a = alphas_cumprod(b)
-    ax[0].plot(ts[1:], b[1:], label=label)
-    ax[1].plot(ts, a, label=label)
-    ax[2].plot(ts[1:], snr(a)[1:].log10(), label=label)
+    ax[0].plot(ts[1:], b[1:], label=names[label])
+    ax[1].plot(ts, a, label=names[label])
+    ax[2].plot(ts[1:], snr(a)[1:].log10(), label=names[label])
 ax[0].set(xlabel="t", ylabel="β_t", yscale="log", title="β_t")
-ax[1].set(xlabel="t", ylabel="ᾱ_t", title="ᾱ_t  (signal kept)")
+ax[1].set(xlabel="t", ylabel="ᾱ_t", title=tr(en="ᾱ_t  (signal kept)", fr="ᾱ_t  (signal conservé)"))
 ax[2].set(xlabel="t", ylabel="log₁₀ SNR(t)", title="SNR = ᾱ_t / (1 − ᾱ_t)")
 ax[2].axhline(0, color="grey", lw=0.8)
 ax[2].set_ylim(-5, 5)  # the cosine curve plunges off the plot at t = T, where β_T is capped at 0.999
@@ -435,7 +446,8 @@ fig.tight_layout()
 for label, b in schedules.items():
     a = alphas_cumprod(b)
     half = int((a < 0.5).nonzero()[0])
-    print(f"{label:>13}: ᾱ_T = {a[T].item():.2e}   signal and noise equal (SNR = 1) at t = {half}")
+    print(tr(en=f"{label:>13}: ᾱ_T = {a[T].item():.2e}   signal and noise equal (SNR = 1) at t = {half}",
+             fr=f"{names[label]:>13} : ᾱ_T = {a[T].item():.2e}   signal et bruit à égalité (SNR = 1) en t = {half}"))
 
 # %% [markdown] lang="fr"
 # Ce que disent les courbes :
@@ -480,7 +492,7 @@ t_values = torch.linspace(0, T, P.n_strip).round().long().tolist()
 for label in ("linear", "cosine"):
     a = alphas_cumprod(schedules[label])
     strip = [q_sample(x0, t, eps, a)[0] for t in t_values]
-    show_strip(strip, [f"t = {t}" for t in t_values], suptitle=f"{label} schedule")
+    show_strip(strip, [f"t = {t}" for t in t_values], suptitle=tr(en=f"{label} schedule", fr=f"planning {names[label]}"))
 
 # %% [markdown] lang="fr"
 # Avec le planning linéaire, le chat a disparu avant mi-parcours ; avec le cosinus, on le devine encore
@@ -498,7 +510,7 @@ abar_lin, abar_cos = alphas_cumprod(schedules["linear"]), alphas_cumprod(schedul
 
 def draw(t):
     images = [q_sample(x0, t, eps, abar_lin)[0], q_sample(x0, t, eps, abar_cos)[0]]
-    show_strip(images, [f"linear  ᾱ_t = {abar_lin[t].item():.3f}", f"cosine  ᾱ_t = {abar_cos[t].item():.3f}"], suptitle=f"t = {t}", size=2.4)
+    show_strip(images, [f"{names['linear']}  ᾱ_t = {abar_lin[t].item():.3f}", f"{names['cosine']}  ᾱ_t = {abar_cos[t].item():.3f}"], suptitle=f"t = {t}", size=2.4)
     plt.show()
 
 
@@ -528,11 +540,13 @@ visited = torch.linspace(T, 0, n_steps + 1).round().long()  # 1000, 967, …, 0
 fig, ax = figure(1, 2, figsize=(10, 3.2))
 for label, b in schedules.items():
     variance = 1 - alphas_cumprod(b)[visited]
-    ax[0].plot(range(n_steps + 1), variance, "o-", ms=3, label=label)
+    ax[0].plot(range(n_steps + 1), variance, "o-", ms=3, label=names[label])
     offset = 0.27 * (list(schedules).index(label) - 1)  # three bars side by side, centred on each step
-    ax[1].bar([i + offset for i in range(1, n_steps + 1)], variance[:-1] - variance[1:], width=0.27, label=label)
-ax[0].set(xlabel="sampling step (0 = pure noise)", ylabel="1 − ᾱ_t", title="noise variance in x_t, 30 steps")
-ax[1].set(xlabel="sampling step", ylabel="variance removed", title="variance removed by each step")
+    ax[1].bar([i + offset for i in range(1, n_steps + 1)], variance[:-1] - variance[1:], width=0.27, label=names[label])
+ax[0].set(xlabel=tr(en="sampling step (0 = pure noise)", fr="étape d'échantillonnage (0 = bruit pur)"), ylabel="1 − ᾱ_t",
+          title=tr(en=f"noise variance in x_t, {n_steps} steps", fr=f"variance du bruit dans x_t, {n_steps} étapes"))
+ax[1].set(xlabel=tr(en="sampling step", fr="étape d'échantillonnage"), ylabel=tr(en="variance removed", fr="variance retirée"),
+          title=tr(en="variance removed by each step", fr="variance retirée à chaque étape"))
 for a in ax:
     a.legend(fontsize=8)
 fig.tight_layout()

@@ -52,11 +52,13 @@
 import torch
 
 from course import current_profile
+from course.captions import FR_COLOURS, FR_SHAPES
 from course.checks.ddpm import check_epsilon_loss, check_p_sample_step
 from course.data import ShapesDataset
 from course.ddpm import ddpm_sample, training_loss
 from course.denoisers import MLPDenoiser
 from course.forward import q_sample
+from course.language import tr
 from course.plotting import figure, show_grid, show_strip
 from course.schedules import alphas_cumprod, linear_betas
 from course.toy2d import make_points, sliced_wasserstein
@@ -67,7 +69,13 @@ torch.manual_seed(0)
 T = 1000
 betas = linear_betas(T)  # the DDPM schedule of lesson 01: betas[t] = β_t, t = 0 … T
 abar = alphas_cumprod(betas)  # abar[t] = ᾱ_t
-print(f"profile: {P.name}  ·  T = {T}")
+print(tr(en=f"profile: {P.name}  ·  T = {T}", fr=f"profil : {P.name}  ·  T = {T}"))
+
+
+def asked(shape, colour):
+    """What a sample was asked for, as a learner reads it: "red star" in English, « étoile rouge » in French."""
+    noun, _, gender = FR_SHAPES[shape]
+    return tr(en=f"{colour} {shape}", fr=f"{noun} {FR_COLOURS[colour][1 if gender == 'f' else 0]}")
 
 # %% [markdown] lang="fr"
 # ## 1. Le processus reverse
@@ -204,8 +212,8 @@ lazy = lambda x_t, t, cond=None: torch.zeros_like(x_t)  # noqa: E731  a "model" 
 x0 = torch.randn(512, 2, generator=torch.Generator().manual_seed(0))
 eps = torch.randn(512, 2, generator=torch.Generator().manual_seed(1))
 t = torch.randint(1, T + 1, (512,), generator=torch.Generator().manual_seed(2))
-print(f"slide's formula  E‖ε_θ‖²    = {lazy(q_sample(x0, t, eps, abar), t).square().mean().item():.3f}")
-print(f"right formula    E‖ε − ε_θ‖² = {(eps - lazy(q_sample(x0, t, eps, abar), t)).square().mean().item():.3f}")
+print(tr(en="slide's formula  ", fr="formule de la diapositive  ") + f"E‖ε_θ‖²    = {lazy(q_sample(x0, t, eps, abar), t).square().mean().item():.3f}")
+print(tr(en="right formula    ", fr="bonne formule              ") + f"E‖ε − ε_θ‖² = {(eps - lazy(q_sample(x0, t, eps, abar), t)).square().mean().item():.3f}")
 
 # %% [markdown] lang="fr"
 # ## 3. Un premier modèle, dans le plan
@@ -237,7 +245,8 @@ print(f"right formula    E‖ε − ε_θ‖² = {(eps - lazy(q_sample(x0, t, ep
 # %%
 data = make_points("spiral", P.toy_points, torch.Generator().manual_seed(0))
 toy = MLPDenoiser(dim=2, hidden=256, layers=4)
-print(f"MLP denoiser: {sum(p.numel() for p in toy.parameters()):,} parameters")
+n_params = sum(p.numel() for p in toy.parameters())
+print(tr(en=f"MLP denoiser: {n_params:,} parameters", fr=f"débruiteur MLP : {format(n_params, ',').replace(',', ' ')} paramètres"))
 
 
 def toy_batch(step):
@@ -249,13 +258,14 @@ toy_run = train(
     lambda model, x0: training_loss(model, x0, abar),
     toy_batch,
     TrainConfig(steps=P.toy_steps, lr=2e-3, warmup=100, decay="cosine", ema_decay=0.995, log_every=50),
-    desc="toy denoiser",
+    desc=tr(en="toy denoiser", fr="débruiteur du plan"),
 )
 fig, ax = figure(1, 2, figsize=(9, 3))
 ax[0].scatter(*data.T, s=2, alpha=0.5)
-ax[0].set(title="data x_0 (spiral)", aspect="equal")
+ax[0].set(title=tr(en="data x_0 (spiral)", fr="données x_0 (spirale)"), aspect="equal")
 ax[1].plot(toy_run.history.steps, toy_run.history.losses)
-ax[1].set(xlabel="training step", ylabel="loss (smoothed)", title=f"L_simple, {toy_run.history.wall_time:.0f} s of training")
+ax[1].set(xlabel=tr(en="training step", fr="pas d'entraînement"), ylabel=tr(en="loss (smoothed)", fr="perte (lissée)"),
+          title=tr(en=f"L_simple, {toy_run.history.wall_time:.0f} s of training", fr=f"L_simple, {toy_run.history.wall_time:.0f} s d'entraînement"))
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
@@ -347,14 +357,16 @@ for a, t in zip(ax, keep):
     a.scatter(*snapshots[t].T, s=1, alpha=0.4)
     a.set_title(f"x_{t}", fontsize=9)
 ax[-1].scatter(*samples.T, s=1, alpha=0.4, color="C2")
-ax[-1].set_title("x_0 (samples)", fontsize=9)
+ax[-1].set_title(tr(en="x_0 (samples)", fr="x_0 (échantillons)"), fontsize=9)
 for a in ax:
     a.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal", xticks=[], yticks=[])
 fig.tight_layout()
 
 reference = make_points("spiral", P.toy_points, torch.Generator().manual_seed(2))
-print(f"sliced Wasserstein distance to the data: samples {sliced_wasserstein(samples, data):.3f}, "
-      f"another draw of the data {sliced_wasserstein(reference, data):.3f}, pure noise {sliced_wasserstein(torch.randn_like(data), data):.3f}")
+sw_samples, sw_reference, sw_noise = (sliced_wasserstein(points, data) for points in (samples, reference, torch.randn_like(data)))
+print(tr(en=f"sliced Wasserstein distance to the data: samples {sw_samples:.3f}, another draw of the data {sw_reference:.3f}, pure noise {sw_noise:.3f}",
+         fr=f"distance de Wasserstein par tranches aux données : échantillons {sw_samples:.3f}, autre tirage des données {sw_reference:.3f}, "
+         f"bruit pur {sw_noise:.3f}"))
 
 # %% [markdown] lang="fr"
 # De gauche à droite, le temps remonte : le bruit gaussien se contracte puis s'enroule en spirale. La
@@ -436,22 +448,27 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # %%
 from course import shapes_ddpm
 from course.checkpoints import read_manifest
+from course.env import hardware_label
 from course.paths import data_dir
 from course.recipes import SHAPES_DDPM_RECIPE
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
 get_batch = shapes_ddpm.batch_getter(batch_size=SHAPES_DDPM_RECIPE.batch_size if P.train_image_model else 32)
 net = shapes_ddpm.make_model()
-print(f"conv denoiser: {sum(p.numel() for p in net.parameters()):,} parameters")
+n_params = sum(p.numel() for p in net.parameters())
+print(tr(en=f"conv denoiser: {n_params:,} parameters", fr=f"débruiteur convolutif : {format(n_params, ',').replace(',', ' ')} paramètres"))
 if P.train_image_model:  # gpu: from scratch
     config = SHAPES_DDPM_RECIPE.scaled(steps=P.image_steps).train_config(log_every=50)  # the shipped recipe (course.recipes)
 else:  # smoke, cpu: a few steps on a copy of the shipped model, to see the loop run; sampling uses the shipped model
     shipped = read_manifest(data_dir() / shapes_ddpm.CHECKPOINT)
-    print(f"shipped model: {shipped['samples_seen']:,} training images, {shipped['wall_time_s'] / 60:.0f} min on {shipped['hardware']}")
+    seen, minutes, machine = shipped["samples_seen"], shipped["wall_time_s"] / 60, hardware_label(shipped["hardware"])
+    print(tr(en=f"shipped model: {seen:,} training images, {minutes:.0f} min on {machine}",
+             fr=f"modèle livré : {format(seen, ',').replace(',', ' ')} images d'entraînement, {minutes:.0f} min sur {machine}"))
     net.load_state_dict(shapes_ddpm.load_model().state_dict())
     config = TrainConfig(steps=P.image_steps, lr=1e-4, ema_decay=None, log_every=max(1, P.image_steps // 10))
-image_run = train(net, shapes_ddpm.loss_fn(abar), get_batch, config, device=device, desc="image denoiser")
-print(f"{config.steps} steps: loss {image_run.history.losses[0]:.4f} → {image_run.history.losses[-1]:.4f} in {image_run.history.wall_time:.0f} s")
+image_run = train(net, shapes_ddpm.loss_fn(abar), get_batch, config, device=device, desc=tr(en="image denoiser", fr="débruiteur d'images"))
+first, last, seconds = image_run.history.losses[0], image_run.history.losses[-1], image_run.history.wall_time
+print(tr(en=f"{config.steps} steps: loss {first:.4f} → {last:.4f} in {seconds:.0f} s", fr=f"{config.steps} pas : perte {first:.4f} → {last:.4f} en {seconds:.0f} s"))
 model = image_run.ema.eval() if P.train_image_model else shapes_ddpm.load_model().to(device)
 
 # %% [markdown] lang="fr"
@@ -482,8 +499,9 @@ def keep_first(t, x_t, x0_hat):
 
 
 images = shapes_ddpm.sample(model, pairs, seed=0, device=device, callback=keep_first).cpu()
-show_strip([trajectory[t][0] for t in strip_at], [f"x_{t}" for t in strip_at], suptitle=f"{pairs[0][1]} {pairs[0][0]}: x_t")
-show_strip([trajectory[t][1] for t in strip_at], [f"x̂_0 at t={t}" for t in strip_at], suptitle="x̂_0: the clean image predicted at each step")
+show_strip([trajectory[t][0] for t in strip_at], [f"x_{t}" for t in strip_at], suptitle=tr(en=f"{asked(*pairs[0])}: x_t", fr=f"{asked(*pairs[0])} : x_t"))
+show_strip([trajectory[t][1] for t in strip_at], [tr(en=f"x̂_0 at t={t}", fr=f"x̂_0 en t={t}") for t in strip_at],
+           suptitle=tr(en="x̂_0: the clean image predicted at each step", fr="x̂_0 : l'image propre prédite à chaque étape"))
 
 # %% [markdown] lang="fr"
 # Au début ($t$ proche de 1000), $\hat x_0$ est une tache floue, grise ou colorée : le réseau ne connaît que la
@@ -519,19 +537,23 @@ show_strip([trajectory[t][1] for t in strip_at], [f"x̂_0 at t={t}" for t in str
 from course.eval import adherence, fid_like
 
 n_show = min(16, len(images))
-show_grid(images[:n_show], [f"{colour} {shape}" for shape, colour in pairs[:n_show]], ncols=8, size=1.3, wrap=10)
+show_grid(images[:n_show], [asked(shape, colour) for shape, colour in pairs[:n_show]], ncols=8, size=1.3, wrap=10)
 
 score = adherence(images, [{"shape": s, "colour": c} for s, c in pairs])
 real = shapes_ddpm.real_images(pairs, seed=0)  # renders of the same pairs, placed and sized like the training images
-print(f"{score['n']} samples — colour right {score['per_attribute']['colour']:.0%}, shape right "
-      f"{score['per_attribute']['shape']:.0%}, both {score['all_correct']:.0%}")
+colour_ok, shape_ok, both_ok = score["per_attribute"]["colour"], score["per_attribute"]["shape"], score["all_correct"]
+print(tr(en=f"{score['n']} samples — colour right {colour_ok:.0%}, shape right {shape_ok:.0%}, both {both_ok:.0%}",
+         fr=f"{score['n']} échantillons — couleur juste {colour_ok * 100:.0f} %, forme juste {shape_ok * 100:.0f} %, les deux {both_ok * 100:.0f} %"))
 if len(images) >= 16:
-    print(f"FID-like to real renders: {fid_like(images, real):.1f} (two sets of real renders: "
-          f"{fid_like(shapes_ddpm.real_images(pairs, seed=1), real):.1f})")
+    fid, fid_real = fid_like(images, real), fid_like(shapes_ddpm.real_images(pairs, seed=1), real)
+    print(tr(en=f"FID-like to real renders: {fid:.1f} (two sets of real renders: {fid_real:.1f})",
+             fr=f"distance de type FID aux vrais rendus : {fid:.1f} (entre deux ensembles de vrais rendus : {fid_real:.1f})"))
 if not P.train_image_model:
     m = shipped["metrics"]
-    print(f"shipped model on {m['n']} samples: colour {m['per_attribute']['colour']:.0%}, shape "
-          f"{m['per_attribute']['shape']:.0%}, both {m['all_correct']:.0%}, FID-like {m['fid_like']:.1f}")
+    colour_ok, shape_ok, both_ok = m["per_attribute"]["colour"], m["per_attribute"]["shape"], m["all_correct"]
+    print(tr(en=f"shipped model on {m['n']} samples: colour {colour_ok:.0%}, shape {shape_ok:.0%}, both {both_ok:.0%}, FID-like {m['fid_like']:.1f}",
+             fr=f"modèle livré, sur {m['n']} échantillons : couleur {colour_ok * 100:.0f} %, forme {shape_ok * 100:.0f} %, "
+             f"les deux {both_ok * 100:.0f} %, distance de type FID {m['fid_like']:.1f}"))
 
 # %% [markdown] lang="fr"
 # Avec peu d'échantillons (profils `smoke` et `cpu`), ces pourcentages sont approximatifs ; la dernière

@@ -60,6 +60,7 @@ from course.captions import caption, caption_variants
 from course.checks.clip import check_contrastive_loss, check_similarity
 from course.clip import to_transformers
 from course.data import ShapesDataset, render_scenes
+from course.language import tr
 from course.plotting import LiveLoss, figure, show_grid
 from course.scenes import COLOURS, SHAPES, sample_scene
 from course.tokenizer import encode, load_tokenizer, unknown_words
@@ -67,7 +68,7 @@ from course.train import TrainConfig, train
 
 P = current_profile()
 torch.manual_seed(0)
-print(f"profile: {P.name}")
+print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 
 # %% [markdown] lang="fr"
 # ## 1. Des paires image/légende
@@ -90,7 +91,7 @@ pairs = ShapesDataset(8, size=64, seed=11)
 items = [pairs[i] for i in range(8)]
 show_grid([it["image"] for it in items], [it["caption"] for it in items], ncols=8, size=1.7, wrap=18)
 scene = pairs.scene(0)
-print("phrasings of the first scene:")
+print(tr(en="phrasings of the first scene:", fr="formulations de la première scène :"))
 for lang in ("fr", "en"):
     for text in caption_variants(scene, lang)[:4]:
         print(f"  [{lang}] {text}")
@@ -115,12 +116,12 @@ for lang in ("fr", "en"):
 # %%
 # NBVAL_CHECK_OUTPUT
 tokenizer = load_tokenizer()
-print(f"vocabulary: {tokenizer.vocab_size} tokens")
+print(tr(en=f"vocabulary: {tokenizer.vocab_size} tokens", fr=f"vocabulaire : {tokenizer.vocab_size} tokens"))
 for prompt in ("une étoile rouge au-dessus d'un cercle bleu", "a red star above a blue circle", "un chat rouge"):
     ids, mask = encode(prompt)
     n = int(mask.sum())
     print(f"{prompt!r}\n   → {tokenizer.convert_ids_to_tokens(ids[0, :n].tolist())}")
-print("unknown words in 'un chat rouge':", unknown_words("un chat rouge"))
+print(tr(en="unknown words in 'un chat rouge':", fr="mots inconnus dans 'un chat rouge' :"), unknown_words("un chat rouge"))
 
 # %% [markdown] lang="fr"
 # ## 2. Les deux encodeurs
@@ -154,14 +155,17 @@ print("unknown words in 'un chat rouge':", unknown_words("un chat rouge"))
 demo_model = clip_train.make_model()
 ids, mask = encode(["deux petites étoiles grises", "a red star"])
 hidden, pooled, projected = demo_model.text(ids, mask)
-print(f"tokens {tuple(ids.shape)} → states {tuple(hidden.shape)} → <eos> state {tuple(pooled.shape)} → projection {tuple(projected.shape)}")
+print(tr(en=f"tokens {tuple(ids.shape)} → states {tuple(hidden.shape)} → <eos> state {tuple(pooled.shape)} → projection {tuple(projected.shape)}",
+         fr=f"tokens {tuple(ids.shape)} → états {tuple(hidden.shape)} → état de <eos> {tuple(pooled.shape)} → projection {tuple(projected.shape)}"))
 print(f"images (2, 3, 64, 64) → {tuple(demo_model.image(torch.zeros(2, 3, 64, 64)).shape)}")
-for part, module in (("text encoder", demo_model.text), ("image encoder", demo_model.image)):
-    print(f"{part}: {sum(p.numel() for p in module.parameters()):,} parameters")
+for part, module in ((tr(en="text encoder", fr="encodeur de texte"), demo_model.text), (tr(en="image encoder", fr="encodeur d'images"), demo_model.image)):
+    n_params = sum(p.numel() for p in module.parameters())
+    print(tr(en=f"{part}: {n_params:,} parameters", fr=f"{part} : {format(n_params, ',').replace(',', ' ')} paramètres"))
 
 fig, ax = figure(figsize=(3.2, 3))
 ax.imshow(torch.ones(8, 8).tril(), cmap="Blues")
-ax.set(title="causal mask: query i sees keys j ≤ i", xlabel="key j", ylabel="query i")
+ax.set(title=tr(en="causal mask: query i sees keys j ≤ i", fr="masque causal : la requête i voit les clés j ≤ i"),
+       xlabel=tr(en="key j", fr="clé j"), ylabel=tr(en="query i", fr="requête i"))
 
 # %% [markdown] lang="fr"
 # ### Est-ce vraiment l'architecture de CLIP ?
@@ -185,7 +189,8 @@ reference = to_transformers(demo_model.text)
 with torch.no_grad():
     out = reference(input_ids=ids, attention_mask=mask)
     gap = (out.text_embeds - demo_model.text(ids, mask)[2]).abs().max().item()
-print(f"{type(reference).__name__}: max |ours − transformers| {'< 1e-5' if gap < 1e-5 else f'= {gap:.1e}'}")
+within = "< 1e-5" if gap < 1e-5 else f"= {gap:.1e}"
+print(tr(en=f"{type(reference).__name__}: max |ours − transformers| {within}", fr=f"{type(reference).__name__} : max |notre encodeur − transformers| {within}"))
 
 # %% [markdown] lang="fr"
 # ## 3. Apprendre par contraste
@@ -310,6 +315,7 @@ check_contrastive_loss(my_contrastive_loss)
 
 # %%
 from course.checkpoints import read_manifest
+from course.env import hardware_label
 from course.paths import data_dir
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -317,7 +323,7 @@ from course.recipes import CLIP_RECIPE
 
 clip_recipe = CLIP_RECIPE.scaled(steps=P.clip_steps)  # the shipped model's recipe over this profile's steps (warm-up in proportion)
 scenes, images = clip_train.pool(clip_recipe.pool if P.train_clip else 2_000, seed=clip_recipe.seed)
-live = LiveLoss("CLIP contrastive loss")
+live = LiveLoss(tr(en="CLIP contrastive loss", fr="CLIP : perte contrastive"))
 run = train(
     clip_train.make_model(),
     clip_train.clip_loss,
@@ -328,14 +334,17 @@ run = train(
     desc="CLIP",
 )
 live.show(run.history)
-print(f"{P.clip_steps} steps in {run.history.wall_time:.0f} s: loss {run.history.losses[0]:.2f} → {run.history.losses[-1]:.2f} "
-      f"(log 128 = {torch.log(torch.tensor(128.0)):.2f} means chance)")
+first, last, chance = run.history.losses[0], run.history.losses[-1], torch.log(torch.tensor(128.0))
+print(tr(en=f"{P.clip_steps} steps in {run.history.wall_time:.0f} s: loss {first:.2f} → {last:.2f} (log 128 = {chance:.2f} means chance)",
+         fr=f"{P.clip_steps} pas en {run.history.wall_time:.0f} s : perte {first:.2f} → {last:.2f} (log 128 = {chance:.2f} : le niveau du hasard)"))
 if P.train_clip:
     model = run.model.eval()
 else:
     model = clip_train.load_clip().to(device)
     shipped = read_manifest(data_dir() / clip_train.CHECKPOINT)
-    print(f"shipped CLIP: {shipped['samples_seen']:,} pairs seen in {shipped['wall_time_s'] / 60:.1f} min on {shipped['hardware']}")
+    seen, minutes, machine = shipped["samples_seen"], shipped["wall_time_s"] / 60, hardware_label(shipped["hardware"])
+    print(tr(en=f"shipped CLIP: {seen:,} pairs seen in {minutes:.1f} min on {machine}",
+             fr=f"CLIP livré : {format(seen, ',').replace(',', ' ')} paires vues en {minutes:.1f} min sur {machine}"))
 model = model.cpu()
 
 # %% [markdown] lang="fr"
@@ -361,9 +370,10 @@ fig, ax = figure(figsize=(9, 6))
 im = ax.imshow(sim, cmap="viridis")
 ax.set_yticks(range(12), [f"image {i}" for i in range(12)], fontsize=7)
 ax.set_xticks(range(12), [it["caption"] for it in batch_items], rotation=60, ha="right", fontsize=7)
-fig.colorbar(im, ax=ax, label="cosine similarity")
+fig.colorbar(im, ax=ax, label=tr(en="cosine similarity", fr="similarité cosinus"))
 fig.tight_layout()
-print(f"diagonal wins in {(sim.argmax(1) == torch.arange(12)).sum().item()} of 12 rows")
+wins = (sim.argmax(1) == torch.arange(12)).sum().item()
+print(tr(en=f"diagonal wins in {wins} of 12 rows", fr=f"la diagonale l'emporte dans {wins} lignes sur 12"))
 
 # %% [markdown] lang="fr"
 # ### Classification zero-shot
@@ -405,9 +415,11 @@ colour_pred = (feats @ colour_classes.T).argmax(1)
 shape_pred = (feats @ shape_classes.T).argmax(1)
 colour_acc = np.mean([COLOURS[p] == s.objects[0].colour for p, s in zip(colour_pred.tolist(), test_scenes)])
 shape_acc = np.mean([SHAPES[p] == s.objects[0].shape for p, s in zip(shape_pred.tolist(), test_scenes)])
-print(f"zero-shot on {len(test_scenes)} fresh images: colour {colour_acc:.0%}, shape {shape_acc:.0%} (chance 12.5%)")
+print(tr(en=f"zero-shot on {len(test_scenes)} fresh images: colour {colour_acc:.0%}, shape {shape_acc:.0%} (chance 12.5%)",
+         fr=f"zero-shot sur {len(test_scenes)} images neuves : couleur {colour_acc * 100:.0f} %, forme {shape_acc * 100:.0f} % (hasard : 12.5 %)"))
 by_size = {size: np.mean([SHAPES[p] == s.objects[0].shape for p, s in zip(shape_pred.tolist(), test_scenes) if s.objects[0].size == size]) for size in ("small", "large")}
-print(f"shape, by object size: small {by_size['small']:.0%}, large {by_size['large']:.0%}")
+print(tr(en=f"shape, by object size: small {by_size['small']:.0%}, large {by_size['large']:.0%}",
+         fr=f"forme, selon la taille de l'objet : petit {by_size['small'] * 100:.0f} %, grand {by_size['large'] * 100:.0f} %"))
 
 # %% [markdown] lang="fr"
 # La couleur se lit presque sans faute ; la forme, bien moins, et moins encore sur les petits objets, qui ne
@@ -452,8 +464,13 @@ print(f"shape, by object size: small {by_size['small']:.0%}, large {by_size['lar
 for split in ("train", "heldout"):
     for lang in ("en", "fr"):
         r = clip_train.retrieval(model, n=100, split=split, lang=lang)
-        label = "seen combinations  " if split == "train" else "unseen combinations"
-        print(f"{label} [{lang}]: text→image {r['text_to_image_top1']:.0%}, image→text {r['image_to_text_top1']:.0%}")
+        t2i, i2t = r["text_to_image_top1"], r["image_to_text_top1"]
+        if split == "train":
+            label = tr(en="seen combinations  ", fr="combinaisons vues       ")
+        else:
+            label = tr(en="unseen combinations", fr="combinaisons jamais vues")
+        print(tr(en=f"{label} [{lang}]: text→image {t2i:.0%}, image→text {i2t:.0%}",
+                 fr=f"{label} [{lang}] : texte→image {t2i * 100:.0f} %, image→texte {i2t * 100:.0f} %"))
 
 from course.scenes import single
 
@@ -469,8 +486,11 @@ for k, (q, target) in enumerate(queries.items()):
         row = (model.encode_text_embeds(*encode(q)) @ model.encode_image(gallery).T)[0]
     top = row.topk(4).indices.tolist()
     rank = int((row > row[-1]).sum()) + 1  # the described image is the last of the gallery
-    show_grid(gallery[top], [f"#{r + 1}: {row[i]:.2f}" + (" ✓" if clip_train.same_attributes(gallery_scenes[i], target) else "") for r, i in enumerate(top)],
-              ncols=4, size=1.5, suptitle=f"« {q} »: best 4 of 200 (✓ = matches the prompt; the described image ranks #{rank})")
+    titles = [tr(en=f"#{r + 1}: {row[i]:.2f}", fr=f"n° {r + 1} : {row[i]:.2f}") + (" ✓" if clip_train.same_attributes(gallery_scenes[i], target) else "")
+              for r, i in enumerate(top)]
+    show_grid(gallery[top], titles, ncols=4, size=1.5,
+              suptitle=tr(en=f"« {q} »: best 4 of 200 (✓ = matches the prompt; the described image ranks #{rank})",
+                          fr=f"« {q} » : 4 meilleures sur 200 (✓ = conforme au prompt ; image décrite : n° {rank})"))
 
 # %% [markdown] lang="fr"
 # ### Français ↔ anglais
@@ -495,14 +515,15 @@ cross = fr @ en.T
 twins = cross.diag()
 others = cross[~torch.eye(len(twin_scenes), dtype=torch.bool)]
 fig, ax = figure(figsize=(6, 2.8))
-ax.hist(others.numpy(), bins=40, alpha=0.6, density=True, label="French vs other English captions")
-ax.hist(twins.numpy(), bins=40, alpha=0.6, density=True, label="French vs its English twin")
-ax.set(xlabel="cosine similarity", ylabel="density")
+ax.hist(others.numpy(), bins=40, alpha=0.6, density=True, label=tr(en="French vs other English captions", fr="légende française / autres légendes anglaises"))
+ax.hist(twins.numpy(), bins=40, alpha=0.6, density=True, label=tr(en="French vs its English twin", fr="légende française / sa jumelle anglaise"))
+ax.set(xlabel=tr(en="cosine similarity", fr="similarité cosinus"), ylabel=tr(en="density", fr="densité"))
 ax.legend(fontsize=8)
 fig.tight_layout()
 nearest = cross.argmax(1).tolist()  # for each French caption, the closest English one
 hits = np.mean([clip_train.same_attributes(twin_scenes[i], twin_scenes[j]) for i, j in enumerate(nearest)])
-print(f"nearest English caption means the same as the French one: {hits:.0%} of {len(twin_scenes)}")
+print(tr(en=f"nearest English caption means the same as the French one: {hits:.0%} of {len(twin_scenes)}",
+         fr=f"la légende anglaise la plus proche dit la même chose que la française : {hits * 100:.0f} % sur {len(twin_scenes)}"))
 
 # %% [markdown] lang="fr"
 # ### Et le vrai CLIP ?
@@ -533,9 +554,11 @@ if "google.colab" in sys.modules or os.environ.get("COURSE_ONLINE") == "1":
         with torch.no_grad():
             print(real(**inputs).logits_per_image.softmax(-1).round(decimals=2))
     except Exception as err:  # no network, a moved model, a library change: say so and go on
-        print(f"pretrained CLIP unavailable ({type(err).__name__}): skipped")
+        print(tr(en=f"pretrained CLIP unavailable ({type(err).__name__}): skipped",
+                 fr=f"CLIP pré-entraîné indisponible ({type(err).__name__}) : comparaison abandonnée"))
 else:
-    print("offline run: the comparison with OpenAI's pretrained CLIP is skipped (set COURSE_ONLINE=1 to try it)")
+    print(tr(en="offline run: the comparison with OpenAI's pretrained CLIP is skipped (set COURSE_ONLINE=1 to try it)",
+             fr="exécution hors ligne : pas de comparaison avec le CLIP pré-entraîné d'OpenAI (définissez COURSE_ONLINE=1 pour l'essayer)"))
 
 # %% [markdown] lang="fr"
 # ## 5. Ce que recevra le modèle de diffusion
@@ -557,7 +580,7 @@ else:
 # NBVAL_CHECK_OUTPUT
 encoded = clip_train.encode_text(["un cercle rouge en haut à gauche", "two small grey stars"], model=model)
 for key, value in encoded.items():
-    print(f"{key:>6}: {tuple(value.shape)} {value.dtype}")
+    print(tr(en=f"{key:>6}: {tuple(value.shape)} {value.dtype}", fr=f"{key!r:>8} : {tuple(value.shape)} {value.dtype}"))  # French: keys quoted, as in code
 
 # %% [markdown] lang="fr"
 # ## À retenir

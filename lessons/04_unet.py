@@ -66,6 +66,7 @@ from course import current_profile
 from course.attention import attention, attention_weights
 from course.checks.unet import check_cross_attention, check_resblock
 from course.embeddings import timestep_embedding
+from course.language import tr
 from course.plotting import figure
 from course.shipped import UNET
 from course.tokenizer import MAX_LENGTH, encode, load_tokenizer
@@ -73,7 +74,17 @@ from course.unet import Attention, TransformerBlock, UNet
 
 P = current_profile()
 torch.manual_seed(0)
-print(f"profile: {P.name}")
+print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
+
+
+def thousands(n):
+    """A count as the edition writes it: 1,234 in English, 1 234 in French."""
+    return tr(en=f"{n:,}", fr=f"{n:,}".replace(",", " "))
+
+
+def percent(x):
+    """A share as the edition writes it: 12% in English, 12 % in French."""
+    return tr(en=f"{x:.0%}", fr=f"{x * 100:.0f} %")
 
 # %% [markdown] lang="fr"
 # ## 1. Dire l'heure au réseau
@@ -106,7 +117,8 @@ print(f"profile: {P.name}")
 emb = timestep_embedding(torch.arange(0, 1001), 64)  # (1001, 64)
 fig, ax = figure(figsize=(9, 3))
 ax.imshow(emb.T, aspect="auto", cmap="RdBu", interpolation="nearest")
-ax.set(xlabel="t", ylabel="component", title="sinusoidal embedding of t (64 components)")
+ax.set(xlabel="t", ylabel=tr(en="component", fr="composante"),
+       title=tr(en="sinusoidal embedding of t (64 components)", fr="codage sinusoïdal de t (64 composantes)"))
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
@@ -242,11 +254,12 @@ classes |= {f"down_blocks[{i}]": name for i, name in enumerate(config["down_bloc
 classes |= {f"up_blocks[{i}]": name for i, name in enumerate(config["up_block_types"])}
 rows = unet.describe(x, t, context)
 total = sum(p.numel() for p in unet.parameters())
-print(f"{'block':<15} {'diffusers class':<25} {'output shape':<16} {'parameters':>10}")
+header = (tr(en="block", fr="bloc"), tr(en="diffusers class", fr="classe diffusers"), tr(en="output shape", fr="forme de sortie"), tr(en="parameters", fr="paramètres"))
+print(f"{header[0]:<15} {header[1]:<25} {header[2]:<16} {header[3]:>10}")
 for name, shape, params in rows:
-    print(f"{name:<15} {classes[name]:<25} {str(shape):<16} {params:>10,}")
-print(f"{'time_embedding, add_embedding, conv_norm_out':<57} {total - sum(r[2] for r in rows):>10,}")
-print(f"{'total':<57} {total:>10,}")
+    print(f"{name:<15} {classes[name]:<25} {str(shape):<16} {thousands(params):>10}")
+print(f"{'time_embedding, add_embedding, conv_norm_out':<57} {thousands(total - sum(r[2] for r in rows)):>10}")
+print(f"{'total':<57} {thousands(total):>10}")
 
 # %% [markdown] lang="fr"
 # ### La pile des connexions de saut
@@ -292,23 +305,27 @@ with torch.no_grad():
     stack = [("conv_in", h)]
     for i, block in enumerate(unet.down_blocks):
         h, pushed = block(h, emb, context, None)
-        names = [f"down_blocks[{i}].resnets[{j}]" + (" + attentions" if block.attentions is not None else "") for j in range(len(block.resnets))]
+        with_attention = tr(en=" + attentions", fr=" + attention") if block.attentions is not None else ""
+        names = [f"down_blocks[{i}].resnets[{j}]{with_attention}" for j in range(len(block.resnets))]
         names += [f"down_blocks[{i}].downsamplers[0]"] if block.downsamplers is not None else []
         stack += list(zip(names, pushed))
-    print("set aside on the way down:")
+    print(tr(en="set aside on the way down:", fr="mis de côté à la descente :"))
+    width = max(len(name) for name, _ in stack)
     for name, s in stack:
-        print(f"  {name:<38} {tuple(s.shape[1:])}")
+        print(f"  {name:<{width}} {tuple(s.shape[1:])}")
     h = unet.mid_block(h, emb, context, None)
-    print("taken back on the way up (the most recent first):")
+    print(tr(en="taken back on the way up (the most recent first):", fr="repris à la remontée (le plus récent d'abord) :"))
     for i, block in enumerate(unet.up_blocks):
         for j, resnet in enumerate(block.resnets):
             name, skip = stack.pop()
-            print(f"  up_blocks[{i}].resnets[{j}]: h {tuple(h.shape[1:])} + {name} {tuple(skip.shape[1:])}")
+            print(f"  up_blocks[{i}].resnets[{j}]" + tr(en=": ", fr=" : ") + f"h {tuple(h.shape[1:])} + {name} {tuple(skip.shape[1:])}")
             h = resnet(torch.cat([h, skip], dim=1), emb)
             h = block.attentions[j](h, context) if block.attentions is not None else h
         h = block.upsamplers[0](h) if block.upsamplers is not None else h
 gap = (h - seen[0]).abs().max().item()
-print(f"left on the stack: {len(stack)}; by hand vs unet: max |difference| {'< 1e-5' if gap < 1e-5 else f'= {gap:.1e}'}")
+within = "< 1e-5" if gap < 1e-5 else f"= {gap:.1e}"
+print(tr(en=f"left on the stack: {len(stack)}; by hand vs unet: max |difference| {within}",
+         fr=f"restés sur la pile : {len(stack)} ; à la main / unet : max |écart| {within}"))
 
 # %% [markdown] lang="fr"
 # Et où sont les paramètres ? Regroupons-les d'après leurs noms, ceux de diffusers : les blocs résiduels
@@ -324,8 +341,9 @@ print(f"left on the stack: {len(stack)}; by hand vs unet: max |difference| {'< 1
 # %%
 # NBVAL_CHECK_OUTPUT
 def part(name: str) -> str:
-    for key, label in ((".resnets.", "resnets (ResnetBlock2D)"), (".attn1.", "attn1: self-attention"), (".attn2.", "attn2: cross-attention"),
-                       (".ff.", "ff: GEGLU feed-forward"), (".attentions.", "proj_in, proj_out, norms"), ("samplers.", "downsamplers, upsamplers")):
+    for key, label in ((".resnets.", "resnets (ResnetBlock2D)"), (".attn1.", tr(en="attn1: self-attention", fr="attn1 : self-attention")),
+                       (".attn2.", tr(en="attn2: cross-attention", fr="attn2 : cross-attention")), (".ff.", tr(en="ff: GEGLU feed-forward", fr="ff : feed-forward GEGLU")),
+                       (".attentions.", tr(en="proj_in, proj_out, norms", fr="proj_in, proj_out, normalisations")), ("samplers.", "downsamplers, upsamplers")):
         if key in name:
             return label
     top = name.split(".")[0]  # time_embedding, add_embedding, conv_in, conv_norm_out, conv_out
@@ -335,14 +353,15 @@ def part(name: str) -> str:
 parts = {}
 for name, p in unet.named_parameters():
     parts[part(name)] = parts.get(part(name), 0) + p.numel()
+width = max(len(label) for label in parts)
 for label, n in parts.items():
-    print(f"{label:<32} {n:>10,}  {n / total:>4.0%}")
+    print(f"{label:<{width}} {thousands(n):>10}  {percent(n / total):>4}")
 
 # %%
 fig, ax = figure(figsize=(7, 3))
 ax.barh(list(parts), [v / 1e6 for v in parts.values()])
 ax.invert_yaxis()
-ax.set(xlabel="millions of parameters", title="where the U-Net's parameters are")
+ax.set(xlabel=tr(en="millions of parameters", fr="millions de paramètres"), title=tr(en="where the U-Net's parameters are", fr="où sont les paramètres du U-Net"))
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
@@ -486,11 +505,14 @@ with torch.no_grad():
     cross.record = True
     written_out = cross(pixels, words)  # course.attention's form, weights kept
 gap = (fast - written_out).abs().max().item()
-print(f"Attention, record=False vs record=True: max |difference| {'< 1e-5' if gap < 1e-5 else f'= {gap:.1e}'}; "
-      f"weights {tuple(cross.weights.shape)} (B, heads, pixels, tokens), each row sums to {cross.weights.sum(-1).mean().item():.1f}")
+within, weights, row_sum = "< 1e-5" if gap < 1e-5 else f"= {gap:.1e}", tuple(cross.weights.shape), cross.weights.sum(-1).mean().item()
+print(tr(en=f"Attention, record=False vs record=True: max |difference| {within}; weights {weights} (B, heads, pixels, tokens), each row sums to {row_sum:.1f}",
+         fr=f"Attention, record=False / record=True : max |écart| {within} ; poids {weights} (B, têtes, pixels, tokens), "
+         f"chaque ligne a pour somme {row_sum:.1f}"))
 cross_blocks = [m for m in unet.modules() if isinstance(m, TransformerBlock) and m.attn2 is not None]
-print(f"cross-attentions in the U-Net: {len(cross_blocks)} (every TransformerBlock with an attn2), at "
-      f"{sorted({b.attn2.to_q.in_features for b in cross_blocks})} channels")
+widths = sorted({b.attn2.to_q.in_features for b in cross_blocks})
+print(tr(en=f"cross-attentions in the U-Net: {len(cross_blocks)} (every TransformerBlock with an attn2), at {widths} channels",
+         fr=f"cross-attentions du U-Net : {len(cross_blocks)} (chaque TransformerBlock doté d'un attn2), à {widths} canaux"))
 
 # %% [markdown] lang="fr"
 # ### Un second chemin pour le texte : le résumé du prompt
@@ -566,17 +588,20 @@ with torch.no_grad():
     summary = (pool_weights @ heads(pooling.pool.v_proj(consulted))).transpose(1, 2).reshape(B, D)  # (B, D)
     added = pooling.norm2(pooling.proj(summary))  # (B, 4·C0): added to the time embedding
     gap = (added - pooling(states)).abs().max().item()
-print(f"step by step vs model.add_embedding: max |difference| {'< 1e-5' if gap < 1e-5 else f'= {gap:.1e}'}; "
-      f"one summary {tuple(added.shape[1:])} per prompt, like the time embedding {tuple(model.time_embedding.linear_2.weight.shape[:1])}; "
-      f"{sum(p.numel() for p in pooling.parameters()):,} parameters")
+within, summary_shape, time_shape = "< 1e-5" if gap < 1e-5 else f"= {gap:.1e}", tuple(added.shape[1:]), tuple(model.time_embedding.linear_2.weight.shape[:1])
+n_params = thousands(sum(p.numel() for p in pooling.parameters()))
+print(tr(en=f"step by step vs model.add_embedding: max |difference| {within}; one summary {summary_shape} per prompt, "
+         f"like the time embedding {time_shape}; {n_params} parameters",
+         fr=f"pas à pas / model.add_embedding : max |écart| {within} ; un résumé {summary_shape} par prompt, "
+         f"comme le codage du temps {time_shape} ; {n_params} paramètres"))
 tokenizer = load_tokenizer()
 for i, prompt in enumerate(pool_prompts):
     ids, real = encode(prompt)  # (1, 32): the prompt as the U-Net sees it, padding included
     n = int(real.sum())  # <bos>, the words, <eos>
     tokens = tokenizer.convert_ids_to_tokens(ids[0, :n].tolist())
     share = pool_weights[i, :, 0].mean(0)  # (1 + L,): [the query itself, position 0, …, position L − 1]
-    print(f"{prompt!r}: itself {share[0]:.0%} | " + " ".join(f"{tok} {share[1 + j]:.0%}" for j, tok in enumerate(tokens))
-          + f" | {L - n} × <pad> {share[1 + n :].sum():.0%}")
+    print(tr(en=f"{prompt!r}: itself ", fr=f"{prompt!r} : elle-même ") + f"{percent(share[0])} | "
+          + " ".join(f"{tr(en=tok, fr=f'« {tok} »')} {percent(share[1 + j])}" for j, tok in enumerate(tokens)) + f" | {L - n} × <pad> {percent(share[1 + n :].sum())}")
 
 # %% [markdown] lang="fr"
 # Rien n'oblige la requête à choisir `<eos>`, ni à ignorer le remplissage : elle répartit son poids comme
@@ -639,16 +664,16 @@ for i, prompt in enumerate(prompts):
     words = [(j, tok) for j, tok in enumerate(tokens[:n]) if tok not in ("<bos>", "<eos>", "'", "d", "à", "en", "a", "at", "the", "une")]
     panels = [images[i]] + [attn[i, :, j].view(1, 8, 8).repeat(3, 1, 1) for j, _ in words]
     scaled = [panels[0]] + [2 * (p - p.min()) / (p.max() - p.min() + 1e-8) - 1 for p in panels[1:]]
-    show_grid(scaled, ["generated"] + [f"« {tok} »" for _, tok in words], ncols=len(scaled), size=1.5, suptitle=prompt)
+    show_grid(scaled, [tr(en="generated", fr="image générée")] + [f"« {tok} »" for _, tok in words], ncols=len(scaled), size=1.5, suptitle=prompt)
     share = attn[i].mean(0)  # (L,): the weight each position receives, averaged over the pixels
     rows.append((prompt, tokens, n, share))
-    print(f"{prompt!r}: <bos> {share[0]:.0%}, words {share[1 : n - 1].sum():.0%}, <eos> {share[n - 1]:.0%}, "
-          f"{len(tokens) - n} × <pad> {share[n:].sum():.0%}")
+    print(tr(en=f"{prompt!r}: <bos> ", fr=f"{prompt!r} : <bos> ") + f"{percent(share[0])}, " + tr(en="words", fr="mots")
+          + f" {percent(share[1 : n - 1].sum())}, <eos> {percent(share[n - 1])}, {len(tokens) - n} × <pad> {percent(share[n:].sum())}")
 fig, axes = figure(len(rows), 1, figsize=(10, 2.3 * len(rows)), squeeze=False)
 for ax, (prompt, tokens, n, share) in zip(axes[:, 0], rows):
     ax.bar(range(len(tokens)), share, color=["C0" if j < n else "C7" for j in range(len(tokens))])  # grey: padding
     ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
-    ax.set(ylabel="mean weight", title=f"cross-attention at 8 × 8, per position: {prompt}")
+    ax.set(ylabel=tr(en="mean weight", fr="poids moyen"), title=tr(en=f"cross-attention at 8 × 8, per position: {prompt}", fr=f"cross-attention à 8 × 8, par position : {prompt}"))
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
