@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from course.forward import _check_t, q_sample
+from course.language import tr
 from course.tensors import per_sample
 
 VARIANCES: tuple[str, ...] = ("beta", "beta_tilde")
@@ -153,7 +154,7 @@ def ddpm_sample(
         raise ValueError(f"unknown variance {variance!r}: choose one of {', '.join(VARIANCES)}")
     T = betas.numel() - 1
     x_T = torch.randn(shape, generator=generator, device=device)
-    bar = tqdm(total=T, desc="DDPM sampling", disable=not progress, leave=False)
+    bar = tqdm(total=T, desc=tr(en="DDPM sampling", fr="échantillonnage DDPM"), disable=not progress, leave=False)
     state = {"x": x_T}
 
     def step_done(t, x_next, x0_hat):

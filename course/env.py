@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import platform
-import re
 import sys
 from dataclasses import dataclass
 
@@ -51,17 +50,6 @@ def _version(module: str, dist: str) -> Check:
 def threads_label(n: int) -> str:
     """How many CPU threads torch computes with: "4 threads" in English, « 4 fils d'exécution » in French."""
     return tr(en=f"{n} threads", fr=f"{n} fil{'s' if n > 1 else ''} d'exécution")
-
-
-def hardware_label(hardware: str) -> str:
-    """A checkpoint manifest's ``hardware`` line (:func:`course.checkpoints.hardware`, always English) as a learner
-    reads it: "AMD EPYC (2 threads), no GPU" in English, « AMD EPYC (2 fils d'exécution), sans GPU » in French."""
-    match = re.fullmatch(r"(.*) \((\d+) threads\)(, no GPU|, GPU .*)", hardware)
-    if match is None:
-        return hardware
-    cpu, threads, gpu = match.groups()
-    gpu = tr(en=", no GPU", fr=", sans GPU") if gpu == ", no GPU" else gpu
-    return f"{cpu} ({threads_label(int(threads))}){gpu}"
 
 
 def environment_checks() -> list[Check]:

@@ -14,6 +14,7 @@ Outside a notebook the language is English unless ``COURSE_LANG`` says otherwise
 from __future__ import annotations
 
 import os
+import re
 
 LANGUAGES: tuple[str, ...] = ("fr", "en")
 ENV = "COURSE_LANG"
@@ -40,5 +41,12 @@ def tr(*, en: str, fr: str) -> str:
 
 
 def hardware(text: str) -> str:
-    """A recorded machine description ("AMD EPYC (2 threads), no GPU", as manifests store it) in the current language."""
-    return text.replace(", no GPU", ", sans GPU") if current() == "fr" else text
+    """A recorded machine description ("AMD EPYC (2 threads), no GPU", as manifests store it) in the current language:
+    « AMD EPYC (2 fils d'exécution), sans GPU » in French; text of another form is returned as it is."""
+    if current() != "fr":
+        return text
+    match = re.fullmatch(r"(.*) \((\d+) threads?\)(.*)", text)
+    if match is not None:
+        cpu, n, rest = match.groups()
+        text = f"{cpu} ({n} fil{'s' if int(n) > 1 else ''} d'exécution){rest}"
+    return text.replace(", no GPU", ", sans GPU")

@@ -451,7 +451,7 @@ for label, b in schedules.items():
 
 # %% [markdown] lang="fr"
 # Ce que disent les courbes :
-# - le **linéaire** passe sous SNR = 1 vers $t \approx 250$ ; au-delà de $t \approx 600$ il ne reste
+# - le **linéaire** passe sous SNR = 1 vers $t \approx 260$ ; au-delà de $t \approx 600$ il ne reste
 #   presque plus rien de l'image, et les 400 dernières étapes ne font qu'ajouter du bruit à du bruit ;
 # - le **cosinus** fait décroître $\log \mathrm{SNR}$ presque linéairement sur l'essentiel du parcours : chaque
 #   étape retire à peu près la même quantité d'information (la chute finale vient du plafond
@@ -470,7 +470,7 @@ for label, b in schedules.items():
 
 # %% [markdown] lang="en"
 # What the curves say:
-# - the **linear** schedule crosses SNR = 1 around $t \approx 250$; beyond $t \approx 600$ almost nothing of
+# - the **linear** schedule crosses SNR = 1 around $t \approx 260$; beyond $t \approx 600$ almost nothing of
 #   the image is left, and the last 400 steps merely add noise to noise;
 # - the **cosine** one makes $\log \mathrm{SNR}$ fall almost linearly over most of the range: each step removes
 #   about the same amount of information (the final plunge comes from the cap $\beta_T = 0.999$);

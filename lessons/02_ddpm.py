@@ -448,7 +448,7 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # %%
 from course import shapes_ddpm
 from course.checkpoints import read_manifest
-from course.env import hardware_label
+from course.language import hardware
 from course.paths import data_dir
 from course.recipes import SHAPES_DDPM_RECIPE
 
@@ -461,7 +461,7 @@ if P.train_image_model:  # gpu: from scratch
     config = SHAPES_DDPM_RECIPE.scaled(steps=P.image_steps).train_config(log_every=50)  # the shipped recipe (course.recipes)
 else:  # smoke, cpu: a few steps on a copy of the shipped model, to see the loop run; sampling uses the shipped model
     shipped = read_manifest(data_dir() / shapes_ddpm.CHECKPOINT)
-    seen, minutes, machine = shipped["samples_seen"], shipped["wall_time_s"] / 60, hardware_label(shipped["hardware"])
+    seen, minutes, machine = shipped["samples_seen"], shipped["wall_time_s"] / 60, hardware(shipped["hardware"])
     print(tr(en=f"shipped model: {seen:,} training images, {minutes:.0f} min on {machine}",
              fr=f"modèle livré : {format(seen, ',').replace(',', ' ')} images d'entraînement, {minutes:.0f} min sur {machine}"))
     net.load_state_dict(shapes_ddpm.load_model().state_dict())

@@ -315,7 +315,7 @@ check_contrastive_loss(my_contrastive_loss)
 
 # %%
 from course.checkpoints import read_manifest
-from course.env import hardware_label
+from course.language import hardware
 from course.paths import data_dir
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -342,7 +342,7 @@ if P.train_clip:
 else:
     model = clip_train.load_clip().to(device)
     shipped = read_manifest(data_dir() / clip_train.CHECKPOINT)
-    seen, minutes, machine = shipped["samples_seen"], shipped["wall_time_s"] / 60, hardware_label(shipped["hardware"])
+    seen, minutes, machine = shipped["samples_seen"], shipped["wall_time_s"] / 60, hardware(shipped["hardware"])
     print(tr(en=f"shipped CLIP: {seen:,} pairs seen in {minutes:.1f} min on {machine}",
              fr=f"CLIP livré : {format(seen, ',').replace(',', ' ')} paires vues en {minutes:.1f} min sur {machine}"))
 model = model.cpu()

@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 
-from course.language import current, set_language, tr
+from course.language import current, hardware, set_language, tr
 from course.lessons import available_lessons
 
 # Words a French sentence does not use; a printed line holding one (outside quotes, identifiers and data
@@ -65,6 +65,16 @@ def test_set_language_refuses_an_unknown_language(monkeypatch):
     with pytest.raises(ValueError, match="unknown language 'es'"):
         set_language("es")
     assert current() == "fr"
+
+
+def test_hardware_reads_a_manifest_line_in_the_language(monkeypatch):
+    line = "AMD EPYC 7763 64-Core Processor (2 threads), no GPU"
+    monkeypatch.setenv("COURSE_LANG", "fr")
+    assert hardware(line) == "AMD EPYC 7763 64-Core Processor (2 fils d'exécution), sans GPU"
+    assert hardware("Apple M2 (1 thread), no GPU") == "Apple M2 (1 fil d'exécution), sans GPU"
+    assert hardware("NVIDIA H200") == "NVIDIA H200"  # another form: left as it is
+    monkeypatch.setenv("COURSE_LANG", "en")
+    assert hardware(line) == line
 
 
 def test_the_detector_finds_english_and_spares_french():
