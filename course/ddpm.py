@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from course.forward import _check_t, q_sample
 from course.language import tr
+from course.yours import pick
 from course.tensors import per_sample
 
 VARIANCES: tuple[str, ...] = ("beta", "beta_tilde")
@@ -46,7 +47,9 @@ def training_loss(
     T = alphas_cumprod.numel() - 1
     t = torch.randint(1, T + 1, (x0.shape[0],), device=x0.device, generator=generator)
     eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
-    x_t = q_sample(x0, t, eps, alphas_cumprod)
+    if snr_gamma is None and pick("epsilon_loss") is not None:  # the learner's loss (course.yours.use)
+        return pick("epsilon_loss")(lambda x, s: model(x, s, cond), x0, t, eps, alphas_cumprod)
+    x_t = (pick("q_sample") or q_sample)(x0, t, eps, alphas_cumprod)
     eps_pred = model(x_t, t, cond)
     if snr_gamma is None:
         return epsilon_loss(eps, eps_pred)

@@ -33,6 +33,7 @@ import torch
 from course.adapter import Denoiser, Model, Prediction, as_denoiser
 from course.grids import SPACINGS, check_grid, dpm_spaced, dpm_timesteps, make_grid, spaced, timesteps  # noqa: F401 (re-exported)
 from course.noise_schedule import NoiseSchedule
+from course.yours import pick
 
 Callback = Callable[[float, torch.Tensor, torch.Tensor], None]
 
@@ -93,7 +94,12 @@ def ddim(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule:
     for t, s in zip(grid[:-1], grid[1:]):
         x0_hat, eps = denoise(x, t)
         z = _noise(x, generator) if eta > 0 else None
-        x = _ddim_update(x, x0_hat, eps, float(schedule.abar(t)), float(schedule.abar(s)), eta, z)
+        yours = pick("ddim_step") if eta == 0 else None  # the learner's step (course.yours.use), η = 0 only
+        if yours is not None:
+            abar_t, abar_s = (torch.tensor(float(schedule.abar(u)), dtype=x.dtype, device=x.device) for u in (t, s))
+            x = yours(x, eps, abar_t, abar_s)
+        else:
+            x = _ddim_update(x, x0_hat, eps, float(schedule.abar(t)), float(schedule.abar(s)), eta, z)
         if callback is not None:
             callback(_t(t), x, x0_hat)
     return x

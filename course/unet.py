@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course.attention import attention_weights, merge_heads, split_heads
+from course.yours import pick
 from course.embeddings import timestep_embedding
 
 
@@ -146,9 +147,21 @@ class Attention(nn.Module):
             weights = attention_weights(q, k, mask)  # (B, heads, Lq, Lk)
             self.weights = weights if self.keep_graph else weights.detach()
             out = weights @ v
+        elif pick("cross_attention") is not None:  # the learner's attention (course.yours.use), head by head
+            out = _per_head(pick("cross_attention"), q, k, v, mask)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, Lq, d)
         return self.to_out[0](merge_heads(out))  # (B, Lq, dim)
+
+
+def _per_head(fn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """A single-head ``fn(q (N, Lq, d), k, v (N, Lk, d), key_mask (N, Lk))`` run on every (image, head) pair."""
+    B, h, Lq, d = q.shape
+    Lk = k.shape[2]
+    key_mask = torch.ones(B, Lk, dtype=torch.bool, device=q.device) if mask is None else mask.reshape(B, Lk)  # (B, 1, 1, Lk) → (B, Lk)
+    key_mask = key_mask[:, None, :].expand(B, h, Lk).reshape(B * h, Lk)
+    out = fn(q.reshape(B * h, Lq, d), k.reshape(B * h, Lk, d), v.reshape(B * h, Lk, d), key_mask)
+    return out.reshape(B, h, Lq, d)
 
 
 class GEGLU(nn.Module):

@@ -36,3 +36,14 @@ def check_guidance(fn: Callable) -> CheckResult:
                                fr="w·ε(c) + (1 − w)·ε(∅) : w = 0 non conditionnel, w = 1 conditionnel, w > 1 guidé"))
 
     return run(name, body)
+
+
+HINTS = {
+    "guidance": (
+        {"en": "mix the two predictions: w = 1 must give ε(c) alone, w = 0 ε(∅) alone, w > 1 goes past ε(c), away from ε(∅).",
+         "fr": "mélangez les deux prédictions : w = 1 doit donner ε(c) seul, w = 0 ε(∅) seul, w > 1 va au-delà de ε(c), loin de ε(∅)."},
+        {"en": "the slide's form: ε̃ = w·ε(c) + (1 − w)·ε(∅), which is ε(∅) + w·(ε(c) − ε(∅)).",
+         "fr": "la forme de la diapositive : ε̃ = w·ε(c) + (1 − w)·ε(∅), c'est-à-dire ε(∅) + w·(ε(c) − ε(∅))."},
+        {"en": "return eps_uncond + w * (eps_cond - eps_uncond)", "fr": "return eps_uncond + w * (eps_cond - eps_uncond)"},
+    ),
+}

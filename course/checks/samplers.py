@@ -62,3 +62,22 @@ def check_euler_step(fn: Callable) -> CheckResult:
         return problem if problem is not None else passed(name, "y_next = y + (σ_next − σ)·ε")
 
     return run(name, body)
+
+
+HINTS = {
+    "ddim_step": (
+        {"en": "guess the clean image x̂_0 from x_t and ε̂, then noise it again, to the level of t_prev, with the same ε̂.",
+         "fr": "devinez l'image propre x̂_0 à partir de x_t et de ε̂, puis rebruitez-la jusqu'au niveau de t_prev, avec le même ε̂."},
+        {"en": "x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t, then x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev)·ε̂.",
+         "fr": "x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t, puis x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev)·ε̂."},
+        {"en": "x0_hat = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()\n   return abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps",
+         "fr": "x0_hat = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()\n   return abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps"},
+    ),
+    "euler_step": (
+        {"en": "an Euler step follows the slope for one step: new value = old value + slope × change of σ.",
+         "fr": "un pas d'Euler suit la pente sur un pas : nouvelle valeur = ancienne + pente × variation de σ."},
+        {"en": "the slope dy/dσ is ε̂; σ goes down, so the change σ_next − σ is negative: y + (σ_next − σ)·ε̂.",
+         "fr": "la pente dy/dσ vaut ε̂ ; σ diminue, donc la variation σ_next − σ est négative : y + (σ_next − σ)·ε̂."},
+        {"en": "return y + (sigma_next - sigma) * eps", "fr": "return y + (sigma_next - sigma) * eps"},
+    ),
+}

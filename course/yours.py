@@ -1,0 +1,100 @@
+"""Your code, running the model: after an exercise passes its check, the course runs the learner's function
+where it runs its own.
+
+    from course.yours import use
+    use(ddim_step=my_ddim_step)   # checked again quietly; from here on every DDIM step (η = 0) is yours
+    use()                         # the course's own functions again
+
+A function that is not finished (or fails its check) is not used: the course keeps its own version and says
+so in one line, so the cells below still run. :data:`SLOTS` lists what can be replaced and where it runs;
+the course's code asks :func:`pick` at those places. Checkers compare with the course's reference
+functions directly, never through :func:`pick`, so a learner's function is never checked against itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+from dataclasses import dataclass
+from typing import Callable
+
+from course.language import current, tr
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A function a learner may hand to the course: the checker that must accept it, and where it then runs."""
+
+    checker: str  # "module:function"
+    where_en: str
+    where_fr: str
+
+    def where(self) -> str:
+        return tr(en=self.where_en, fr=self.where_fr)
+
+
+SLOTS: dict[str, Slot] = {
+    "q_sample": Slot("course.checks.forward:check_q_sample",
+                     "the noising of every training step (course.ddpm.training_loss)",
+                     "le bruitage de chaque pas d'entraînement (course.ddpm.training_loss)"),
+    "epsilon_loss": Slot("course.checks.ddpm:check_epsilon_loss",
+                         "the loss of every training step (course.ddpm.training_loss)",
+                         "la perte de chaque pas d'entraînement (course.ddpm.training_loss)"),
+    "cross_attention": Slot("course.checks.unet:check_cross_attention",
+                            "every attention layer of the U-Net (course.unet), self- and cross-attention",
+                            "chaque couche d'attention du U-Net (course.unet), auto-attention comme attention croisée"),
+    "ddim_step": Slot("course.checks.samplers:check_ddim_step",
+                      "every step of the DDIM sampler with η = 0 (course.samplers.ddim)",
+                      "chaque pas de l'échantillonneur DDIM avec η = 0 (course.samplers.ddim)"),
+    "guidance": Slot("course.checks.guidance:check_guidance",
+                     "the classifier-free guidance of every generation (course.guidance.guided, the pipeline)",
+                     "la guidance sans classifieur de chaque génération (course.guidance.guided, le pipeline)"),
+}
+
+_yours: dict[str, Callable] = {}
+
+
+def _check(name: str, fn: Callable):
+    """The slot's checker on ``fn``, its printed message swallowed (the result still carries it)."""
+    module, function = SLOTS[name].checker.split(":")
+    checker = getattr(importlib.import_module(module), function)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return checker(fn)
+
+
+def use(**functions: Callable) -> None:
+    """Run the learner's functions in the course from here on, each checked first; ``use()`` undoes it all."""
+    if not functions:
+        names = ", ".join(sorted(_yours))
+        _yours.clear()
+        print(tr(en="↩ the course's own functions run everywhere again" + (f" (instead of your {names})" if names else ""),
+                 fr="↩ les fonctions du cours reprennent partout leur place" + (f" (à la place de vos {names})" if names else "")))
+        return
+    for name, fn in functions.items():
+        if name not in SLOTS:
+            raise ValueError(tr(en=f"use() has no place for {name!r}: choose one of {', '.join(SLOTS)}",
+                                fr=f"use() n'a pas de place pour {name!r} : choisissez parmi {', '.join(SLOTS)}"))
+        if not callable(fn):
+            raise TypeError(tr(en=f"use({name}=…) needs a function, got {type(fn).__name__}",
+                               fr=f"use({name}=…) attend une fonction, reçu {type(fn).__name__}"))
+        result = _check(name, fn)
+        if result:
+            _yours[name] = fn
+            print(tr(en=f"▶ your {name} now runs {SLOTS[name].where()}",
+                     fr=f"▶ votre {name} tourne désormais dans {SLOTS[name].where()}"))
+        else:
+            _yours.pop(name, None)
+            why = result.message.split(" : " if current() == "fr" else ": ", 1)[-1]  # the checker's diagnosis, without its name
+            print(tr(en=f"↩ your {name} is not ready ({why.strip()}): the cells below run the course's version",
+                     fr=f"↩ votre {name} n'est pas prêt ({why.strip()}) : les cellules suivantes utilisent la version du cours"))
+
+
+def pick(name: str) -> Callable | None:
+    """The learner's function for slot ``name`` if :func:`use` accepted one, else None (the course's own runs)."""
+    return _yours.get(name)
+
+
+def in_use() -> dict[str, Callable]:
+    """Which slots run the learner's code now (a copy)."""
+    return dict(_yours)
