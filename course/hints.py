@@ -43,7 +43,7 @@ def hint_text(name: str, level: int = 1) -> str:
     head = tr(en=f"💡 {name}, hint {level}/{LEVELS} ({_level_name(level)}): ", fr=f"💡 {name}, indice {level}/{LEVELS} ({_level_name(level)}) : ")
     more = "" if level == LEVELS else tr(en=f"\n   still stuck? hint({name!r}, {level + 1}) gives {_level_name(level + 1)}.",
                                          fr=f"\n   toujours bloqué ? hint({name!r}, {level + 1}) donne {_level_name(level + 1)}.")
-    return head + ("\n   " if level == LEVELS else "") + text + more
+    return (head.rstrip() + "\n   " if level == LEVELS else head) + text + more
 
 
 def hint(name: str, level: int = 1) -> None:

@@ -55,12 +55,25 @@ SLOTS: dict[str, Slot] = {
 _yours: dict[str, Callable] = {}
 
 
-def _check(name: str, fn: Callable):
-    """The slot's checker on ``fn``, its printed message swallowed (the result still carries it)."""
-    module, function = SLOTS[name].checker.split(":")
-    checker = getattr(importlib.import_module(module), function)
+def _ready(name: str, fn: Callable, checker: Callable) -> bool:
+    """Quietly check ``fn``; print the one line that says whether the cells below run it."""
     with contextlib.redirect_stdout(io.StringIO()):
-        return checker(fn)
+        result = checker(fn)
+    if result:
+        return True
+    why = result.message.split(" : " if current() == "fr" else ": ", 1)[-1].strip()  # the checker's diagnosis, without its name
+    print(tr(en=f"↩ your {name} is not ready ({why}): the cells below run the course's version",
+             fr=f"↩ votre {name} n'est pas prêt ({why}) : les cellules suivantes utilisent la version du cours"))
+    return False
+
+
+def choose(name: str, mine: Callable, checker: Callable, course: Callable) -> Callable:
+    """``mine`` if ``checker`` accepts it (said in one line), else the course's ``course`` (said too): for the cells
+    of a lesson that run the learner's loop or assembly, e.g. ``sample = choose("ddim_sample", my_ddim_sample, check_ddim_sample, ddim)``."""
+    if _ready(name, mine, checker):
+        print(tr(en=f"▶ the cells below run your {name}", fr=f"▶ les cellules suivantes font tourner votre {name}"))
+        return mine
+    return course
 
 
 def use(**functions: Callable) -> None:
@@ -78,16 +91,13 @@ def use(**functions: Callable) -> None:
         if not callable(fn):
             raise TypeError(tr(en=f"use({name}=…) needs a function, got {type(fn).__name__}",
                                fr=f"use({name}=…) attend une fonction, reçu {type(fn).__name__}"))
-        result = _check(name, fn)
-        if result:
+        module, function = SLOTS[name].checker.split(":")
+        if _ready(name, fn, getattr(importlib.import_module(module), function)):
             _yours[name] = fn
             print(tr(en=f"▶ your {name} now runs {SLOTS[name].where()}",
                      fr=f"▶ votre {name} tourne désormais dans {SLOTS[name].where()}"))
         else:
             _yours.pop(name, None)
-            why = result.message.split(" : " if current() == "fr" else ": ", 1)[-1]  # the checker's diagnosis, without its name
-            print(tr(en=f"↩ your {name} is not ready ({why.strip()}): the cells below run the course's version",
-                     fr=f"↩ votre {name} n'est pas prêt ({why.strip()}) : les cellules suivantes utilisent la version du cours"))
 
 
 def pick(name: str) -> Callable | None:

@@ -16,7 +16,7 @@ from course.noise_schedule import NoiseSchedule
 from course.samplers import ddim, spaced
 from course.schedules import alphas_cumprod, linear_betas
 from course.unet import UNet, UNetConfig
-from course.yours import pick, use
+from course.yours import choose, pick, use
 
 
 @pytest.fixture(autouse=True)
@@ -154,3 +154,13 @@ def test_use_with_nothing_restores_the_course_and_names_what_it_undid(capsys):
     capsys.readouterr()
     use()
     assert yours.in_use() == {} and "instead of your ddim_step, guidance" in capsys.readouterr().out
+
+
+def test_choose_takes_yours_when_checked_and_the_course_otherwise(capsys):
+    from course.checks.samplers import check_ddim_step
+
+    assert choose("ddim_step", my_ddim_step, check_ddim_step, stub) is my_ddim_step
+    assert capsys.readouterr().out == "▶ the cells below run your ddim_step\n"
+    assert choose("ddim_step", stub, check_ddim_step, my_ddim_step) is my_ddim_step
+    out = capsys.readouterr().out
+    assert out.startswith("↩ your ddim_step is not ready (not implemented yet") and out.count("\n") == 1
