@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from course.adapter import Denoiser, Model, Prediction, as_denoiser
+from course.adapter import Denoiser, Model, Prediction, as_denoiser, timestep_batch
 from course.grids import SPACINGS, check_grid, dpm_spaced, dpm_timesteps, make_grid, spaced, timesteps  # noqa: F401 (re-exported)
 from course.noise_schedule import NoiseSchedule
 from course.yours import pick
@@ -71,6 +71,14 @@ def ddim_step(
         x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
         eps = (x_t - math.sqrt(abar_t) * x0_hat) / math.sqrt(1 - abar_t)
     return _ddim_update(x_t, x0_hat, eps, abar_t, abar_prev, eta, z), x0_hat
+
+
+def ddim_update(x_t: torch.Tensor, eps: torch.Tensor, abar_t, abar_prev) -> torch.Tensor:
+    """x_{t'} = √ᾱ_{t'}·x̂_0 + √(1 − ᾱ_{t'})·ε̂, x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂)/√ᾱ_t: the deterministic DDIM step from
+    the two ᾱ (Song et al. 2021, eq. 12, η = 0), what lesson 06's exercise writes and lesson 07's loop calls."""
+    abar_t, abar_prev = float(abar_t), float(abar_prev)
+    x0_hat = (x_t - math.sqrt(1 - abar_t) * eps) / math.sqrt(abar_t)
+    return _ddim_update(x_t, x0_hat, eps, abar_t, abar_prev, 0.0, None)
 
 
 def _ddim_update(x_t, x0_hat, eps, abar_t: float, abar_prev: float, eta: float, z) -> torch.Tensor:
@@ -338,13 +346,16 @@ def grid_for(name: str, schedule: NoiseSchedule, steps: int, grid: str | None = 
 def sample(name: str, model: Model | Denoiser, x_T: torch.Tensor, betas: torch.Tensor | NoiseSchedule, steps: int,
            generator: torch.Generator | None = None, grid: str | torch.Tensor | None = None, spacing: str | None = None,
            **kwargs) -> torch.Tensor:
-    """Run the sampler called ``name`` (one of :data:`SAMPLERS`) for ``steps`` steps from x_T.
+    """Run the sampler called ``name`` (one of :data:`SAMPLERS`, or a solver function) for ``steps`` steps from x_T.
 
     ``betas``: the training schedule (β_t, or a NoiseSchedule); ``grid``: a grid name or tensor (default: the
     sampler's own, see :func:`grid_for`); ``spacing`` is the older name for a spaced grid."""
+    schedule = betas if isinstance(betas, NoiseSchedule) else NoiseSchedule.from_betas(betas)
+    if callable(name):  # a solver written by hand, solver(model, x_T, grid, schedule) (lesson 06): DDIM's grid by default
+        grid = grid if isinstance(grid, torch.Tensor) else grid_for("ddim", schedule, steps, grid or spacing)
+        return name(lambda x, t: model(x, timestep_batch(t, x)), x_T, grid, schedule)
     if name not in SOLVERS:
         raise ValueError(f"unknown sampler {name!r}: choose one of {', '.join(SOLVERS)}")
-    schedule = betas if isinstance(betas, NoiseSchedule) else NoiseSchedule.from_betas(betas)
     if grid is None or isinstance(grid, str):
         grid = grid_for(name, schedule, steps, grid or spacing)
     if name in STOCHASTIC or (name == "ddim" and kwargs.get("eta", 0) > 0):

@@ -61,7 +61,11 @@ def _ready(name: str, fn: Callable, checker: Callable) -> bool:
         result = checker(fn)
     if result:
         return True
-    why = result.message.split(" : " if current() == "fr" else ": ", 1)[-1].strip()  # the checker's diagnosis, without its name
+    if result.not_implemented:
+        print(tr(en=f"↩ your {name} is not written yet: the cells below run the course's version",
+                 fr=f"↩ votre {name} n'est pas encore écrit : les cellules suivantes utilisent la version du cours"))
+        return False
+    why = result.message.split(" : " if current() == "fr" else ": ", 1)[-1].strip().rstrip(".")  # the diagnosis, without the name
     print(tr(en=f"↩ your {name} is not ready ({why}): the cells below run the course's version",
              fr=f"↩ votre {name} n'est pas prêt ({why}) : les cellules suivantes utilisent la version du cours"))
     return False

@@ -62,13 +62,15 @@ import matplotlib.pyplot as plt
 import torch
 
 from course import current_profile
-from course.checks.samplers import check_ddim_step, check_euler_step
+from course.checks.samplers import check_ddim_sampler, check_ddim_step, check_euler_step
+from course.hints import hint
 from course.language import hardware, tr
 from course.paths import data_dir
 from course.plotting import figure, show_grid
 from course.samplers import SAMPLERS, dpm_timesteps, sample, timesteps
 from course.schedules import alphas_cumprod, get_betas
 from course.toy2d import GaussianMixture, sliced_wasserstein
+from course.yours import choose, use
 
 P = current_profile()
 torch.manual_seed(0)
@@ -129,8 +131,10 @@ print(tr(en=f"DPM-Solver (linspace, S + 1 points minus the last): {dpm_timesteps
 #
 # <details><summary>Indice</summary>
 #
-# D'abord $\hat x_0$, puis `abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps`.
+# D'abord $\hat x_0$, puis rebruitez-le jusqu'à $t'$ avec le **même** $\hat\varepsilon$ : la formule ci-dessus, avec $\sigma = 0$.
 # </details>
+#
+# Bloqué ? `hint("ddim_step")` donne l'idée, `hint("ddim_step", 2)` la formule, `hint("ddim_step", 3)` le code.
 
 # %% [markdown] lang="en"
 # ## 2. DDPM and DDIM
@@ -153,8 +157,10 @@ print(tr(en=f"DPM-Solver (linspace, S + 1 points minus the last): {dpm_timesteps
 #
 # <details><summary>Hint</summary>
 #
-# First $\hat x_0$, then `abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps`.
+# First $\hat x_0$, then re-noise it to $t'$ with the **same** $\hat\varepsilon$: the formula above, with $\sigma = 0$.
 # </details>
+#
+# Stuck? `hint("ddim_step")` gives the idea, `hint("ddim_step", 2)` the formula, `hint("ddim_step", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -168,6 +174,19 @@ def my_ddim_step(x_t, eps, abar_t, abar_prev):
 
 
 check_ddim_step(my_ddim_step)
+
+# %% [markdown] lang="fr"
+# Votre pas est juste ? Confiez-le au cours : à partir d'ici, **chaque pas DDIM** des cellules suivantes (la
+# course des échantillonneurs, les images de la fin) est calculé par votre `my_ddim_step`. S'il n'est pas
+# encore écrit, la cellule le dit en une ligne et le cours garde le sien.
+
+# %% [markdown] lang="en"
+# Is your step right? Hand it to the course: from here on, **every DDIM step** of the cells below (the race of
+# samplers, the images at the end) is computed by your `my_ddim_step`. If it is not written yet, the cell says so
+# in one line and the course keeps its own.
+
+# %%
+use(ddim_step=my_ddim_step)
 
 # %% [markdown] lang="fr"
 # ## 3. PNDM, Euler a, DPM-Solver++
@@ -192,6 +211,8 @@ check_ddim_step(my_ddim_step)
 #
 # Nouvelle valeur = ancienne + pente × (variation de $\sigma$), et $\sigma$ **diminue**.
 # </details>
+#
+# Bloqué ? `hint("euler_step")`, puis `hint("euler_step", 2)` et `hint("euler_step", 3)`.
 
 # %% [markdown] lang="en"
 # ## 3. PNDM, Euler a, DPM-Solver++
@@ -216,6 +237,8 @@ check_ddim_step(my_ddim_step)
 #
 # New value = old value + slope × (change of $\sigma$), and $\sigma$ **decreases**.
 # </details>
+#
+# Stuck? `hint("euler_step")`, then `hint("euler_step", 2)` and `hint("euler_step", 3)`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -315,6 +338,68 @@ ax.set(yscale="log", xlabel=tr(en="step", fr="pas"), ylabel=tr(en="σ̃ of the i
 ax.legend(fontsize=7)
 fig.tight_layout()
 print(tr(en="network calls for 10 steps:", fr="appels au réseau pour 10 pas :"), {name: evaluations(name, 10) for name in SOLVERS})
+
+# %% [markdown] lang="fr"
+# ### ✏️ Exercice 3 — votre propre échantillonneur
+#
+# Un solveur n'est qu'une boucle sur la grille. Écrivez `my_ddim_sampler(model, x, grid, schedule)` : partez de
+# $x = x_{t_0}$, et pour chaque paire d'instants consécutifs $(t, t')$ de la grille (jusqu'au dernier, $0$),
+# demandez $\hat\varepsilon$ au réseau, `model(x, t)`, puis faites **votre** pas DDIM de l'exercice 1 ;
+# `schedule.abar(t)` donne $\bar\alpha_t$. Renvoyez $x$ à la fin.
+#
+# Bloqué ? `hint("ddim_sampler")`, puis `hint("ddim_sampler", 2)` et `hint("ddim_sampler", 3)`.
+
+# %% [markdown] lang="en"
+# ### ✏️ Exercise 3 — your own sampler
+#
+# A solver is only a loop over the grid. Write `my_ddim_sampler(model, x, grid, schedule)`: start from
+# $x = x_{t_0}$, and for each pair of consecutive instants $(t, t')$ of the grid (down to the last one, $0$), ask
+# the network for $\hat\varepsilon$, `model(x, t)`, then take **your** DDIM step from exercise 1;
+# `schedule.abar(t)` gives $\bar\alpha_t$. Return $x$ at the end.
+#
+# Stuck? `hint("ddim_sampler")`, then `hint("ddim_sampler", 2)` and `hint("ddim_sampler", 3)`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_ddim_sampler(model, x, grid, schedule):
+    """DDIM from grid[0] down to 0 (Song et al. 2021, eq. 12, η = 0): at each instant t, ε̂ = model(x, t), then one step to the next."""
+    # BEGIN SOLUTION
+    # HINT: one iteration per pair of consecutive instants of the grid; keep x up to date
+    for t, t_prev in zip(grid[:-1], grid[1:]):
+        eps = model(x, t)
+        x = my_ddim_step(x, eps, schedule.abar(t), schedule.abar(t_prev))
+    return x
+    # END SOLUTION
+
+
+check_ddim_sampler(my_ddim_sampler)
+
+# %% [markdown] lang="fr"
+# Et maintenant, le vrai modèle : le U-Net de la leçon 05, guidé par le texte, échantillonné par **votre**
+# boucle (`generate_latents` accepte un solveur à la place d'un nom), à côté du DDIM du cours sur la même
+# grille et la même graine.
+
+# %% [markdown] lang="en"
+# And now the real model: lesson 05's U-Net, guided by the text, sampled by **your** loop (`generate_latents`
+# takes a solver instead of a name), beside the course's DDIM on the same grid with the same seed.
+
+# %%
+from course.pipeline import generate_latents
+from course.shipped import GUIDANCE, load_autoencoder, load_clip, load_unet
+
+ddim_sampler = choose("ddim_sampler", my_ddim_sampler, check_ddim_sampler, SOLVERS["ddim"])
+unet, clip = load_unet(), load_clip()
+autoencoder, scaling = load_autoencoder()
+star = "une grande étoile rouge en haut à gauche"
+n_steps = 20 if P.name != "smoke" else 5
+z_yours = generate_latents(unet, clip, [star], ddim_sampler, n_steps, GUIDANCE, torch.Generator().manual_seed(0))
+z_course = generate_latents(unet, clip, [star], "ddim", n_steps, GUIDANCE, torch.Generator().manual_seed(0))
+print(tr(en=f"your loop and the course's DDIM, {n_steps} steps: max |z_yours − z_course| = {(z_yours - z_course).abs().max().item():.1e}",
+         fr=f"votre boucle et le DDIM du cours, {n_steps} pas : max |z_vous − z_cours| = {(z_yours - z_course).abs().max().item():.1e}"))
+with torch.no_grad():
+    pictures = [autoencoder.decode(z / scaling).clamp(-1, 1)[0] for z in (z_yours, z_course)]
+show_grid(pictures, [tr(en="your sampler", fr="votre échantillonneur"), tr(en="course's DDIM", fr="DDIM du cours")], ncols=2, size=2.2,
+          suptitle=f"« {star} »")
 
 # %% [markdown] lang="fr"
 # ## 5. La précision, là où l'on connaît la réponse

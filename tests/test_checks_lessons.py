@@ -336,7 +336,7 @@ def test_ddim_step():
     assert wrong(check_ddim_step(lambda x, e, a, ap: ap.sqrt() * x0(x, e, a)), "ε term is missing")
     assert wrong(check_ddim_step(lambda x, e, a, ap: ap * ((x - (1 - a) * e) / a) + (1 - ap) * e), "square roots are missing")
     assert wrong(check_ddim_step(lambda x, e, a, ap: ap * x0(x, e, a) + (1 - ap).sqrt() * e), "multiplied by ᾱ_prev")
-    assert wrong(check_ddim_step(lambda x, e, a, ap: x0(x, e, a)), "wrong value")  # returned x̂_0 itself
+    assert wrong(check_ddim_step(lambda x, e, a, ap: x0(x, e, a)), "jumps straight to t = 0")  # returned x̂_0 itself
 
 
 def test_euler_step():
