@@ -28,9 +28,11 @@
 # **Au programme**
 # 1. le codage du temps $t$ ;
 # 2. le bloc résiduel — *exercice 1* ;
-# 3. les *downsamplers*, les *upsamplers* et les connexions de saut : le « U », bloc par bloc ;
-# 4. l'attention : self-attention sur les pixels, cross-attention vers les mots — *exercice 2* —, le
-#    remplissage que Stable Diffusion laisse voir, et le résumé du prompt ajouté au temps ;
+# 3. les *downsamplers*, les *upsamplers* et les connexions de saut : le « U », bloc par bloc, puis un
+#    niveau de la descente assemblé par vos soins — *exercice 2* —, que le modèle livré fait tourner ;
+# 4. l'attention : self-attention sur les pixels, cross-attention vers les mots — *exercice 3*, qui tourne
+#    ensuite dans toutes les couches d'attention du U-Net —, le remplissage que Stable Diffusion laisse voir,
+#    et le résumé du prompt ajouté au temps ;
 # 5. après entraînement : où regarde le mot « rouge » ?
 
 # %% [markdown] lang="en"
@@ -51,9 +53,11 @@
 # **Plan**
 # 1. encoding the time $t$;
 # 2. the residual block — *exercise 1*;
-# 3. downsamplers, upsamplers and skip connections: the "U", block by block;
-# 4. attention: self-attention over pixels, cross-attention to words — *exercise 2* —, the padding that
-#    Stable Diffusion lets the network see, and the prompt's summary added to the time;
+# 3. downsamplers, upsamplers and skip connections: the "U", block by block, then one level of the way
+#    down assembled by you — *exercise 2* —, which the shipped model runs;
+# 4. attention: self-attention over pixels, cross-attention to words — *exercise 3*, which then runs in
+#    every attention layer of the U-Net —, the padding that Stable Diffusion lets the network see, and the
+#    prompt's summary added to the time;
 # 5. after training: where does the word "red" look?
 
 # %%
@@ -64,13 +68,15 @@ import torch.nn.functional as F
 
 from course import current_profile
 from course.attention import attention, attention_weights
-from course.checks.unet import check_cross_attention, check_resblock
+from course.checks.unet import check_cross_attention, check_down_level, check_resblock
 from course.embeddings import timestep_embedding
+from course.hints import hint
 from course.language import tr
 from course.plotting import figure
-from course.shipped import UNET
+from course.shipped import UNET, load_unet, text_states
 from course.tokenizer import MAX_LENGTH, encode, load_tokenizer
 from course.unet import Attention, TransformerBlock, UNet
+from course.yours import choose, use
 
 P = current_profile()
 torch.manual_seed(0)
@@ -142,6 +148,8 @@ fig.tight_layout()
 # `F.silu` est l'activation. Le codage `(B, C)` doit devenir `(B, C, 1, 1)` pour s'ajouter à chaque pixel :
 # `[:, :, None, None]`.
 # </details>
+#
+# Bloqué ? `hint("resblock")` donne l'idée ; `hint("resblock", 2)`, la formule ; `hint("resblock", 3)`, le code.
 
 # %% [markdown] lang="en"
 # ## 2. The residual block
@@ -164,6 +172,8 @@ fig.tight_layout()
 # `F.silu` is the activation. The encoding `(B, C)` must become `(B, C, 1, 1)` to be added to every pixel:
 # `[:, :, None, None]`.
 # </details>
+#
+# Stuck? `hint("resblock")` gives the idea; `hint("resblock", 2)` the formula; `hint("resblock", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -185,7 +195,10 @@ check_resblock(my_resblock)
 #
 # Les *downsamplers* (« un entonnoir », disent les diapositives) divisent la résolution par deux à chaque
 # niveau : le réseau voit de plus en plus large et de moins en moins fin. Les *upsamplers* font le chemin
-# inverse. Pour ne pas perdre les détails en route, ce que la descente a calculé est **mis de côté**, puis
+# inverse. Tout cela se passe **à l'intérieur d'un seul appel** du U-Net : chaque étape de débruitage refait
+# toute la descente et toute la remontée. La diapositive *Downsamplers* dit qu'ils réduisent la résolution
+# « tout au long du processus de génération » : ce n'est pas le cas, la résolution ne baisse pas d'une étape
+# à l'autre (voir `ERRATA.md`). Pour ne pas perdre les détails en route, ce que la descente a calculé est **mis de côté**, puis
 # concaténé à la remontée au niveau de même résolution : ce sont les connexions de saut, les barres
 # horizontales du « U ».
 #
@@ -215,7 +228,10 @@ check_resblock(my_resblock)
 # ## 3. The "U": going down, coming up, remembering
 #
 # Downsamplers ("a funnel", the slides say) halve the resolution at each level: the network sees wider and
-# coarser. Upsamplers go the other way. Not to lose details on the way, what the way down computed is **set
+# coarser. Upsamplers go the other way. All of this happens **inside a single call** of the U-Net: every
+# denoising step runs the whole way down and the whole way up again. The slide *Downsamplers* says they reduce
+# the resolution "throughout the generation process" (« tout au long du processus de génération »): they do
+# not, the resolution does not fall from one step to the next (see `ERRATA.md`). Not to lose details on the way, what the way down computed is **set
 # aside**, then concatenated on the way up at the level of the same resolution: the skip connections, the
 # horizontal bars of the "U".
 #
@@ -365,6 +381,97 @@ ax.set(xlabel=tr(en="millions of parameters", fr="millions de paramètres"), tit
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
+# ### ✏️ Exercice 2 — assembler un niveau de la descente
+#
+# La cellule de la pile appelait chaque niveau d'un bloc : `block(h, emb, context, None)`. À vous d'en écrire
+# l'intérieur. `my_down_level(level, h, emb, context, mask)` reçoit un niveau, `level = unet.down_blocks[i]`, et
+# renvoie `(h, skips)` : la sortie du niveau, et la liste de ce qu'il met de côté pour la remontée, dans
+# l'ordre. Ses pièces :
+# - `level.resnets`, ses blocs résiduels, qui s'appellent `resnet(h, emb)` ;
+# - `level.attentions`, un bloc d'attention par bloc résiduel (section 4), qui s'appelle
+#   `attention(h, context, mask)` ; `None` pour un niveau sans attention ;
+# - `level.downsamplers`, une liste qui contient le *downsampler*, ou `None` au dernier niveau.
+#
+# La pile ci-dessus dit ce qui est mis de côté, et à quel moment. Bloqué ? `hint("down_level")` donne
+# l'idée ; `hint("down_level", 2)`, la formule ; `hint("down_level", 3)`, le code.
+
+# %% [markdown] lang="en"
+# ### ✏️ Exercise 2 — assembling one level of the way down
+#
+# The stack's cell called each level as one block: `block(h, emb, context, None)`. Now write what is inside.
+# `my_down_level(level, h, emb, context, mask)` receives a level, `level = unet.down_blocks[i]`, and returns
+# `(h, skips)`: the level's output, and the list of what it sets aside for the way up, in order. Its pieces:
+# - `level.resnets`, its residual blocks, called as `resnet(h, emb)`;
+# - `level.attentions`, one attention block per residual block (section 4), called as
+#   `attention(h, context, mask)`; `None` for a level without attention;
+# - `level.downsamplers`, a list holding the downsampler, or `None` at the last level.
+#
+# The stack above tells what is set aside, and when. Stuck? `hint("down_level")` gives the idea;
+# `hint("down_level", 2)` the formula; `hint("down_level", 3)` the code.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_down_level(level, h, emb, context, mask):
+    """One level of the way down → (h, skips): each resnet, then its attention if any, leaves a skip; then the downsampler, if any, leaves one too."""
+    # BEGIN SOLUTION
+    # HINT: a loop over the level's resnets that fills a list, then the downsampler; mind the levels whose parts are None
+    skips = []
+    for i, resnet in enumerate(level.resnets):
+        h = resnet(h, emb)
+        if level.attentions is not None:
+            h = level.attentions[i](h, context, mask)
+        skips.append(h)  # after the attention: what the way up will concatenate
+    if level.downsamplers is not None:
+        h = level.downsamplers[0](h)
+        skips.append(h)
+    return h, skips
+    # END SOLUTION
+
+
+check_down_level(my_down_level)
+
+# %% [markdown] lang="fr"
+# Faisons tourner tout le U-Net avec vos niveaux. La cellule écrit en entier le passage avant de `UNet.forward`
+# (le codage du temps et le résumé du prompt, `conv_in`, la descente, `mid_block`, la remontée, la sortie), en
+# appelant votre `my_down_level` à la place de chaque `down_blocks[i]`. Elle le fait sur le modèle livré, que
+# la leçon 05 a entraîné et qui ne prédit donc plus $\hat\varepsilon = 0$, puis compare son $\hat\varepsilon$ à
+# celui du modèle. Si votre niveau n'est pas prêt, une ligne le dit, et c'est celui du cours qui tourne.
+
+# %% [markdown] lang="en"
+# Let us run the whole U-Net with your levels. The cell writes out `UNet.forward` in full (the time encoding
+# and the prompt's summary, `conv_in`, the way down, `mid_block`, the way up, the output), calling your
+# `my_down_level` in place of every `down_blocks[i]`. It does so on the shipped model, which lesson 05 trained
+# and which therefore no longer predicts $\hat\varepsilon = 0$, then compares its $\hat\varepsilon$ with the
+# model's. If your level is not ready, one line says so, and the course's runs instead.
+
+# %%
+down_level = choose("down_level", my_down_level, check_down_level, lambda level, h, emb, context, mask: level(h, emb, context, mask))
+model = load_unet()  # the shipped U-Net (trained in lesson 05); sections 4 and 5 use it too
+
+
+def forward(unet, x, t, context, level_fn):
+    """UNet.forward written out, with level_fn(level, h, emb, context, mask) for every level of the way down."""
+    emb = unet.time_embedding(timestep_embedding(t - 1, unet.time_dim)) + unet.add_embedding(context)  # (B, 4·C0)
+    h = unet.conv_in(x)
+    skips = [h]
+    for level in unet.down_blocks:
+        h, new = level_fn(level, h, emb, context, None)
+        skips += new
+    h = unet.mid_block(h, emb, context, None)
+    for level in unet.up_blocks:
+        h = level(h, skips, emb, context, None)  # takes its skips back from the end of the list
+    return unet.conv_out(F.silu(unet.conv_norm_out(h)))
+
+
+with torch.no_grad():
+    eps_yours, eps_model = forward(model, x, t, context, down_level), model(x, t, context)
+gap, size = (eps_yours - eps_model).abs().max().item(), eps_model.abs().mean().item()
+within = "< 1e-5" if gap < 1e-5 else f"= {gap:.1e}"
+levels = tr(en="your levels", fr="vos niveaux") if down_level is my_down_level else tr(en="the course's levels", fr="les niveaux du cours")
+print(tr(en=f"ε̂ {tuple(eps_yours.shape)} through {levels} vs model(x, t, context): max |difference| {within} (mean |ε̂| = {size:.2f}: not zero)",
+         fr=f"ε̂ {tuple(eps_yours.shape)} par {levels} / model(x, t, context) : max |écart| {within} (moyenne de |ε̂| = {size:.2f} : pas zéro)"))
+
+# %% [markdown] lang="fr"
 # ## 4. L'attention
 #
 # Un bloc d'attention lit l'image $(B, C, H, W)$ comme une suite de $H \cdot W$ « tokens » de largeur $C$.
@@ -400,15 +507,20 @@ fig.tight_layout()
 # ne masque rien. Il met le score des clés écartées à $-\infty$ avant le softmax, donc leur poids à 0.
 # C'est lui que vous écrivez.
 #
-# ### ✏️ Exercice 2 — la cross-attention masquée
+# ### ✏️ Exercice 3 — la cross-attention masquée
 #
 # Écrivez `my_cross_attention(q, k, v, key_mask)` : `q` `(B, N, d)` vient des pixels, `k` et `v`
 # `(B, L, d)` des mots, `key_mask` `(B, L)` vaut `True` pour les tokens que l'on garde.
 #
 # <details><summary>Indice</summary>
 #
-# `scores.masked_fill(~key_mask[:, None, :], float("-inf"))`, puis `softmax(dim=-1)` sur les clés.
+# Les scores `(B, N, L)` ont un axe de plus que le masque `(B, L)`, qui porte sur les clés, le dernier axe :
+# donnez-lui un axe pour les requêtes avant de l'appliquer (`masked_fill`), là où il vaut `False`. Le softmax
+# se prend sur ce même dernier axe.
 # </details>
+#
+# Bloqué ? `hint("cross_attention")` donne l'idée ; `hint("cross_attention", 2)`, la formule ;
+# `hint("cross_attention", 3)`, le code.
 
 # %% [markdown] lang="en"
 # ## 4. Attention
@@ -446,15 +558,20 @@ fig.tight_layout()
 # aside with it. It sets the scores of the keys set aside to $-\infty$ before the softmax, hence their weight
 # to 0. That is what you write.
 #
-# ### ✏️ Exercise 2 — masked cross-attention
+# ### ✏️ Exercise 3 — masked cross-attention
 #
 # Write `my_cross_attention(q, k, v, key_mask)`: `q` `(B, N, d)` comes from the pixels, `k` and `v`
 # `(B, L, d)` from the words, `key_mask` `(B, L)` is `True` for the tokens kept.
 #
 # <details><summary>Hint</summary>
 #
-# `scores.masked_fill(~key_mask[:, None, :], float("-inf"))`, then `softmax(dim=-1)` over the keys.
+# The scores `(B, N, L)` have one axis more than the mask `(B, L)`, which is about the keys, the last axis:
+# give it an axis for the queries before applying it (`masked_fill`), where it is `False`. The softmax is
+# taken over that same last axis.
 # </details>
+#
+# Stuck? `hint("cross_attention")` gives the idea; `hint("cross_attention", 2)` the formula;
+# `hint("cross_attention", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -471,8 +588,63 @@ def my_cross_attention(q, k, v, key_mask):
 check_cross_attention(my_cross_attention)
 
 # %% [markdown] lang="fr"
-# Notre `course.attention.attention` fait la même chose, avec des têtes multiples ; c'est exactement ce que
-# calcule la fonction optimisée de PyTorch, `F.scaled_dot_product_attention`. Le module d'attention du
+# ### Votre attention dans le U-Net
+#
+# Votre fonction passe le test : confions-lui le modèle. `use(cross_attention=…)` la vérifie une dernière
+# fois (ici enveloppée dans `counted`, qui compte ses appels), puis chaque couche d'attention du U-Net
+# l'appelle, en self-attention comme en cross-attention, toutes les têtes d'un coup : chaque paire
+# (image, tête) devient une ligne de son lot. La cellule fait tourner le modèle livré sur deux vrais prompts,
+# le remplissage écarté par `context_mask` pour que votre masque serve, et compare $\hat\varepsilon$ à celui
+# qu'on obtient avec l'attention du cours. Le `use()` final rend partout sa place à l'attention du cours : la suite de la leçon
+# enregistre des poids d'attention, ce que fait la forme écrite du cours. Si votre fonction n'est pas prête,
+# `use` le dit en une ligne et le modèle garde l'attention du cours.
+
+# %% [markdown] lang="en"
+# ### Your attention inside the U-Net
+#
+# Your function passes the test: let us hand it the model. `use(cross_attention=…)` checks it one last time
+# (wrapped here in `counted`, which counts its calls), then every attention layer of the U-Net calls it,
+# self-attention as well as cross-attention, all heads at once: each (image, head) pair becomes one row of
+# its batch. The cell runs the shipped model on two real prompts, the padding set aside by `context_mask` so
+# that your mask is used, and compares $\hat\varepsilon$ with what the course's attention gives. The final `use()` puts the course's
+# attention back everywhere: the rest of the lesson records attention weights, which the course's written-out
+# form does. If your function is not ready, `use` says so in one line and the model keeps the course's
+# attention.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+calls = []
+
+
+def counted(q, k, v, key_mask):
+    """Your attention, noting how many (image, head) pairs each call receives."""
+    calls.append(q.shape[0])
+    return my_cross_attention(q, k, v, key_mask)
+
+
+use_prompts = ["a red star", "un petit carré vert en bas"]
+use_states, _ = text_states(use_prompts)  # (2, 32, 128)
+words_only = encode(use_prompts)[1]  # (2, 32): True at <bos>, the words and <eos>; the padding set aside
+with torch.no_grad():
+    eps_course = model(x, t, use_states, words_only)
+    use(cross_attention=counted)
+    calls.clear()  # use's own check called it once
+    eps_yours = model(x, t, use_states, words_only)
+    use()  # the course's attention again, everywhere
+layers = sum(1 for m in model.modules() if isinstance(m, Attention))
+gap = (eps_yours - eps_course).abs().max().item()
+within = "< 1e-5" if gap < 1e-5 else f"= {gap:.1e}"
+if calls:
+    print(tr(en=f"your attention ran {len(calls)} times (the model's {layers} attention layers, self and cross), on {calls[0]} (image, head) pairs each; "
+             f"ε̂ with yours vs with the course's: max |difference| {within}",
+             fr=f"votre attention a tourné {len(calls)} fois (les {layers} couches d'attention du modèle, self-attention et cross-attention), "
+             f"sur {calls[0]} paires (image, tête) à chaque fois ; ε̂ avec la vôtre / avec celle du cours : max |écart| {within}"))
+else:
+    print(tr(en="the course's attention ran: yours is not ready yet", fr="c'est l'attention du cours qui a tourné : la vôtre n'est pas encore prête"))
+
+# %% [markdown] lang="fr"
+# Notre `course.attention.attention` fait la même chose que votre fonction, avec des têtes multiples ;
+# c'est exactement ce que calcule la fonction optimisée de PyTorch, `F.scaled_dot_product_attention`. Le module d'attention du
 # U-Net, `course.unet.Attention` (l'`Attention` de diffusers : `to_q`, `to_k`, `to_v` sans biais, puis
 # `to_out[0]`), appelle d'ordinaire la fonction de PyTorch, qui ne garde pas les poids. Avec
 # `record = True`, il prend la forme écrite, la nôtre, et garde les poids $(B, \text{têtes}, L_q, L_k)$ dans
@@ -481,8 +653,8 @@ check_cross_attention(my_cross_attention)
 # poids :
 
 # %% [markdown] lang="en"
-# Our `course.attention.attention` does the same with multiple heads; it is exactly what PyTorch's optimised
-# `F.scaled_dot_product_attention` computes. The U-Net's attention module, `course.unet.Attention`
+# Our `course.attention.attention` does the same as your function, with multiple heads; it is exactly
+# what PyTorch's optimised `F.scaled_dot_product_attention` computes. The U-Net's attention module, `course.unet.Attention`
 # (diffusers' `Attention`: bias-free `to_q`, `to_k`, `to_v`, then `to_out[0]`), usually calls PyTorch's
 # function, which does not keep the weights. With `record = True` it takes the written-out form, ours, and
 # keeps the weights $(B, \text{heads}, L_q, L_k)$ in `.weights`: that is how section 5 will draw its maps.
@@ -567,9 +739,6 @@ print(tr(en=f"cross-attentions in the U-Net: {len(cross_blocks)} (every Transfor
 # then shows which positions the query goes to, averaged over heads.
 
 # %%
-from course.shipped import load_unet, text_states
-
-model = load_unet()  # the shipped U-Net (lesson 05); section 5 uses it too
 pooling = model.add_embedding  # TextPooling: norm1 → pool (AttentionPooling) → proj → norm2
 pool_prompts = ["a red star", "un petit carré vert en bas"]
 states, _ = text_states(pool_prompts)  # (2, 32, 128): the shipped CLIP's states at every position, padding included

@@ -22,11 +22,12 @@
 # le U-Net de la leçon 04, et l'on entraîne un modèle qui transforme une phrase en image.
 #
 # **Au programme**
-# 1. l'autoencodeur et son terme KL — *exercice* ;
+# 1. l'autoencodeur et son terme KL — *exercice 1* ;
 # 2. ce qu'il garde : reconstructions, PSNR, et surtout **lisibilité** (l'évaluateur lit-il encore les formes ?) ;
 # 3. l'espace latent et son facteur d'échelle ;
 # 4. l'économie de calcul, mesurée ;
-# 5. l'entraînement texte → image, et ce qu'il produit sur des prompts jamais vus ;
+# 5. l'entraînement texte → image, la boucle qui génère une image — *exercice 2* —, et ce qu'elle produit sur
+#    des prompts jamais vus ;
 # 6. notre modèle exporté, et relu par le `StableDiffusionPipeline` de diffusers.
 
 # %% [markdown] lang="en"
@@ -43,11 +44,12 @@
 # lesson 04's U-Net, and we train a model that turns a sentence into an image.
 #
 # **Plan**
-# 1. the autoencoder and its KL term — *exercise*;
+# 1. the autoencoder and its KL term — *exercise 1*;
 # 2. what it keeps: reconstructions, PSNR, and above all **legibility** (can the evaluator still read the shapes?);
 # 3. the latent space and its scaling factor;
 # 4. the compute saving, measured;
-# 5. text-to-image training, and what it produces on prompts never seen;
+# 5. text-to-image training, the loop that generates an image — *exercise 2* —, and what it produces on prompts
+#    never seen;
 # 6. our model exported, and read back by diffusers' `StableDiffusionPipeline`.
 
 # %%
@@ -57,14 +59,16 @@ import torch
 from course import ae_train, current_profile, ldm
 from course.autoencoder import Autoencoder, psnr
 from course.checkpoints import read_manifest
-from course.checks.latent import check_kl_divergence
+from course.checks.latent import check_kl_divergence, check_text_to_image, course_text_to_image
 from course.data import LABELS, ShapesDataset, render_tensors
 from course.eval import accuracy_table, adherence, attribute_name, load_evaluator, per_class_accuracy, predict, scene_attributes
+from course.hints import hint
 from course.language import hardware, tr
 from course.paths import data_dir
 from course.plotting import LiveLoss, figure, show_grid
 from course.scenes import SHAPES
 from course.train import TrainConfig, train
+from course.yours import choose
 
 P = current_profile()
 torch.manual_seed(0)
@@ -87,7 +91,7 @@ print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 #
 # $$\mathrm{KL}\big(\mathcal N(\mu, \sigma^2)\,\|\,\mathcal N(0, 1)\big) = \tfrac12 \sum \big(\mu^2 + \sigma^2 - 1 - \log \sigma^2\big)$$
 #
-# ### ✏️ Exercice — le terme KL
+# ### ✏️ Exercice 1 — le terme KL
 #
 # Écrivez `my_kl(mean, logvar)` : la somme sur toutes les valeurs latentes d'une image, puis la moyenne sur
 # le lot. L'encodeur donne $\log \sigma^2$ (`logvar`), plus stable que $\sigma$.
@@ -96,6 +100,8 @@ print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 #
 # $\sigma^2$ = `logvar.exp()` ; `.flatten(1).sum(1)` somme par image, `.mean()` moyenne sur le lot.
 # </details>
+#
+# Bloqué ? `hint("kl")` donne l'idée ; `hint("kl", 2)`, la formule ; `hint("kl", 3)`, le code.
 
 # %% [markdown] lang="en"
 # ## 1. The autoencoder
@@ -112,7 +118,7 @@ print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 #
 # $$\mathrm{KL}\big(\mathcal N(\mu, \sigma^2)\,\|\,\mathcal N(0, 1)\big) = \tfrac12 \sum \big(\mu^2 + \sigma^2 - 1 - \log \sigma^2\big)$$
 #
-# ### ✏️ Exercise — the KL term
+# ### ✏️ Exercise 1 — the KL term
 #
 # Write `my_kl(mean, logvar)`: the sum over all latent values of an image, then the mean over the batch. The
 # encoder gives $\log \sigma^2$ (`logvar`), more stable than $\sigma$.
@@ -121,6 +127,8 @@ print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 #
 # $\sigma^2$ = `logvar.exp()`; `.flatten(1).sum(1)` sums per image, `.mean()` averages over the batch.
 # </details>
+#
+# Stuck? `hint("kl")` gives the idea; `hint("kl", 2)` the formula; `hint("kl", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -434,28 +442,20 @@ print(tr(en=f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 
 #    faciles, ne dominent plus le gradient, et le modèle apprend plus tôt les niveaux de bruit où se
 #    décident la forme et la place de l'objet.
 #
-# Comment choisir ces réglages (taux d'apprentissage, pondération, largeur) ? En entraînant plusieurs
-# recettes sur les mêmes données et en les jugeant sur des prompts de **validation**, jamais sur ceux du
-# test final : c'est ce que fait `benchmarks/ldm_recipes.py`. Sur un GPU, un taux d'apprentissage de
-# $10^{-3}$ a battu $5 \cdot 10^{-4}$ de 5 à 8 points de forme (selon la guidance) à nombre de pas égal, et $2 \cdot 10^{-3}$ a fait pire.
-# Un second balayage a comparé des retouches d'architecture, chacune entraînée avec plusieurs graines
-# (2 000 pas, 512 prompts de validation, $w = 3$). Ajouter au codage du temps un résumé du prompt (l'état de son
-# `<eos>`) fait passer la forme juste de 68 à 74 % et les prompts entièrement respectés de 58 à 65 %, à un
-# point près d'une graine à l'autre : c'est le plus gros gain, et il ne coûte rien. Huit têtes
-# d'attention au lieu de quatre aident seules (+3 points de forme), mais n'ajoutent presque rien au
-# résumé ; un réseau 25 % plus large, un ou deux points (une seule graine) ; effacer le prompt une fois sur cinq au lieu d'une fois
-# sur dix fait pire ; et sans attention au niveau 8 × 8, la forme perd 12 points. Le modèle livré garde
-# donc un résumé du prompt. Ces balayages ont été faits sur la topologie qu'avait alors le cours, avant
-# qu'il ne prenne celle de Stable Diffusion (`<eos>` seul, prompts masqués) ; le modèle livré la remplace par
-# le `TextTimeEmbedding` de diffusers (`addition_embed_type="text"`, leçon 04), qu'ils n'ont pas mesuré.
-#
-# Dernier réglage, le calendrier du taux d'apprentissage. D'habitude, la décroissance en cosinus le mène
-# jusqu'à zéro au dernier pas. Or un cosinus prévu pour 2 500 pas et arrêté au pas 2 000, où le taux vaut
-# encore 10 % de son maximum, a donné 3 à 7 points de forme de plus que le même cosinus mené à zéro en
-# 2 000 pas (76 contre 74 % avec le résumé, 76 contre 68 % sans ; une graine pour chaque cosinus arrêté).
-# La moyenne exponentielle des poids (EMA) lisse déjà la fin de l'entraînement ; un taux encore vif dans
-# les derniers pas, lui, continue d'apprendre. Le modèle livré suit donc un cosinus arrêté aux quatre
-# cinquièmes de sa course (`TrainConfig(decay_steps=…)`).
+# Comment choisir ces réglages (taux d'apprentissage, pondération, largeur, calendrier) ? En entraînant
+# plusieurs recettes sur les mêmes données et en les jugeant sur des prompts de **validation**, jamais sur
+# ceux du test final : c'est ce que fait `benchmarks/ldm_recipes.py`, dont les notes gardent les chiffres.
+# Ce qui en est ressorti :
+# - le taux d'apprentissage compte le plus : $10^{-3}$ bat $5 \cdot 10^{-4}$ à nombre de pas égal, et
+#   $2 \cdot 10^{-3}$ fait pire ;
+# - donner au U-Net un **résumé du prompt**, ajouté au codage du temps (leçon 04), est le gain le plus net, et
+#   il ne coûte presque rien ; sans attention au niveau 8 × 8, la forme se dégrade nettement ; effacer le
+#   prompt plus souvent qu'une fois sur dix fait pire ;
+# - le calendrier : un cosinus prévu pour un peu plus de pas qu'on n'en fait, donc arrêté quand le taux vaut
+#   encore une fraction de son maximum, bat le même cosinus mené jusqu'à zéro. La moyenne exponentielle des
+#   poids (EMA) lisse déjà la fin de l'entraînement ; un taux encore vif dans les derniers pas, lui, continue
+#   d'apprendre. Le modèle livré suit donc un cosinus arrêté aux quatre cinquièmes de sa course
+#   (`TrainConfig(decay_steps=…)`).
 #
 # Pour générer : un bruit $z_T$, 50 étapes de DDIM déterministe (la leçon 06 en dira plus), la guidance
 # $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ (leçon 07),
@@ -483,28 +483,18 @@ print(tr(en=f"training images/s — pixels 64×64×3: {pixel_rate:.1f}, latents 
 #    no longer dominate the gradient, and the model learns sooner the noise levels where the object's shape
 #    and place are decided.
 #
-# How are such settings (learning rate, weighting, width) chosen? By training several recipes on the same
-# data and judging them on **validation** prompts, never on the final test's: that is what
-# `benchmarks/ldm_recipes.py` does. On a GPU, a learning rate of $10^{-3}$ beat $5 \cdot 10^{-4}$ by 5 to 8 points of
-# shape (depending on guidance) at an equal number of steps, and $2 \cdot 10^{-3}$ did worse. A second sweep
-# compared architecture tweaks, each trained with several seeds (2,000 steps, 512 validation prompts,
-# $w = 3$). Adding a summary of the prompt, its `<eos>` state, to the time encoding lifts correct shapes from
-# 68 to 74 % and fully respected prompts from 58 to 65 %, within a point from one seed to the next: the
-# biggest gain, and it costs nothing. Eight attention heads instead of four help alone (+3 points of shape)
-# but add almost nothing on top of the summary; a network 25 % wider, a point or two (one seed only); erasing the prompt
-# one time in five instead of one in ten does worse; and without attention at the 8 × 8 level, shape loses
-# 12 points. So the shipped model keeps a summary of the prompt. These sweeps were run on the topology the
-# course had then, before it took Stable Diffusion's (the `<eos>` state alone, masked prompts); the shipped
-# model replaces it by diffusers' `TextTimeEmbedding` (`addition_embed_type="text"`, lesson 04), which they did
-# not measure.
-#
-# One last setting: the learning-rate schedule. Usually the cosine decay takes it down to zero at the last
-# step. Yet a cosine planned for 2,500 steps and stopped at step 2,000, where the rate is still 10 % of its
-# peak, gave 3 to 7 more points of shape than the same cosine taken to zero in 2,000 steps (76 against 74 %
-# with the summary, 76 against 68 % without; one seed for each stopped cosine). The exponential moving
-# average of the weights (EMA) already smooths the end of training; a rate still lively in the last steps
-# keeps learning. So the shipped model follows a cosine stopped four fifths of the way
-# (`TrainConfig(decay_steps=…)`).
+# How are such settings (learning rate, weighting, width, schedule) chosen? By training several recipes on
+# the same data and judging them on **validation** prompts, never on the final test's: that is what
+# `benchmarks/ldm_recipes.py` does, and its notes keep the numbers. What came out of it:
+# - the learning rate matters most: $10^{-3}$ beats $5 \cdot 10^{-4}$ at an equal number of steps, and
+#   $2 \cdot 10^{-3}$ does worse;
+# - giving the U-Net a **summary of the prompt**, added to the time encoding (lesson 04), is the clearest
+#   gain, and it costs almost nothing; without attention at the 8 × 8 level, shape gets clearly worse;
+#   erasing the prompt more often than one time in ten does worse;
+# - the schedule: a cosine planned for a few more steps than are run, so stopped while the rate is still a
+#   fraction of its peak, beats the same cosine taken down to zero. The exponential moving average of the
+#   weights (EMA) already smooths the end of training; a rate still lively in the last steps keeps learning.
+#   So the shipped model follows a cosine stopped four fifths of the way (`TrainConfig(decay_steps=…)`).
 #
 # To generate: a noise $z_T$, 50 steps of deterministic DDIM (lesson 06 says more), the guidance
 # $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ (lesson 07),
@@ -547,16 +537,84 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown] lang="fr"
+# ### ✏️ Exercice 2 — de $z_T$ à l'image : la boucle de génération
+#
+# Écrivons nous-mêmes cette génération, avec les pièces du cours.
+# `my_text_to_image(unet, decode, context, null, z_T, timesteps, abar, w, scale)` part du bruit `z_T`
+# $(B, 4, 8, 8)$ et parcourt les paires d'instants consécutifs $(t, t_{\text{prev}})$ de `timesteps`, qui
+# décroissent jusqu'à 0. À chaque paire :
+# - le U-Net prédit le bruit deux fois : avec le prompt, `unet(z, t, context)`, et avec le prompt vide,
+#   `unet(z, t, null)` (`context` et `null` sont des états de CLIP, $(B, L, 128)$) ; `t` est un tenseur à un
+#   seul élément, que le U-Net prend tel quel, pour tout le lot ;
+# - la guidance combine les deux : $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$ ;
+# - un pas de DDIM déterministe mène $z_t$ à $z_{t_{\text{prev}}}$ : `ddim_update(z, eps, abar[t], abar[t_prev])`,
+#   de `course.samplers` (la leçon 06 l'écrira), où `abar[t]` est $\bar\alpha_t$.
+#
+# Le décodeur vient à la fin, une seule fois. Les latents ont été multipliés par le facteur d'échelle `scale`
+# (section 3) pour que le U-Net les voie de variance 1 : divisez $z_0$ par `scale` avant `decode`, et renvoyez
+# l'image $(B, 3, 64, 64)$.
+#
+# Bloqué ? `hint("text_to_image")` donne l'idée ; `hint("text_to_image", 2)`, la formule ;
+# `hint("text_to_image", 3)`, le code.
+
+# %% [markdown] lang="en"
+# ### ✏️ Exercise 2 — from $z_T$ to the image: the generation loop
+#
+# Let us write this generation ourselves, with the course's pieces.
+# `my_text_to_image(unet, decode, context, null, z_T, timesteps, abar, w, scale)` starts from the noise `z_T`
+# $(B, 4, 8, 8)$ and walks the pairs of consecutive instants $(t, t_{\text{prev}})$ of `timesteps`, which
+# decrease down to 0. At each pair:
+# - the U-Net predicts the noise twice: with the prompt, `unet(z, t, context)`, and with the empty prompt,
+#   `unet(z, t, null)` (`context` and `null` are CLIP states, $(B, L, 128)$); `t` is a one-element tensor,
+#   which the U-Net takes as it is, for the whole batch;
+# - guidance combines the two: $\tilde\varepsilon = \varepsilon(\varnothing) + w\,(\varepsilon(c) - \varepsilon(\varnothing))$;
+# - one deterministic DDIM step takes $z_t$ to $z_{t_{\text{prev}}}$: `ddim_update(z, eps, abar[t], abar[t_prev])`,
+#   from `course.samplers` (lesson 06 writes it), where `abar[t]` is $\bar\alpha_t$.
+#
+# The decoder comes at the end, once. The latents were multiplied by the scaling factor `scale` (section 3) so
+# that the U-Net sees them with variance 1: divide $z_0$ by `scale` before `decode`, and return the image
+# $(B, 3, 64, 64)$.
+#
+# Stuck? `hint("text_to_image")` gives the idea; `hint("text_to_image", 2)` the formula;
+# `hint("text_to_image", 3)` the code.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from course.samplers import ddim_update
+
+
+def my_text_to_image(unet, decode, context, null, z_T, timesteps, abar, w, scale):
+    """z_T → (guided ε̂, one DDIM step) for every pair (t, t_prev) of timesteps → z_0 → decode(z_0 / scale), once."""
+    # BEGIN SOLUTION
+    # HINT: a loop over the consecutive pairs of timesteps, the U-Net twice per step; the decoder once, after the loop
+    z = z_T
+    for t, t_prev in zip(timesteps[:-1], timesteps[1:]):
+        eps_c, eps_u = unet(z, t, context), unet(z, t, null)  # ε(c), ε(∅)
+        eps = eps_u + w * (eps_c - eps_u)  # guidance (lesson 07)
+        z = ddim_update(z, eps, abar[t], abar[t_prev])  # one deterministic DDIM step (lesson 06)
+    return decode(z / scale)  # back to the decoder's scale, then to pixels
+    # END SOLUTION
+
+
+check_text_to_image(my_text_to_image)
+
+# %% [markdown] lang="fr"
 # ### Des prompts, en français et en anglais
 #
 # Les combinaisons forme + couleur de ces prompts n'ont **jamais** été vues à l'entraînement (une étoile
-# rouge, un cercle violet…) : le modèle doit composer des mots connus d'une façon nouvelle.
+# rouge, un cercle violet…) : le modèle doit composer des mots connus d'une façon nouvelle. Les images
+# viennent de votre boucle (de celle du cours si la vôtre n'est pas prête, ce qu'une ligne dit), sur le
+# nombre d'étapes du profil, que la cellule affiche ; elle les compare à celles du pipeline du cours
+# (`course.evaluation.generate`), parties du même bruit, et donne le plus grand écart.
 
 # %% [markdown] lang="en"
 # ### Prompts, in French and in English
 #
 # The shape + colour combinations of these prompts were **never** seen in training (a red star, a purple
-# circle…): the model must compose known words in a new way.
+# circle…): the model must compose known words in a new way. The images come from your loop (from the
+# course's if yours is not ready, which one line says), over the profile's number of steps, which the cell
+# prints; it compares them with those of the course's pipeline (`course.evaluation.generate`), started from
+# the same noise, and gives the largest difference.
 
 # %%
 prompts = [
@@ -565,10 +623,28 @@ prompts = [
     "un grand hexagone orange au centre", "a small blue triangle at the bottom left",
 ]
 from course import evaluation  # held-out prompts and generation as the manifest's numbers were drawn
+from course.noise_schedule import NoiseSchedule
+from course.samplers import grid_for
+from course.shipped import latent_shape, load_autoencoder, text_states
 
 w = manifest["metrics"]["guidance"]  # the guidance scale chosen on validation prompts when the model was trained
-generated = evaluation.generate(prompts, unet, steps=P.sample_steps, guidance=w, seed=0, device=device)
+text_to_image = choose("text_to_image", my_text_to_image, check_text_to_image, course_text_to_image)
+shipped_ae, shipped_scale = load_autoencoder()  # the decoder the U-Net's latents belong to, and its scaling factor
+schedule = NoiseSchedule.from_betas(ldm.betas())
+timesteps = grid_for("ddim", schedule, P.sample_steps).long().to(device)  # [t_1, …, 1, 0]: the pipeline's DDIM instants
+context, _ = text_states(prompts)  # (8, 32, 128)
+null, _ = text_states([""])  # ∅: (1, 32, 128)
+z_T = torch.randn((len(prompts), unet.config.in_channels, *latent_shape()[1:]), generator=torch.Generator(device).manual_seed(0), device=device)
+with torch.no_grad():
+    generated = text_to_image(unet, shipped_ae.to(device).decode, context.to(device), null.expand(len(prompts), -1, -1).to(device), z_T,
+                              timesteps, schedule.alphas_cumprod.to(device), w, shipped_scale).clamp(-1, 1).cpu()
 show_grid(generated, prompts, ncols=4, size=2.0, wrap=24)
+by_course = evaluation.generate(prompts, unet, steps=P.sample_steps, guidance=w, seed=0, device=device)  # the same noise z_T
+gap = (generated - by_course).abs().max().item()
+print(tr(en=f"{len(timesteps) - 1} DDIM steps, guidance {w}; these images vs course.evaluation.generate: max |difference| "
+            + ("< 1e-4" if gap < 1e-4 else f"= {gap:.1e}"),
+         fr=f"{len(timesteps) - 1} étapes de DDIM, guidance {w} ; ces images / course.evaluation.generate : max |écart| "
+            + ("< 1e-4" if gap < 1e-4 else f"= {gap:.1e}")))
 
 # %% [markdown] lang="fr"
 # ### L'adhérence, mesurée par le juge
@@ -601,32 +677,28 @@ print(tr(en=f"shipped manifest ({m['n']} prompts, {m['steps']} steps, guidance {
 
 # %% [markdown] lang="fr"
 # Lisons ces chiffres honnêtement. La position, la couleur et la taille sont justes presque à chaque fois.
-# **La forme reste le point le plus faible** : 92 % sur les 512 prompts du manifeste, près du plafond du
-# décodeur (96 % de formes lisibles sur les reconstructions), et 91 % des prompts sont respectés en entier.
-# Les objectifs que le cours s'était fixés (85 % de formes justes, 80 % de prompts entièrement respectés)
-# sont donc atteints, avec une marge nette : sur 512 prompts, l'incertitude est d'environ ± 1,5 point. Ces
-# prompts de test n'ont servi qu'une fois, à la fin, avec le $w$ choisi sur les prompts de validation. Le
-# modèle livré auparavant, à l'architecture propre au cours (leçons 04 et 05 d'avant la topologie de Stable
-# Diffusion), faisait 91,8 % de formes justes, 96,1 % de tailles et 88,3 % de prompts entièrement respectés ;
-# celui-ci a la topologie de Stable Diffusion, un autoencodeur plus fidèle (33,6 dB contre 30,5) et
-# 6 000 pas au lieu de 4 400, dans le même budget de 90 minutes sur 2 cœurs. Nous n'avons pas mesuré la
-# part de chacun. Revenez à la grille plus haut : quelles formes sont justes, lesquelles ne le sont pas ? La
-# courbe montre que la forme progressait encore, de moins en moins vite, quand l'entraînement s'est arrêté.
-# La suite montre où se cachent les erreurs restantes.
+# **La forme reste le point le plus faible** : {{ldm_unet.json:metrics.per_attribute.shape|pct0}} sur les
+# {{ldm_unet.json:metrics.n|int}} prompts du manifeste, près du plafond du décodeur
+# ({{autoencoder.json:metrics.legibility.heldout.accuracy_on_reconstructions.shape|pct0}} de formes lisibles sur les
+# reconstructions de combinaisons mises de côté), et {{ldm_unet.json:metrics.all_correct|pct0}} des prompts sont
+# respectés en entier. Les objectifs que le cours s'était fixés (85 % de formes justes, 80 % de prompts
+# entièrement respectés) sont donc atteints, avec une marge nette : sur 512 prompts, l'incertitude est
+# d'environ ± 1,5 point. Ces prompts de test n'ont servi qu'une fois, à la fin, avec le $w$ choisi sur les
+# prompts de validation. Revenez à la grille plus haut : quelles formes sont justes, lesquelles ne le sont
+# pas ? La courbe montre que la forme progressait encore, de moins en moins vite, quand l'entraînement s'est
+# arrêté. La suite montre où se cachent les erreurs restantes.
 
 # %% [markdown] lang="en"
 # Let us read these numbers honestly. Position, colour and size are right almost every time. **Shape is
-# still the weakest point**: 92 % on the manifest's 512 prompts, close to the decoder's ceiling (96 % of
-# shapes legible on reconstructions), and 91 % of prompts are respected in full. The targets the course set
-# itself (85 % of shapes right, 80 % of prompts fully respected) are therefore met, with a clear margin: on
-# 512 prompts the uncertainty is about ± 1.5 points. Those test prompts were used once, at the end, with the
-# $w$ chosen on the validation prompts. The model shipped before, with the course's own architecture
-# (lessons 04 and 05 before Stable Diffusion's topology), got 91.8 % of shapes, 96.1 % of sizes and 88.3 % of
-# prompts fully right; this one has Stable Diffusion's topology, a more faithful autoencoder (33.6 dB against
-# 30.5) and 6,000 steps instead of 4,400, within the same 90-minute budget on 2 cores. We did not measure the
-# share of each. Go back to the grid above: which shapes are right, which are not? The curve shows shape was
-# still improving, more and more slowly, when training stopped. What follows shows where the remaining
-# errors hide.
+# still the weakest point**: {{ldm_unet.json:metrics.per_attribute.shape|pct0}} on the manifest's
+# {{ldm_unet.json:metrics.n|int}} prompts, close to the decoder's ceiling
+# ({{autoencoder.json:metrics.legibility.heldout.accuracy_on_reconstructions.shape|pct0}} of shapes legible on
+# reconstructions of held-out combinations), and {{ldm_unet.json:metrics.all_correct|pct0}} of prompts are
+# respected in full. The targets the course set itself (85 % of shapes right, 80 % of prompts fully respected)
+# are therefore met, with a clear margin: on 512 prompts the uncertainty is about ± 1.5 points. Those test
+# prompts were used once, at the end, with the $w$ chosen on the validation prompts. Go back to the grid
+# above: which shapes are right, which are not? The curve shows shape was still improving, more and more
+# slowly, when training stopped. What follows shows where the remaining errors hide.
 
 # %% [markdown] lang="fr"
 # ### D'où viennent les erreurs de forme ?
@@ -681,13 +753,11 @@ for shape in SHAPES:
 # Pour faire mieux, deux leviers : entraîner plus longtemps (la courbe monte encore un peu) et relever le
 # plafond avec un meilleur autoencodeur. Stable Diffusion a réentraîné après coup **son seul décodeur** (le
 # VAE « ft-MSE ») : l'encodeur ne bouge pas, les latents non plus, et le U-Net déjà entraîné reste valable.
-# Nous l'avons essayé sur l'autoencodeur précédent du cours (`benchmarks/decoder_finetune.py`, 9 minutes sur
-# 2 cœurs) : le décodeur affiné gagnait sur les petits cercles ce qu'il perdait sur les petits hexagones, et
-# les images générées ne bougeaient presque pas (87 % de formes justes sur les prompts de validation, contre
-# 86 %). L'information qui sépare un petit cercle d'un petit hexagone manquait donc déjà dans le latent.
-# L'autoencodeur actuel, tout entier nouveau, reconstruit plus fidèlement (33,6 dB contre 30,5 sur 2 000
-# dessins neufs) mais ne lit guère mieux les formes (96,8 % contre 96,5 %) : le goulot reste le latent
-# 8 × 8, où un petit objet tient en deux ou trois cases. Un latent plus grand serait le levier suivant.
+# Sur nos dessins, ce levier-là ne suffit pas (`benchmarks/decoder_finetune.py` l'essaie : le décodeur
+# affiné gagne sur les petits cercles ce qu'il perd sur les petits hexagones, et les images générées ne
+# bougent presque pas) : l'information qui sépare un petit cercle d'un petit hexagone manque déjà dans le
+# latent 8 × 8, où un petit objet tient en deux ou trois cases. Un latent plus grand serait le levier
+# suivant.
 
 # %% [markdown] lang="en"
 # Two things stand out (counts per shape are small: read the trends rather than the decimals). First, **the
@@ -701,14 +771,11 @@ for shape in SHAPES:
 #
 # To do better, two levers: train longer (the curve still rises a little) and raise the ceiling with a better
 # autoencoder. Stable Diffusion retrained **its decoder alone** afterwards (the "ft-MSE" VAE): the encoder
-# does not move, nor do the latents, and the U-Net already trained stays valid. We tried it on the course's
-# previous autoencoder (`benchmarks/decoder_finetune.py`, 9 minutes on 2 cores): the fine-tuned decoder
-# gained on small circles what it lost on small hexagons, and the generated images hardly changed (87 % of
-# shapes right on the validation prompts, against 86 %). The information that tells a small circle from a
-# small hexagon was therefore already missing from the latent. Today's autoencoder, entirely new,
-# reconstructs more faithfully (33.6 dB against 30.5 on 2,000 fresh renders) but hardly reads shapes better
-# (96.8 % against 96.5 %): the bottleneck is still the 8 × 8 latent, where a small object fits in two or
-# three cells. A larger latent would be the next lever.
+# does not move, nor do the latents, and the U-Net already trained stays valid. On our drawings that lever is
+# not enough (`benchmarks/decoder_finetune.py` tries it: the fine-tuned decoder gains on small circles what it
+# loses on small hexagons, and the generated images hardly move): the information that tells a small circle
+# from a small hexagon is already missing from the 8 × 8 latent, where a small object fits in two or three
+# cells. A larger latent would be the next lever.
 
 # %% [markdown] lang="fr"
 # ## 6. Votre modèle dans diffusers

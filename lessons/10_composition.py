@@ -24,7 +24,8 @@
 # 1. un juge qui lit toute une scène, et un banc d'essai à la GenEval — *exercice* : l'intervalle de Wilson ;
 # 2. le tableau des échecs, et une galerie ;
 # 3. pourquoi : les données, la résolution du latent, et surtout le texte — *exercice* : le test du « sac de mots » ;
-# 4. une correction à l'inférence, Attend-and-Excite — *exercice* : sa perte — et pourquoi elle échoue ici ;
+# 4. une correction à l'inférence, Attend-and-Excite — *exercices* : sa perte, puis son pas sur le latent — et
+#    pourquoi elle échoue ici ;
 # 5. les corrections à l'entraînement, mesurées ;
 # 6. le contrôle par le prompt et les variations : ce que notre monde peut varier, et ce qu'il ne peut pas.
 
@@ -44,7 +45,8 @@
 # 1. a judge that reads a whole scene, and a GenEval-style benchmark — *exercise*: the Wilson interval;
 # 2. the table of failures, and a gallery;
 # 3. why: the data, the latent's resolution, and above all the text — *exercise*: the "bag of words" test;
-# 4. a fix at inference time, Attend-and-Excite — *exercise*: its loss — and why it fails here;
+# 4. a fix at inference time, Attend-and-Excite — *exercises*: its loss, then its step on the latent — and why it
+#    fails here;
 # 5. fixes at training time, measured;
 # 6. control through the prompt, and variations: what our world can vary, and what it cannot.
 
@@ -55,15 +57,17 @@ from IPython.display import Markdown, display
 from course import current_profile, geneval
 from course.attend_excite import generate as generate_excited
 from course.attention_maps import recording, subject_positions, token_maps, tokens
-from course.checks.composition import check_excite_loss, check_relative_distance, check_wilson
+from course.checks.composition import check_excite_loss, check_excite_update, check_relative_distance, check_wilson, excite_update
 from course.data import render_scenes
 from course.evaluation import generate
+from course.hints import hint
 from course.language import tr
 from course.plotting import figure, show_grid
 from course.scene_reader import read
 from course.shipped import IMAGE_SIZE, load_unet
 from course.text_binding import relative_distance, swap_tasks, swapped_prompt
 from course.tokenizer import unknown_words
+from course.yours import choose
 
 P = current_profile()
 torch.manual_seed(0)
@@ -134,6 +138,8 @@ print(tr(en="ceiling on real renders (256 per category):", fr="plafond sur les r
 # `p = k / n`, puis les deux formules ; renvoyez `(centre - demi, centre + demi)`. Bornez à [0, 1] par
 # prudence (les arrondis).
 # </details>
+#
+# Bloqué ? `hint("wilson")` donne l'idée ; `hint("wilson", 2)`, la formule ; `hint("wilson", 3)`, le code.
 
 # %% [markdown] lang="en"
 # Each render carries its prompt and the judge's verdict (✓: everything the prompt asks is there). On real
@@ -155,6 +161,8 @@ print(tr(en="ceiling on real renders (256 per category):", fr="plafond sur les r
 # `p = k / n`, then the two formulas; return `(centre - half, centre + half)`. Clamp to [0, 1] to be safe
 # (rounding).
 # </details>
+#
+# Stuck? `hint("wilson")` gives the idea; `hint("wilson", 2)` the formula; `hint("wilson", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -164,7 +172,7 @@ import math
 def my_wilson(k, n, z=1.96):
     """95 % Wilson score interval (lo, hi) of the proportion k/n (Wilson 1927)."""
     # BEGIN SOLUTION
-    # HINT: p = k / n; centre = (p + z²/2n) / (1 + z²/n); half = z·√(p(1 − p)/n + z²/4n²) / (1 + z²/n)
+    # HINT: p = k / n, then the centre and the half-width of the formulas above; keep both ends inside [0, 1]
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -199,21 +207,22 @@ display(Markdown(f"**n = {n_live} × 5 × 2 = {10 * n_live}**\n\n" + geneval.for
                                                                                   [("data/geneval.json", "both"), (here, "both")])))
 
 # %% [markdown] lang="fr"
-# Lisez le premier tableau de haut en bas. Un objet, dit comme à l'entraînement : 92 %. Le bon nombre
-# d'objets : 60 %. Deux objets : 21 %, et la relation juste 12 %. Deux objets liés chacun à sa couleur :
-# 21 %, et dans 24 % des cas le modèle dessine les deux formes **avec les couleurs échangées**. Le même
-# objet, dit autrement : 48 %, soit 44 points de moins (39 % en anglais, 57 % en français). Ce sont les mains
-# des diapositives : le modèle sait dessiner chaque pièce, pas les assembler comme on le lui demande. À titre
-# de comparaison, GenEval mesure pour Stable Diffusion v1.5 : deux objets 38 %, comptage 35 %, position 4 %,
-# attribution des couleurs 6 %.
+# Lisez le premier tableau de haut en bas. Un objet, dit comme à l'entraînement : {{geneval.json:shipped.categories.single.both.rate|pct0}}. Le bon nombre
+# d'objets : {{geneval.json:shipped.categories.counting.both.rate|pct0}}. Deux objets : {{geneval.json:shipped.categories.two_objects.both.rate|pct0}}, et la relation juste {{geneval.json:shipped.categories.relation.both.rate|pct0}}. Deux objets liés chacun à sa
+# couleur : {{geneval.json:shipped.categories.binding.both.rate|pct0}}, et dans {{geneval.json:shipped.binding_swapped.both|pct0}} des cas le modèle dessine les deux formes **avec les couleurs
+# échangées**. Le même objet, dit autrement : {{geneval.json:shipped.categories.paraphrase.both.rate|pct0}}, soit {{geneval.json:shipped.paraphrase_gap_points.both|num0}} points de moins ({{geneval.json:shipped.categories.paraphrase.en.rate|pct0}} en anglais,
+# {{geneval.json:shipped.categories.paraphrase.fr.rate|pct0}} en français). Ce sont les mains des diapositives : le modèle sait dessiner chaque pièce, pas
+# les assembler comme on le lui demande. À titre de comparaison, GenEval mesure pour Stable Diffusion v1.5
+# (Ghosh et al., 2023) : deux objets 38 %, comptage 35 %, position 4 %, attribution des couleurs 6 %.
 
 # %% [markdown] lang="en"
-# Read the first table from top to bottom. One object, said as in training: 92 %. The right number of
-# objects: 60 %. Two objects: 21 %, and the right relation 12 %. Two objects each bound to its colour: 21 %,
-# and in 24 % of cases the model draws both shapes **with the colours exchanged**. The same object, said
-# otherwise: 48 %, 44 points less (39 % in English, 57 % in French). These are the slides' hands: the model can draw
-# every piece, not put them together as asked. For comparison, GenEval measures for Stable Diffusion v1.5:
-# two objects 38 %, counting 35 %, position 4 %, colour attribution 6 %.
+# Read the first table from top to bottom. One object, said as in training: {{geneval.json:shipped.categories.single.both.rate|pct0}}. The right number of
+# objects: {{geneval.json:shipped.categories.counting.both.rate|pct0}}. Two objects: {{geneval.json:shipped.categories.two_objects.both.rate|pct0}}, and the right relation {{geneval.json:shipped.categories.relation.both.rate|pct0}}. Two objects each bound to its
+# colour: {{geneval.json:shipped.categories.binding.both.rate|pct0}}, and in {{geneval.json:shipped.binding_swapped.both|pct0}} of cases the model draws both shapes **with the colours exchanged**. The
+# same object, said otherwise: {{geneval.json:shipped.categories.paraphrase.both.rate|pct0}}, {{geneval.json:shipped.paraphrase_gap_points.both|num0}} points less ({{geneval.json:shipped.categories.paraphrase.en.rate|pct0}} in English, {{geneval.json:shipped.categories.paraphrase.fr.rate|pct0}} in
+# French). These are the slides' hands: the model can draw every piece, not put them together as asked. For
+# comparison, GenEval measures for Stable Diffusion v1.5 (Ghosh et al., 2023): two objects 38 %, counting
+# 35 %, position 4 %, colour attribution 6 %.
 
 # %%
 gallery = geneval.tasks(2, seed=782, sets=("counting", "pair", "binding", "paraphrase"))  # 2 per (set, language), not the benchmark's
@@ -258,7 +267,8 @@ kind_names = {"single": tr(en="single", fr="objet seul"), "count": tr(en="count"
 print(tr(en="training scenes:", fr="scènes d'entraînement :"), ", ".join(f"{kind_names.get(kind, kind)} {share:.0%}" for kind, share in KIND_WEIGHTS.items()))
 
 # %% [markdown] lang="fr"
-# Deux objets : 15 % des images. Est-ce la cause ? On l'a testé (section 5) : à longueur d'entraînement
+# Deux objets : 15 % des images. Est-ce la cause ? On l'a testé (section 5,
+# `benchmarks/composition_probes.py`) : à longueur d'entraînement
 # égale, porter les scènes à deux objets à 30 % et les comptages à 30 % ne change rien aux deux objets
 # (8,6 % dans les deux cas, sur des entraînements courts). La fréquence n'est pas le verrou.
 #
@@ -268,7 +278,8 @@ print(tr(en="training scenes:", fr="scènes d'entraînement :"), ", ".join(f"{ki
 # n'emploient jamais devient `<unk>`. Combien de prompts du banc d'essai en contiennent un ?
 
 # %% [markdown] lang="en"
-# Two objects: 15 % of the images. Is that the cause? We tested it (section 5): at equal training length,
+# Two objects: 15 % of the images. Is that the cause? We tested it (section 5,
+# `benchmarks/composition_probes.py`): at equal training length,
 # raising two-object scenes to 30 % and counts to 30 % changes nothing for two objects (8.6 % both ways, on
 # short runs). Frequency is not the bottleneck.
 #
@@ -289,10 +300,10 @@ for family in geneval.SETS:
 # Toutes les consignes de liaison contiennent un mot inconnu : « and » et « et » ne figurent dans aucune
 # légende d'entraînement, le modèle lit « un cercle rouge `<unk>` un carré bleu ». Toutes les paraphrases
 # aussi, par construction : « big », « tiny », « middle », « corner », « gros », « milieu », « taille »… La
-# moitié environ reste pourtant juste (48 %) : le modèle devine à partir des mots connus. Une part de l'écart vient
+# moitié environ reste pourtant juste ({{geneval.json:shipped.categories.paraphrase.both.rate|pct0}}) : le modèle devine à partir des mots connus. Une part de l'écart vient
 # donc simplement du vocabulaire (la piste : une grammaire des légendes plus riche, avec ces mots). Mais pas
 # tout : les prompts « A au-dessus de B » n'ont aucun mot inconnu, et les deux objets n'y sont justes qu'à
-# 21 %.
+# {{geneval.json:shipped.categories.two_objects.both.rate|pct0}}.
 #
 # ### La résolution du latent
 #
@@ -302,10 +313,10 @@ for family in geneval.SETS:
 # %% [markdown] lang="en"
 # Every binding prompt contains an unknown word: "and" and « et » appear in no training caption, the model
 # reads "a red circle `<unk>` a blue square". Every paraphrase too, by construction: "big", "tiny",
-# "middle", "corner", « gros », « milieu », « taille »… About half are still right (48 %): the model guesses
+# "middle", "corner", « gros », « milieu », « taille »… About half are still right ({{geneval.json:shipped.categories.paraphrase.both.rate|pct0}}): the model guesses
 # from the known words. So part of the paraphrase gap simply comes from the vocabulary (the lead: a richer caption
 # grammar, with those words). But not all of it: the "A above B" prompts have no unknown word, and both
-# objects are right there only 21 % of the time.
+# objects are right there only {{geneval.json:shipped.categories.two_objects.both.rate|pct0}} of the time.
 #
 # ### The latent's resolution
 #
@@ -330,7 +341,7 @@ fig.tight_layout()
 
 # %% [markdown] lang="fr"
 # Chaque carré du quadrillage est un pixel du latent. Deux petits objets voisins tiennent dans une poignée
-# de pixels latents : la place est comptée, mais un objet seul s'y dessine déjà très bien (92 %). Passer à
+# de pixels latents : la place est comptée, mais un objet seul s'y dessine déjà très bien ({{geneval.json:shipped.categories.single.both.rate|pct0}}). Passer à
 # un latent de 16 × 16 coûterait environ quatre fois plus de calcul par pas ; c'est une piste ouverte, pas
 # encore mesurée.
 #
@@ -341,7 +352,7 @@ fig.tight_layout()
 
 # %% [markdown] lang="en"
 # Each square of the grid is one latent pixel. Two small neighbouring objects fit in a handful of latent
-# pixels: room is tight, but a single object already draws very well there (92 %). Moving to a 16 × 16
+# pixels: room is tight, but a single object already draws very well there ({{geneval.json:shipped.categories.single.both.rate|pct0}}). Moving to a 16 × 16
 # latent would cost about four times more computation per step; it is an open lead, not measured yet.
 #
 # ### The text: where does the U-Net read the prompt?
@@ -399,6 +410,9 @@ print(f"<bos> {share[0]:.0%} · {tr(en='words', fr='mots')} {share[1 : n - 1].su
 # `s` et `s_other` sont (B, L, D), `where` (B, L) : carré de la différence sommé sur D, multiplié par
 # `where`, sommé partout ; de même pour le dénominateur.
 # </details>
+#
+# Bloqué ? `hint("relative_distance")` donne l'idée ; `hint("relative_distance", 2)`, la formule ;
+# `hint("relative_distance", 3)`, le code.
 
 # %% [markdown] lang="en"
 # (The « <unk> » map is the one of "and", unknown to the tokenizer.) The colour words' maps light up roughly
@@ -424,13 +438,16 @@ print(f"<bos> {share[0]:.0%} · {tr(en='words', fr='mots')} {share[1 : n - 1].su
 # `s` and `s_other` are (B, L, D), `where` (B, L): square of the difference summed over D, multiplied by
 # `where`, summed everywhere; the same for the denominator.
 # </details>
+#
+# Stuck? `hint("relative_distance")` gives the idea; `hint("relative_distance", 2)` the formula;
+# `hint("relative_distance", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 def my_relative_distance(s, s_other, where):
     """Σ‖s − s'‖² / Σ‖s‖² over the positions where ``where`` is 1 (states (B, L, D), where (B, L))."""
     # BEGIN SOLUTION
-    # HINT: ((s - s_other) ** 2).sum(-1) is (B, L): weight it by where, sum; the same for s ** 2
+    # HINT: squared norms per position, (B, L), weighted by where and summed: numerator and denominator alike
     where = where.to(s.dtype)
     return ((s - s_other).square().sum(-1) * where).sum() / (s.square().sum(-1) * where).sum()
     # END SOLUTION
@@ -469,10 +486,12 @@ for kind in ("binding", "pair"):
 
 # %% [markdown] lang="fr"
 # Aux mots, l'échange déplace les états de plus de 50 % : c'est attendu, les deux mots de couleur ont
-# changé de place. Au remplissage, là où le U-Net lit, l'échange ne les déplace que d'**environ 1 %**, quand un autre
-# prompt les déplace de 30 % : les états du remplissage résument le prompt comme un **sac de mots** — ils
-# savent qu'il y a du rouge, du bleu, une croix et un carré, presque pas qui va avec qui. Le U-Net ne peut
-# pas dessiner une liaison que son texte ne lui dit pas.
+# changé de place. Au remplissage, là où le U-Net lit, l'échange ne les déplace que d'**environ 1 %**, quand
+# un autre prompt les déplace d'environ un tiers : les états du remplissage résument le prompt comme un
+# **sac de mots** — ils savent qu'il y a du rouge, du bleu, une croix et un carré, presque pas qui va avec
+# qui. Le U-Net ne peut pas dessiner une liaison que son texte ne lui dit pas. Sur davantage de prompts
+# (`benchmarks/text_binding.py` : 128 prompts « A et B », 111 « A au-dessus de B »), l'image est la même :
+# 57 et 56 % aux mots, 0,7 et 1,0 % au remplissage, 28 et 36 % pour un autre prompt.
 #
 # Pourquoi ? La perte contrastive de CLIP (leçon 03) demande seulement qu'une légende soit plus proche de son
 # image que des autres images du lot. Deux légendes d'un même lot ne diffèrent presque jamais par la seule
@@ -482,9 +501,11 @@ for kind in ("binding", "pair"):
 # %% [markdown] lang="en"
 # At the words, the swap moves the states by more than 50 %: expected, the two colour words changed
 # places. At the padding, where the U-Net reads, the swap moves them by only **about 1 %**, while another
-# prompt moves them by 30 %: the padding states summarise the prompt as a **bag of words** — they know
-# there is red, blue, a cross and a square, hardly which goes with which. The U-Net cannot draw a binding
-# its text does not tell it.
+# prompt moves them by about a third: the padding states summarise the prompt as a **bag of words** — they
+# know there is red, blue, a cross and a square, hardly which goes with which. The U-Net cannot draw a
+# binding its text does not tell it. On more prompts (`benchmarks/text_binding.py`: 128 "A and B" prompts,
+# 111 "A above B"), the picture is the same: 57 and 56 % at the words, 0.7 and 1.0 % at the padding, 28 and
+# 36 % for another prompt.
 #
 # Why? CLIP's contrastive loss (lesson 03) only asks a caption to be closer to its image than to the
 # batch's other images. Two captions of one batch almost never differ by the binding alone: nothing forces
@@ -512,8 +533,12 @@ for kind in ("binding", "pair"):
 #
 # <details><summary>Indice</summary>
 #
-# Une boucle sur les images : `(1 - strengths[b, :n]).amax()`, puis `torch.stack`.
+# Une boucle sur les images : pour l'image `b`, ne gardez que ses `counts[b]` premières forces, prenez le
+# maximum de $1 - $ force, puis rassemblez les pertes avec `torch.stack`.
 # </details>
+#
+# Bloqué ? `hint("excite_loss")` donne l'idée ; `hint("excite_loss", 2)`, la formule ; `hint("excite_loss", 3)`,
+# le code.
 
 # %% [markdown] lang="en"
 # ## 4. A fix at inference time: Attend-and-Excite
@@ -536,15 +561,19 @@ for kind in ("binding", "pair"):
 #
 # <details><summary>Hint</summary>
 #
-# A loop over the images: `(1 - strengths[b, :n]).amax()`, then `torch.stack`.
+# A loop over the images: for image `b`, keep only its first `counts[b]` strengths, take the max of
+# $1 - $ strength, then gather the losses with `torch.stack`.
 # </details>
+#
+# Stuck? `hint("excite_loss")` gives the idea; `hint("excite_loss", 2)` the formula; `hint("excite_loss", 3)` the
+# code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 def my_excite_loss(strengths, counts):
     """(B,): per image, max over its counts[b] subjects of 1 − strength (Chefer et al. 2023, eq. 3)."""
     # BEGIN SOLUTION
-    # HINT: torch.stack([(1 - strengths[b, :n]).amax() for b, n in enumerate(counts)])
+    # HINT: one loss per image, over its first counts[b] subjects only, then stack them into (B,)
     return torch.stack([(1 - strengths[b, :n]).amax() for b, n in enumerate(counts)])
     # END SOLUTION
 
@@ -552,12 +581,109 @@ def my_excite_loss(strengths, counts):
 check_excite_loss(my_excite_loss)
 
 # %% [markdown] lang="fr"
-# Essayons-la sur quelques prompts à deux objets : même graine, sans puis avec Attend-and-Excite (pas
-# $\alpha = 20$, la valeur retenue sur des prompts de validation).
+# ### ✏️ Exercice 4 — un pas d'Attend-and-Excite sur le latent
+#
+# La perte dit quel sujet est négligé ; reste à déplacer le latent. Écrivez
+# `my_excite_update(z, t, strengths_at, counts, step_size)`, qui assemble les pièces : `strengths_at(z, t)` fait
+# passer `z` dans le U-Net et renvoie les forces `(B, S)` de ses sujets, de façon différentiable ; la perte
+# `excite_loss(strengths, counts)` (la version de `course.attend_excite`, ou la vôtre) en donne une par image ;
+# son gradient par rapport à `z` dit dans quel sens la perte monte. Renvoyez
+# $z - \alpha\,\nabla_z \mathcal L$, avec $\alpha$ = `step_size`, en tenseur ordinaire, détaché du graphe
+# d'autograd. Une seule rétropropagation pour tout le lot : chaque image n'a que sa propre perte, la somme
+# des pertes donne donc à chaque latent le gradient de la sienne.
+#
+# Bloqué ? `hint("excite_update")` donne l'idée ; `hint("excite_update", 2)`, la formule ;
+# `hint("excite_update", 3)`, le code.
 
 # %% [markdown] lang="en"
-# Let us try it on a few two-object prompts: same seed, without then with Attend-and-Excite (step
-# $\alpha = 20$, the value chosen on validation prompts).
+# ### ✏️ Exercise 4 — one Attend-and-Excite step on the latent
+#
+# The loss says which subject is neglected; the latent still has to move. Write
+# `my_excite_update(z, t, strengths_at, counts, step_size)`, which assembles the pieces: `strengths_at(z, t)`
+# runs `z` through the U-Net and returns the strengths `(B, S)` of its subjects, differentiably; the loss
+# `excite_loss(strengths, counts)` (`course.attend_excite`'s version, or yours) gives one per image; its
+# gradient with respect to `z` tells which way the loss goes up. Return $z - \alpha\,\nabla_z \mathcal L$,
+# with $\alpha$ = `step_size`, as a plain tensor, detached from the autograd graph. One backward pass for the
+# whole batch: each image has only its own loss, so the sum of the losses gives each latent the gradient of
+# its own.
+#
+# Stuck? `hint("excite_update")` gives the idea; `hint("excite_update", 2)` the formula;
+# `hint("excite_update", 3)` the code.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from course.attend_excite import excite_loss
+
+
+def my_excite_update(z, t, strengths_at, counts, step_size):
+    """z − step_size·∇_z Σ_b L_b(z), detached: one Attend-and-Excite update of the latent (Chefer et al. 2023, §4)."""
+    # BEGIN SOLUTION
+    # HINT: a leaf that records its gradient, the strengths, the loss, its gradient, one step against it
+    z = z.detach().requires_grad_(True)
+    loss = excite_loss(strengths_at(z, t), counts)  # (B,)
+    (grad,) = torch.autograd.grad(loss.sum(), z)  # each image's latent: the gradient of its own loss
+    return (z - step_size * grad).detach()
+    # END SOLUTION
+
+
+check_excite_update(my_excite_update)
+
+# %% [markdown] lang="fr"
+# Faisons tourner votre pas sur le vrai U-Net : deux prompts à deux objets, un latent $z_T$, le premier instant
+# d'une génération en 50 étapes, et quelques mises à jour d'affilée, au pas $\alpha = 20$. `strengths_at`
+# enregistre les cartes de cross-attention (`recording`, en gardant le graphe) et en tire les forces des deux
+# noms de forme (`subject_strengths`). La cellule affiche, après chaque mise à jour, la force du sujet le plus
+# faible de chaque prompt : c'est elle que la perte pousse vers le haut. (Si votre fonction n'est pas prête,
+# une ligne le dit et la version du cours tourne.)
+
+# %% [markdown] lang="en"
+# Let us run your step on the real U-Net: two two-object prompts, a latent $z_T$, the first instant of a
+# 50-step generation, and a few updates in a row, at step $\alpha = 20$. `strengths_at` records the
+# cross-attention maps (`recording`, keeping the graph) and takes from them the strengths of the two shape
+# nouns (`subject_strengths`). After each update, the cell prints the strength of each prompt's weakest
+# subject: that is what the loss pushes up. (If your function is not ready, one line says so and the course's
+# version runs.)
+
+# %%
+from course.adapter import timestep_batch
+from course.attend_excite import subject_strengths
+from course.noise_schedule import NoiseSchedule
+from course.samplers import grid_for
+from course.shipped import betas, latent_shape, text_states
+
+update = choose("excite_update", my_excite_update, check_excite_update, excite_update)
+pair_prompts = ["a red cross and a blue square", "une étoile verte et un cercle jaune"]
+pair_states, _ = text_states(pair_prompts)
+subjects = [subject_positions(p) for p in pair_prompts]  # the shape nouns' token positions
+word_ends = [len(tokens(p)) - 1 for p in pair_prompts]  # each prompt's <eos>
+t_first = grid_for("ddim", NoiseSchedule.from_betas(betas()), 50)[0]  # the first instant of a 50-step generation
+
+
+def strengths_at(z, t):
+    """(B, 2): the subjects' strengths for latent z at t, differentiable with respect to z."""
+    with recording(unet, keep_graph=True) as layers:
+        unet(z, timestep_batch(float(t), z), pair_states)
+        return subject_strengths(token_maps(layers), word_ends, subjects)
+
+
+z = torch.randn((len(pair_prompts), unet.config.in_channels, *latent_shape()[1:]), generator=torch.Generator().manual_seed(5))
+for k in range(6):
+    with torch.no_grad():
+        weakest = strengths_at(z, t_first).amin(dim=1)  # (B,): each prompt's most neglected subject
+    when = tr(en="before any update: ", fr="avant toute mise à jour : ") if k == 0 else \
+        tr(en=f"after {k} update{'s' if k > 1 else ''}: ", fr=f"après {k} mise{'s' if k > 1 else ''} à jour : ")
+    print(when + ", ".join(f"{p!r} {s:.3f}" for p, s in zip(pair_prompts, weakest.tolist())))
+    z = update(z, t_first, strengths_at, [len(s) for s in subjects], 20.0)
+
+# %% [markdown] lang="fr"
+# Essayons maintenant la méthode entière, celle de `course.attend_excite` (ces mises à jour pendant la première
+# moitié des pas, puis DDIM), sur quelques prompts à deux objets : même graine, sans puis avec
+# Attend-and-Excite (pas $\alpha = 20$, la valeur retenue sur des prompts de validation).
+
+# %% [markdown] lang="en"
+# Now let us try the whole method, `course.attend_excite`'s (these updates during the first half of the steps,
+# then DDIM), on a few two-object prompts: same seed, without then with Attend-and-Excite (step $\alpha = 20$,
+# the value chosen on validation prompts).
 
 # %%
 trial = [t for t in geneval.tasks(2, seed=783, sets=("pair", "binding"))][:6]
@@ -573,10 +699,15 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
          fr=f"secondes par image : {without} sans, {with_ae} avec Attend-and-Excite"))
 
 # %% [markdown] lang="fr"
-# Sur le banc d'essai complet (le tableau), Attend-and-Excite **n'aide pas** : deux objets 21,1 → 20,7 %,
-# liaison 20,7 → 17,6 %, et l'objet seul chute de 92,2 à 78,9 %, pour 60 % de temps en plus par image. Un
-# pas plus petit ou plus grand n'y change rien (sur les prompts de validation : 26,6 % sans, 23,4 % à
-# $\alpha = 5$, 10,9 % à $\alpha = 60$).
+# Sur le banc d'essai complet (le tableau), Attend-and-Excite **n'aide pas** : deux objets
+# {{geneval.json:shipped.categories.two_objects.both.rate|pct1}} → {{geneval.json:shipped+attend_excite.categories.two_objects.both.rate|pct1}}, liaison
+# {{geneval.json:shipped.categories.binding.both.rate|pct1}} → {{geneval.json:shipped+attend_excite.categories.binding.both.rate|pct1}}, et l'objet seul chute de
+# {{geneval.json:shipped.categories.single.both.rate|pct1}} à {{geneval.json:shipped+attend_excite.categories.single.both.rate|pct1}}, pour
+# {{geneval.json:shipped+attend_excite.seconds_per_image|num2}} s par image au lieu de {{geneval.json:shipped.seconds_per_image|num2}} s.
+# Un autre pas ne fait pas mieux : sur des prompts de validation (graine 780, pas celle du banc d'essai),
+# aucun pas ne dessine les deux objets aussi souvent que le modèle sans Attend-and-Excite, et plus le pas
+# est grand, moins il y parvient, de $\alpha = 5$ à $\alpha = 200$ (mesures de
+# `python -m course.geneval --attend-excite`, dans `benchmarks/results/attend_excite_tuning.json`).
 #
 # La raison est dans la section 3 : la méthode suppose que la carte d'un nom culmine là où son objet se
 # dessine. Chez nous, les cartes des noms sont presque plates et le prompt est lu ailleurs, dans le
@@ -584,10 +715,15 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # l'inférence ne peut exploiter que ce que le modèle a déjà appris.
 
 # %% [markdown] lang="en"
-# On the full benchmark (the table), Attend-and-Excite **does not help**: two objects 21.1 → 20.7 %, binding
-# 20.7 → 17.6 %, and the single object drops from 92.2 to 78.9 %, for 60 % more time per image. A smaller or
-# larger step changes nothing (on validation prompts: 26.6 % without, 23.4 % at $\alpha = 5$, 10.9 % at
-# $\alpha = 60$).
+# On the full benchmark (the table), Attend-and-Excite **does not help**: two objects
+# {{geneval.json:shipped.categories.two_objects.both.rate|pct1}} → {{geneval.json:shipped+attend_excite.categories.two_objects.both.rate|pct1}}, binding
+# {{geneval.json:shipped.categories.binding.both.rate|pct1}} → {{geneval.json:shipped+attend_excite.categories.binding.both.rate|pct1}}, and the single object drops
+# from {{geneval.json:shipped.categories.single.both.rate|pct1}} to {{geneval.json:shipped+attend_excite.categories.single.both.rate|pct1}}, for
+# {{geneval.json:shipped+attend_excite.seconds_per_image|num2}} s per image instead of {{geneval.json:shipped.seconds_per_image|num2}} s.
+# Another step does no better: on validation prompts (seed 780, not the benchmark's), no step draws both
+# objects as often as the model without Attend-and-Excite, and the larger the step, the less often it does,
+# from $\alpha = 5$ to $\alpha = 200$ (measured by `python -m course.geneval --attend-excite`, in
+# `benchmarks/results/attend_excite_tuning.json`).
 #
 # The reason is in section 3: the method assumes that a noun's map peaks where its object is drawn. Here,
 # the nouns' maps are almost flat and the prompt is read elsewhere, in the padding. Exciting a map that
@@ -602,7 +738,7 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # `benchmarks/composition_probes.py`, environ 25 minutes chacun sur 2 cœurs). On compare les essais entre
 # eux, au témoin de même longueur, pas au modèle livré.
 #
-# | essai (2 000 pas) | un objet | comptage | deux objets | relation | liaison | paraphrase |
+# | essai (2 000 pas, `benchmarks/composition_probes.py`) | un objet | comptage | deux objets | relation | liaison | paraphrase |
 # |---|---|---|---|---|---|---|
 # | témoin (mélange livré) | 71,1 % | 42,2 % | 8,6 % | 2,3 % | 3,1 % | 30,5 % |
 # | plus de scènes à 2 objets et de comptages (30 % + 30 %) | 64,1 % | 37,5 % | 8,6 % | 3,9 % | 3,1 % | 23,4 % |
@@ -612,7 +748,7 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # Et du côté du texte, sans toucher au U-Net (`benchmarks/text_binding.py`, `benchmarks/eos_padding.py`),
 # distance de l'échange de couleurs au remplissage, prompts « A et B » / « A au-dessus de B » :
 #
-# | encodeur de texte | remplissage | échange | autre prompt |
+# | encodeur de texte (`benchmarks/eos_padding.py`) | remplissage | échange | autre prompt |
 # |---|---|---|---|
 # | CLIP livré | `<pad>` | 0,7 % / 1,0 % | 28 % / 36 % |
 # | CLIP avec négatifs difficiles (Yuksekgonul et al. 2023) | `<pad>` | 1,1 % / 1,9 % | 20 % / 30 % |
@@ -620,18 +756,20 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # | CLIP avec négatifs difficiles | `<eos>` | **14,7 % / 30,8 %** | 119 % / 123 % |
 #
 # Trois leçons. Cacher le remplissage au U-Net l'oblige à lire les mots, qui, eux, sont liés (chaque état de
-# mot a lu, par l'attention causale, les mots qui le précèdent) : les deux objets passent de 8,6 à 14,1 %.
+# mot a lu, par l'attention causale, les mots qui le précèdent) : les deux objets passent de 8,6 à 14,1 %
+# (`benchmarks/composition_probes.py`).
 # Et entraîner CLIP avec des **négatifs difficiles** (chaque image à deux objets reçoit aussi sa légende aux
 # couleurs échangées comme mauvaise réponse) apprend bien la liaison à l'état `<eos>` — mais les `<pad>`,
 # jamais entraînés, n'en profitent pas. Si l'on remplit le prompt avec `<eos>`, comme le fait le tokenizer de
 # Stable Diffusion v1, chaque position du remplissage devient une copie de cet état entraîné, et l'échange
-# les déplace enfin de 15 à 31 %. Mais — troisième leçon — un U-Net entraîné sur ces états-là (dernière
+# les déplace enfin de 15 à 31 % (`benchmarks/eos_padding.py`). Mais — troisième leçon — un U-Net entraîné sur ces états-là (dernière
 # ligne du premier tableau) ne dessine pas mieux deux objets : 8,6 %, comme le témoin ; la relation est juste
 # chaque fois que les deux objets sont là, mais la liaison tombe à 0,8 % et les paraphrases à 13 % (ce CLIP
 # n'a vu que les légendes des gabarits). Que le texte dise la liaison est nécessaire, pas suffisant : encore
-# faut-il que le U-Net apprenne, en 2 000 pas, à la mettre au bon endroit. Aucune de ces pistes n'atteint
-# encore les objectifs du cours (deux objets ≥ 80 %) : c'est un problème ouvert, et vous avez maintenant les
-# instruments pour le mesurer.
+# faut-il que le U-Net apprenne, en 2 000 pas, à la mettre au bon endroit.
+#
+# Aucune de ces pistes n'atteint encore les objectifs du cours (deux objets ≥ 80 %) : c'est un problème
+# ouvert, et vous avez maintenant les instruments pour le mesurer.
 
 # %% [markdown] lang="en"
 # ## 5. Fixes at training time, measured
@@ -641,7 +779,7 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # minutes each on 2 cores). Runs are compared with each other, with the control of the same length, not
 # with the shipped model.
 #
-# | run (2,000 steps) | single | counting | two objects | relation | binding | paraphrase |
+# | run (2,000 steps, `benchmarks/composition_probes.py`) | single | counting | two objects | relation | binding | paraphrase |
 # |---|---|---|---|---|---|---|
 # | control (the shipped mix) | 71.1 % | 42.2 % | 8.6 % | 2.3 % | 3.1 % | 30.5 % |
 # | more two-object and count scenes (30 % + 30 %) | 64.1 % | 37.5 % | 8.6 % | 3.9 % | 3.1 % | 23.4 % |
@@ -651,7 +789,7 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # And on the text side, without touching the U-Net (`benchmarks/text_binding.py`,
 # `benchmarks/eos_padding.py`), the colour swap's distance at the padding, prompts "A and B" / "A above B":
 #
-# | text encoder | padding | swap | other prompt |
+# | text encoder (`benchmarks/eos_padding.py`) | padding | swap | other prompt |
 # |---|---|---|---|
 # | shipped CLIP | `<pad>` | 0.7 % / 1.0 % | 28 % / 36 % |
 # | CLIP with hard negatives (Yuksekgonul et al. 2023) | `<pad>` | 1.1 % / 1.9 % | 20 % / 30 % |
@@ -659,15 +797,18 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # | CLIP with hard negatives | `<eos>` | **14.7 % / 30.8 %** | 119 % / 123 % |
 #
 # Three lessons. Hiding the padding from the U-Net forces it to read the words, which are bound (each word's
-# state has read, through causal attention, the words before it): two objects go from 8.6 to 14.1 %. And
+# state has read, through causal attention, the words before it): two objects go from 8.6 to 14.1 %
+# (`benchmarks/composition_probes.py`). And
 # training CLIP with **hard negatives** (each two-object image also gets its colour-swapped caption as a
 # wrong answer) does teach binding at the `<eos>` state — but the `<pad>` states, never trained, do not
 # benefit. If the prompt is padded with `<eos>`, as Stable Diffusion v1's tokenizer does, every padding
-# position becomes a copy of that trained state, and the swap finally moves them by 15 to 31 %. But — the
+# position becomes a copy of that trained state, and the swap finally moves them by 15 to 31 %
+# (`benchmarks/eos_padding.py`). But — the
 # third lesson — a U-Net trained on those very states (the first table's last row) draws two objects no
 # better: 8.6 %, as the control; the relation is right every time both objects are there, but binding drops
 # to 0.8 % and paraphrases to 13 % (this CLIP only saw the templates' captions). The text saying the binding
 # is necessary, not sufficient: the U-Net still has to learn, in 2,000 steps, to put it in the right place.
+#
 # None of these leads reaches the course's targets yet (two objects ≥ 80 %): it is an open problem, and you
 # now have the instruments to measure it.
 
@@ -740,8 +881,8 @@ show_grid(seeds, [tr(en=f"seed {s}", fr=f"graine {s}") for s in range(6)], ncols
 # ## À retenir
 #
 # - Un score sans intervalle ne dit rien ; l'intervalle de Wilson reste juste près de 0 et de 1.
-# - Notre modèle dessine un objet à 92 %, mais deux objets à 21 %, une liaison à 21 % (24 % d'échanges), un
-#   nombre à 60 %, une paraphrase à 48 % : les « mains » de notre monde.
+# - Notre modèle dessine un objet à {{geneval.json:shipped.categories.single.both.rate|pct0}}, mais deux objets à {{geneval.json:shipped.categories.two_objects.both.rate|pct0}}, une liaison à {{geneval.json:shipped.categories.binding.both.rate|pct0}}
+#   ({{geneval.json:shipped.binding_swapped.both|pct0}} d'échanges), un nombre à {{geneval.json:shipped.categories.counting.both.rate|pct0}}, une paraphrase à {{geneval.json:shipped.categories.paraphrase.both.rate|pct0}} : les « mains » de notre monde.
 # - La cause principale est le texte : le U-Net lit le prompt dans le remplissage, et ces états sont un sac
 #   de mots. La perte contrastive de CLIP n'y demande jamais la liaison.
 # - Attend-and-Excite, qui excite les cartes des mots, ne peut rien quand ces cartes ne désignent rien.
@@ -752,8 +893,8 @@ show_grid(seeds, [tr(en=f"seed {s}", fr=f"graine {s}") for s in range(6)], ncols
 # ## Key points
 #
 # - A score without an interval says nothing; the Wilson interval stays right near 0 and 1.
-# - Our model draws one object at 92 %, but two objects at 21 %, a binding at 21 % (24 % swaps), a count at
-#   60 %, a paraphrase at 48 %: our world's "hands".
+# - Our model draws one object at {{geneval.json:shipped.categories.single.both.rate|pct0}}, but two objects at {{geneval.json:shipped.categories.two_objects.both.rate|pct0}}, a binding at {{geneval.json:shipped.categories.binding.both.rate|pct0}}
+#   ({{geneval.json:shipped.binding_swapped.both|pct0}} swaps), a count at {{geneval.json:shipped.categories.counting.both.rate|pct0}}, a paraphrase at {{geneval.json:shipped.categories.paraphrase.both.rate|pct0}}: our world's "hands".
 # - The main cause is the text: the U-Net reads the prompt in the padding, and those states are a bag of
 #   words. CLIP's contrastive loss never asks for binding there.
 # - Attend-and-Excite, which excites the words' maps, can do nothing when those maps point at nothing.

@@ -1,4 +1,5 @@
-"""Checks for lesson 10 (what diffusion gets wrong): a Wilson interval, the bag-of-words distance, Attend-and-Excite's loss."""
+"""Checks for lesson 10 (what diffusion gets wrong): a Wilson interval, the bag-of-words distance, Attend-and-Excite's loss
+and its update of the latent (strengths → loss → gradient → step)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,126 @@ def check_excite_loss(fn: Callable) -> CheckResult:
         return problem if problem is not None else passed(name, detail)
 
     return run(name, body)
+
+
+def excite_update(z, t, strengths_at, counts, step_size):
+    """One Attend-and-Excite update of the latent (Chefer et al. 2023, §4): z − α·∇_z Σ_b L_b(z), detached, where
+    L_b is :func:`course.attend_excite.excite_loss` of image b's strengths ``strengths_at(z, t)`` (B, S)."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        loss = excite_loss(strengths_at(z, t), counts)  # (B,)
+        (grad,) = torch.autograd.grad(loss.sum(), z)  # each image's latent gets the gradient of its own loss
+    return (z - step_size * grad).detach()
+
+
+def check_excite_update(fn: Callable) -> CheckResult:
+    """Check ``fn(z, t, strengths_at, counts, step_size)`` = :func:`excite_update`, on a small differentiable stand-in
+    for the U-Net's subject strengths."""
+    name = "excite_update"
+
+    def body() -> CheckResult:
+        g = torch.Generator().manual_seed(11)
+        weights = torch.randn(16, 3, generator=g)
+        z = torch.randn(3, 4, 2, 2, generator=g)
+        counts, step, t = [2, 3, 1], 0.5, torch.tensor(801)
+
+        def strengths_at(z, t):  # (B, 3): a smooth function of z, like the maps' peaks
+            return torch.sigmoid(z.flatten(1) @ weights + 1e-3 * float(t))
+
+        def moved(loss_of, sign=-1.0, size=step, scale=1.0):
+            with torch.enable_grad():
+                leaf = z.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(loss_of(strengths_at(leaf, t)), leaf)
+            return z + sign * size * scale * grad
+
+        expected = excite_update(z, t, strengths_at, counts, step)
+        actual = call(name, fn, z.clone(), t.clone(), strengths_at, list(counts), step, error_hints={
+            "does not require grad": tr(
+                en="z must require a gradient before strengths_at(z, t) runs: z = z.detach().requires_grad_(True)",
+                fr="z doit enregistrer son gradient avant l'appel à strengths_at(z, t) : z = z.detach().requires_grad_(True)"),
+            "grad can be implicitly created only for scalar outputs": tr(
+                en="the gradient needs one number: excite_loss gives one loss per image, (B,); take their sum",
+                fr="le gradient demande un seul nombre : excite_loss donne une perte par image, (B,) ; prenez leur somme"),
+        })
+        if isinstance(actual, torch.Tensor) and actual.requires_grad:
+            return failed(name, tr(en="the new latent still carries the autograd graph: return it detached, (z - step_size * grad).detach()",
+                                   fr="le nouveau latent porte encore le graphe d'autograd : renvoyez-le détaché, (z - step_size * grad).detach()"))
+        total = lambda s: excite_loss(s, counts).sum()  # noqa: E731
+        mistakes = {
+            tr(en="the latent went up the gradient: z − α·∇L lowers the loss, z + α·∇L raises it",
+               fr="le latent a remonté le gradient : z − α·∇L fait baisser la perte, z + α·∇L la fait monter"): moved(total, sign=1.0),
+            tr(en="the losses were averaged over the images: each latent then moves B times too little; sum them, each image has its own loss",
+               fr="les pertes ont été moyennées sur les images : chaque latent bouge alors B fois trop peu ; sommez-les, chaque image a sa "
+                  "propre perte"): moved(total, scale=1 / len(counts)),
+            tr(en="the step size is missing: z − step_size·∇L",
+               fr="le pas manque : z − step_size·∇L"): moved(total, size=1.0),
+            tr(en="the loss is not Attend-and-Excite's: excite_loss(strengths, counts), the max over each image's subjects, not their mean",
+               fr="ce n'est pas la bonne perte : excite_loss(strengths, counts), le max sur les sujets de chaque image, et non leur moyenne"):
+                moved(lambda s: torch.stack([(1 - s[b, :n]).mean() for b, n in enumerate(counts)]).sum()),
+            tr(en="the step was returned, not the moved latent: return z − step_size·∇L",
+               fr="c'est le pas qui a été renvoyé, et non le latent déplacé : renvoyez z − step_size·∇L"): moved(total) - z,
+            tr(en="the gradient was returned, not the moved latent: return z − step_size·∇L",
+               fr="c'est le gradient qui a été renvoyé, et non le latent déplacé : renvoyez z − step_size·∇L"): (z - moved(total, size=1.0)),
+        }
+        problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5)
+        detail = tr(en="z − α·∇_z Σ_b L_b: each image's latent moves to excite its most neglected subject",
+                    fr="z − α·∇_z Σ_b L_b : le latent de chaque image bouge pour exciter son sujet le plus négligé")
+        return problem if problem is not None else passed(name, detail)
+
+    return run(name, body)
+
+
+def _code(*lines: str) -> dict[str, str]:
+    text = "\n   ".join(lines)
+    return {"en": text, "fr": text}
+
+
+HINTS = {
+    "wilson": (
+        {"en": "compared with the normal interval, Wilson's moves the centre from p towards ½ and keeps some width even at 0/n: "
+               "two formulas, both from p = k/n, n and z.",
+         "fr": "par rapport à l'intervalle normal, celui de Wilson rapproche le milieu de ½ et garde de la largeur même en 0/n : "
+               "deux formules, toutes deux à partir de p = k/n, de n et de z."},
+        {"en": "p = k/n; centre = (p + z²/2n)/(1 + z²/n); half = z·√(p(1 − p)/n + z²/4n²)/(1 + z²/n); (centre − half, centre + half), "
+               "kept inside [0, 1].",
+         "fr": "p = k/n ; milieu = (p + z²/2n)/(1 + z²/n) ; demi-largeur = z·√(p(1 − p)/n + z²/4n²)/(1 + z²/n) ; "
+               "(milieu − demi-largeur, milieu + demi-largeur), gardés dans [0, 1]."},
+        _code("p = k / n",
+              "centre = (p + z * z / (2 * n)) / (1 + z * z / n)",
+              "half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)",
+              "return max(0.0, centre - half), min(1.0, centre + half)"),
+    ),
+    "relative_distance": (
+        {"en": "a ratio of two sums over the chosen positions only: squared distances between the two states above, squared "
+               "norms of s below.",
+         "fr": "un rapport de deux sommes, sur les seules positions choisies : les distances au carré entre les deux états en "
+               "haut, les normes au carré de s en bas."},
+        {"en": "per position, ‖s − s'‖² is the sum over D of (s − s')², a (B, L) tensor; multiply it by where (0 or 1) and sum "
+               "everything; the same for ‖s‖²; divide.",
+         "fr": "à chaque position, ‖s − s'‖² est la somme sur D de (s − s')², un tenseur (B, L) ; multipliez-le par where (0 ou 1) "
+               "et sommez tout ; de même pour ‖s‖² ; divisez."},
+        _code("where = where.to(s.dtype)",
+              "return ((s - s_other).square().sum(-1) * where).sum() / (s.square().sum(-1) * where).sum()"),
+    ),
+    "excite_loss": (
+        {"en": "for each image, look only at its own subjects (the first counts[b] columns): its loss is that of its most "
+               "neglected subject.",
+         "fr": "pour chaque image, ne regardez que ses propres sujets (les counts[b] premières colonnes) : sa perte est celle de "
+               "son sujet le plus négligé."},
+        {"en": "loss_b = max over s < counts[b] of (1 − strengths[b, s]); one number per image, gathered into a (B,) tensor.",
+         "fr": "perte_b = max sur s < counts[b] de (1 − strengths[b, s]) ; un nombre par image, rassemblés en un tenseur (B,)."},
+        _code("return torch.stack([(1 - strengths[b, :n]).amax() for b, n in enumerate(counts)])"),
+    ),
+    "excite_update": (
+        {"en": "make z a leaf that records its gradient, compute the strengths and the loss from it, take the gradient of the "
+               "loss with respect to z, and step against it; hand back a plain tensor.",
+         "fr": "faites de z une feuille qui enregistre son gradient, calculez à partir de lui les forces puis la perte, prenez le "
+               "gradient de la perte par rapport à z, et faites un pas à son opposé ; rendez un tenseur ordinaire."},
+        {"en": "L = Σ_b excite_loss(strengths_at(z, t), counts)_b; z_new = z − step_size·∇_z L, detached from the graph.",
+         "fr": "L = Σ_b excite_loss(strengths_at(z, t), counts)_b ; z_nouveau = z − step_size·∇_z L, détaché du graphe."},
+        _code("z = z.detach().requires_grad_(True)",
+              "loss = excite_loss(strengths_at(z, t), counts)",
+              "(grad,) = torch.autograd.grad(loss.sum(), z)",
+              "return (z - step_size * grad).detach()"),
+    ),
+}
