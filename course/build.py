@@ -10,6 +10,9 @@ JupyterLab ("Open With → Notebook"). Conventions (see ``lessons/README.md``):
   ``# HINT: …`` lines in the region are kept in the exercise edition; ``# STUB: …`` lines give
   the exercise's placeholder code (default: ``raise NotImplementedError``).
 
+- ``{{file.json:key.path|format}}`` in a markdown cell is replaced by that number of ``data/file.json``,
+  formatted for the edition's language (:func:`fill_numbers`): prose never copies a measurement by hand.
+
 Editions: ``notebooks/{fr,en}`` (exercises: regions replaced by hints and a stub, no outputs,
 no ``NBVAL_CHECK_OUTPUT`` markers) and ``solutions/{fr,en}`` (complete, executed outputs).
 Both start with an "Open in Colab" badge and a setup cell that sets the edition's language
@@ -41,6 +44,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import tomllib
@@ -292,6 +296,45 @@ def header_cells(lesson: Lesson, lang: str, edition: str) -> list[nbformat.Noteb
     return [badge, setup]
 
 
+NUMBER = re.compile(r"\{\{\s*([\w.+-]+\.json):([^|}\s]+)\|(\w+)\s*\}\}")  # {{geneval.json:shipped.rates.single|pct1}}
+NUMBER_FORMATS = ("pct0", "pct1", "num0", "num1", "num2", "num3", "int")
+
+
+def format_number(value: float, fmt: str, lang: str) -> str:
+    """``value`` as prose writes it in ``lang``: "92.2 %" / « 92,2 % » (pct: a fraction), "1,024" / « 1 024 » (int)."""
+    if fmt not in NUMBER_FORMATS:
+        raise BuildError(f"unknown number format {fmt!r}: choose one of {', '.join(NUMBER_FORMATS)}")
+    if fmt == "int":
+        text = f"{round(value):,}"
+    else:
+        digits = int(fmt[-1])
+        text = f"{100 * value if fmt.startswith('pct') else value:,.{digits}f}" + (" %" if fmt.startswith("pct") else "")
+    return text.replace(",", " ").replace(".", ",") if lang == "fr" else text
+
+
+def fill_numbers(text: str, lang: str, where: str, root: Path | None = None) -> str:
+    """Replace every ``{{file.json:key.path|format}}`` of a markdown cell by that value of ``data/file.json``, formatted
+    for ``lang``: numbers the prose quotes from a shipped measurement are read from it, never copied by hand."""
+    root = root or repo_root()
+
+    def value(match: re.Match) -> str:
+        name, path, fmt = match.groups()
+        file = root / "data" / name
+        if not file.is_file():
+            raise BuildError(f"{where}: {match.group(0)} names data/{name}, which does not exist")
+        node = json.loads(file.read_text(encoding="utf-8"))
+        for key in path.split("."):
+            try:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            except (KeyError, IndexError, ValueError):
+                raise BuildError(f"{where}: {match.group(0)}: data/{name} has no {key!r} on the way to {path!r}") from None
+        if not isinstance(node, (int, float)) or isinstance(node, bool):
+            raise BuildError(f"{where}: {match.group(0)} is not a number in data/{name} (got {type(node).__name__})")
+        return format_number(node, fmt, lang)
+
+    return NUMBER.sub(value, text)
+
+
 def make_edition(source: nbformat.NotebookNode, lesson: Lesson, lang: str, edition: str) -> nbformat.NotebookNode:
     """One edition (``"notebooks"`` or ``"solutions"``) in one language, without outputs."""
     if lang not in LANGUAGES:
@@ -308,7 +351,7 @@ def make_edition(source: nbformat.NotebookNode, lesson: Lesson, lang: str, editi
             continue
         metadata = {k: v for k, v in cell.metadata.items() if k in _KEEP_CELL_METADATA}
         if cell.cell_type == "markdown":
-            cells.append(nbformat.v4.new_markdown_cell(cell.source, metadata=metadata))
+            cells.append(nbformat.v4.new_markdown_cell(fill_numbers(cell.source, lang, where), metadata=metadata))
         elif cell.cell_type == "code":
             code = solution_code(cell.source, where) if edition == "solutions" else exercise_code(cell.source, where)
             cells.append(nbformat.v4.new_code_cell(code, metadata=metadata))

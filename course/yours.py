@@ -84,9 +84,10 @@ def use(**functions: Callable) -> None:
     """Run the learner's functions in the course from here on, each checked first; ``use()`` undoes it all."""
     if not functions:
         names = ", ".join(sorted(_yours))
-        _yours.clear()
         print(tr(en="↩ the course's own functions run everywhere again" + (f" (instead of your {names})" if names else ""),
-                 fr="↩ les fonctions du cours reprennent partout leur place" + (f" (à la place de vos {names})" if names else "")))
+                 fr="↩ les fonctions du cours reprennent partout leur place"
+                    + (f" (à la place de {'votre' if len(_yours) == 1 else 'vos'} {names})" if names else "")))
+        _yours.clear()
         return
     for name, fn in functions.items():
         if name not in SLOTS:

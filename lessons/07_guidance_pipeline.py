@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from course import current_profile
-from course.checks.guidance import check_guidance, check_text_to_image
+from course.checks.guidance import check_guidance, check_guided_sampling
 from course.eval import adherence, features, scene_attributes
 from course.evaluation import heldout_prompts
 from course.hints import hint
@@ -243,33 +243,37 @@ out.images[0].resize((192, 192), resample=0)
 # %% [markdown] lang="fr"
 # ### ✏️ Exercice 2 — la boucle du pipeline
 #
-# Les étapes 4 et 5 du tableau ne sont qu'une boucle. Écrivez-la :
-# `my_text_to_image(unet, context, mask, null, null_mask, z, grid, schedule, w)` part du bruit $z = z_T$ et,
+# Les étapes 4 et 5 du tableau ne sont qu'une boucle, celle que vous avez écrite à la leçon 05 avec la guidance
+# du cours. Réécrivez-la comme le pipeline l'appelle, avec **votre** guidance et les masques des prompts
+# (le U-Net ignore ainsi le remplissage) :
+# `my_guided_sampling(unet, context, mask, null, null_mask, z, grid, schedule, w)` part du bruit $z = z_T$ et,
 # pour chaque paire d'instants $(t, t')$ de la grille jusqu'à $0$, interroge le U-Net **deux fois** — avec les
 # états du prompt `context` (et leur masque), puis avec ceux du prompt vide `null` —, combine les deux
 # réponses par **votre** guidance, et fait un pas DDIM avec `ddim_update(z, ε̃, ᾱ_t, ᾱ_t')` (celui de la
 # leçon 06 ; `schedule.abar(t)` donne $\bar\alpha_t$). Elle renvoie le latent $z_0$, que le décodeur change en image.
 #
-# Bloqué ? `hint("text_to_image")`, puis `hint("text_to_image", 2)` et `hint("text_to_image", 3)`.
+# Bloqué ? `hint("guided_sampling")`, puis `hint("guided_sampling", 2)` et `hint("guided_sampling", 3)`.
 
 # %% [markdown] lang="en"
 # ### ✏️ Exercise 2 — the pipeline's loop
 #
-# Stages 4 and 5 of the table are only a loop. Write it:
-# `my_text_to_image(unet, context, mask, null, null_mask, z, grid, schedule, w)` starts from the noise $z = z_T$
+# Stages 4 and 5 of the table are only a loop, the one you wrote in lesson 05 with the course's guidance.
+# Write it again as the pipeline calls it, with **your** guidance and the prompts' masks (so that the U-Net
+# ignores the padding):
+# `my_guided_sampling(unet, context, mask, null, null_mask, z, grid, schedule, w)` starts from the noise $z = z_T$
 # and, for each pair of instants $(t, t')$ of the grid down to $0$, asks the U-Net **twice** (with the prompt's
 # states `context` and their mask, then with the empty prompt's `null`), combines the two answers with **your**
 # guidance, and takes a DDIM step with `ddim_update(z, ε̃, ᾱ_t, ᾱ_t')` (lesson 06's; `schedule.abar(t)` gives
 # $\bar\alpha_t$). It returns the latent $z_0$, which the decoder turns into an image.
 #
-# Stuck? `hint("text_to_image")`, then `hint("text_to_image", 2)` and `hint("text_to_image", 3)`.
+# Stuck? `hint("guided_sampling")`, then `hint("guided_sampling", 2)` and `hint("guided_sampling", 3)`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from course.samplers import ddim_update
 
 
-def my_text_to_image(unet, context, mask, null, null_mask, z, grid, schedule, w):
+def my_guided_sampling(unet, context, mask, null, null_mask, z, grid, schedule, w):
     """Guided DDIM from z_T to z_0: ε̃ = guidance(ε(z, t, c), ε(z, t, ∅), w), then a DDIM step (Ho & Salimans 2022; Song et al. 2021)."""
     # BEGIN SOLUTION
     # HINT: one iteration per pair (t, t_prev) of the grid: two U-Net calls, your guidance, one DDIM step
@@ -280,7 +284,7 @@ def my_text_to_image(unet, context, mask, null, null_mask, z, grid, schedule, w)
     # END SOLUTION
 
 
-check_text_to_image(my_text_to_image)
+check_guided_sampling(my_guided_sampling)
 
 # %% [markdown] lang="fr"
 # Votre boucle, sur le vrai modèle : mêmes états de texte, même bruit de départ, même grille que le pipeline
@@ -299,7 +303,7 @@ from course.pipeline import generate_latents
 from course.samplers import grid_for, sample
 from course.shipped import betas, latent_shape, text_states
 
-text_to_image = choose("text_to_image", my_text_to_image, check_text_to_image,
+guided_sampling = choose("guided_sampling", my_guided_sampling, check_guided_sampling,
                        lambda unet, c, m, n, nm, z, grid, schedule, w: sample("ddim", guided(unet, c, m, n, nm, w), z, schedule, len(grid) - 1, grid=grid))
 circle, steps, w = "un cercle rouge en haut à gauche", 25, 3.0
 schedule = NoiseSchedule.from_betas(betas())
@@ -308,7 +312,7 @@ z_T = torch.randn((1, *latent_shape(pipe.vae.config)), generator=torch.Generator
 with torch.no_grad():
     context, mask = text_states([circle], pipe.clip)
     null, null_mask = text_states([""], pipe.clip)
-    z_yours = text_to_image(pipe.unet, context, mask, null, null_mask, z_T, grid, schedule, w)
+    z_yours = guided_sampling(pipe.unet, context, mask, null, null_mask, z_T, grid, schedule, w)
     z_pipe = generate_latents(pipe.unet, pipe.clip, [circle], "ddim", steps, w, x_T=z_T)
     pictures = [pipe.decode(z)[0] for z in (z_yours, z_pipe)]
 print(tr(en=f"your loop and the pipeline, {steps} DDIM steps, w = {w:g}: max |z_yours − z_pipeline| = {(z_yours - z_pipe).abs().max().item():.1e}",

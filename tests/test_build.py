@@ -121,3 +121,19 @@ def test_fingerprints_survive_a_write_and_a_read(lesson, tmp_path):
         assert edited_reason(nbformat.read(path, as_version=4), edition) is None
     deps = dependency_hashes(expected_editions(lesson)[("solutions", "en")])
     assert "course/__init__.py" in deps and any(p.startswith("data/") for p in deps)
+
+
+def test_numbers_in_prose_are_read_from_the_shipped_json(tmp_path):
+    from course.build import fill_numbers
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "bench.json").write_text('{"rows": [{"rate": 0.9219, "n": 12800, "gap": 44.06}]}')
+    text = "one object {{bench.json:rows.0.rate|pct1}}, n = {{bench.json:rows.0.n|int}}, gap {{ bench.json:rows.0.gap|num1 }} points"
+    assert fill_numbers(text, "en", "here", tmp_path) == "one object 92.2 %, n = 12,800, gap 44.1 points"
+    assert fill_numbers(text, "fr", "here", tmp_path) == "one object 92,2 %, n = 12 800, gap 44,1 points"
+    for bad, message in [("{{missing.json:a|pct0}}", "data/missing.json, which does not exist"),
+                         ("{{bench.json:rows.3.rate|pct0}}", "has no '3' on the way to 'rows.3.rate'"),
+                         ("{{bench.json:rows.0|pct0}}", "is not a number"),
+                         ("{{bench.json:rows.0.rate|percent}}", "unknown number format 'percent'")]:
+        with pytest.raises(BuildError, match=message):
+            fill_numbers(bad, "en", "here", tmp_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course.checks.guidance import check_guidance, check_text_to_image
+from course.checks.guidance import check_guidance, check_guided_sampling
 from course.checks.samplers import check_ddim_sampler, check_ddim_step
 from course.grids import spaced
 from course.noise_schedule import NoiseSchedule
@@ -142,20 +142,32 @@ LOOP_ROWS = {
 }
 
 
-def test_text_to_image_accepts_the_loop_and_refuses_a_stub():
-    assert check_text_to_image(guided_loop).passed
+def test_guided_sampling_accepts_the_loop_and_refuses_a_stub():
+    assert check_guided_sampling(guided_loop).passed
 
     def stub(*args):
         raise NotImplementedError
 
-    assert check_text_to_image(stub).not_implemented
+    assert check_guided_sampling(stub).not_implemented
 
 
 @pytest.mark.parametrize("fragment", list(LOOP_ROWS))
-def test_text_to_image_names_the_mistake(fragment):
-    assert says(check_text_to_image(LOOP_ROWS[fragment]), fragment)
+def test_guided_sampling_names_the_mistake(fragment):
+    assert says(check_guided_sampling(LOOP_ROWS[fragment]), fragment)
 
 
-def test_text_to_image_in_french(monkeypatch):
+def test_guided_sampling_in_french(monkeypatch):
     monkeypatch.setenv("COURSE_LANG", "fr")
-    assert says(check_text_to_image(LOOP_ROWS["masks are not passed"]), "les masques ne sont pas transmis au U-Net")
+    assert says(check_guided_sampling(LOOP_ROWS["masks are not passed"]), "les masques ne sont pas transmis au U-Net")
+
+
+def test_an_error_inside_torch_is_reported_at_the_learners_line():
+    from course.checks.unet import check_cross_attention
+
+    def mine(q, k, v, key_mask):
+        weights = torch.nn.functional.softmax(q @ k.transpose(-2, -1), dim=3)  # no axis 3: raised inside torch
+        return weights @ v
+
+    message = check_cross_attention(mine).message
+    assert "your code raised IndexError" in message and "functional.py" not in message
+    assert "`weights = torch.nn.functional.softmax(q @ k.transpose(-2, -1), dim=3)" in message, message

@@ -8,8 +8,11 @@ reporting the first wrong index.
 
 from __future__ import annotations
 
+import os
+import sysconfig
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -69,6 +72,22 @@ class _Raised(Exception):
         self.result = result
 
 
+def _library_dirs() -> tuple[str, ...]:
+    """Where library code lives: torch, the course package, the standard library, the installed packages."""
+    paths = sysconfig.get_paths()
+    dirs = {Path(torch.__file__).parent, Path(__file__).resolve().parents[1], Path(paths["stdlib"]), Path(paths["purelib"]), Path(paths["platlib"])}
+    return tuple(str(d.resolve()) + os.sep for d in dirs)
+
+
+def _learner_frame(frames: list[traceback.FrameSummary]) -> traceback.FrameSummary | None:
+    """The deepest frame of the learner's own code (a notebook cell, their file), not torch's or the course's."""
+    libraries = _library_dirs()
+    for frame in reversed(frames):
+        if not os.path.abspath(frame.filename).startswith(libraries):
+            return frame
+    return None
+
+
 def call(name: str, fn: Callable[..., Any], *args: Any, error_hints: dict[str, str] | None = None, **kwargs: Any) -> Any:
     """Call the learner's function; turn a stub or an exception into a one-line CheckResult.
 
@@ -81,10 +100,9 @@ def call(name: str, fn: Callable[..., Any], *args: Any, error_hints: dict[str, s
     except NotImplementedError:
         raise _Raised(not_implemented(name)) from None
     except Exception as err:  # the learner's bug: one line, with where it happened
-        frames = traceback.extract_tb(err.__traceback__)
+        frame = _learner_frame(traceback.extract_tb(err.__traceback__)[1:])  # [0] is this call
         where = ""
-        if len(frames) > 1:
-            frame = frames[-1]
+        if frame is not None:
             code = (frame.line or "").strip()
             where = tr(en=f" (line {frame.lineno}", fr=f" (ligne {frame.lineno}") + (tr(en=": ", fr=" : ") + f"`{code}`)" if code else ")")
         advice = "".join(f" — {hint}" for fragment, hint in (error_hints or {}).items() if fragment in str(err))

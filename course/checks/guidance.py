@@ -59,13 +59,13 @@ def _reference_loop(z, grid, schedule, w, eps_at) -> torch.Tensor:
     return z
 
 
-def check_text_to_image(fn: Callable) -> CheckResult:
+def check_guided_sampling(fn: Callable) -> CheckResult:
     """Check ``fn(unet, context, mask, null, null_mask, z, grid, schedule, w)``: the guided DDIM loop of text-to-image."""
     from course.grids import spaced
     from course.noise_schedule import NoiseSchedule
     from course.schedules import get_betas
 
-    name = "text_to_image"
+    name = "guided_sampling"
 
     def body() -> CheckResult:
         g = torch.Generator().manual_seed(12)
@@ -116,7 +116,7 @@ HINTS = {
          "fr": "la forme de la diapositive : ε̃ = w·ε(c) + (1 − w)·ε(∅), c'est-à-dire ε(∅) + w·(ε(c) − ε(∅))."},
         {"en": "return eps_uncond + w * (eps_cond - eps_uncond)", "fr": "return eps_uncond + w * (eps_cond - eps_uncond)"},
     ),
-    "text_to_image": (
+    "guided_sampling": (
         {"en": "the DDIM loop of lesson 06, with a guided network: at each instant the U-Net is asked twice, once with the "
                "prompt and once with the empty prompt, and your guidance mixes the two answers.",
          "fr": "la boucle DDIM de la leçon 06, avec un réseau guidé : à chaque instant on interroge deux fois le U-Net, une fois "
