@@ -71,11 +71,13 @@ import numpy as np
 import torch
 
 from course import current_profile, env
-from course.checks.tour import check_to_signed
+from course.checks.tour import check_noise_strip, check_to_signed, noise_strip
+from course.hints import hint
 from course.images import cat, from_uint8
 from course.language import tr
 from course.lessons import LESSONS
 from course.plotting import figure, show_grid, show_strip
+from course.yours import choose
 
 all_good = env.report()
 P = current_profile()
@@ -107,6 +109,12 @@ print(tr(en=f"\nsizes of the {P.name} profile:", fr=f"\ntailles du profil {P.nam
 # | décodeur, espace latent | un autoencodeur, la diffusion latente texte → image | 05 |
 # | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ (2M, 3M), Heun | 06 |
 # | guidance, pipeline | classifier-free guidance, du prompt à l'image | 07 |
+#
+# Un mot sur l'exemple que prennent les diapositives, « DALL-E ». Il y en a deux : DALL-E 1 (Ramesh et al.,
+# 2021) n'est **pas** un modèle de diffusion, c'est un transformer qui écrit l'image jeton après jeton ;
+# DALL-E 2 (Ramesh et al., 2022) en est un, mais il passe par un « prior » qui change le texte en
+# caractéristiques d'image de CLIP. Stable Diffusion (Rombach et al., 2022), celui que l'on construit, lit
+# directement les états des jetons de CLIP par cross-attention (voir `ERRATA.md`).
 
 # %% [markdown] lang="en"
 # Every line should carry ✅. If not, the message names the missing package: run the install from the
@@ -133,6 +141,11 @@ print(tr(en=f"\nsizes of the {P.name} profile:", fr=f"\ntailles du profil {P.nam
 # | decoder, latent space | an autoencoder, text-to-image latent diffusion | 05 |
 # | scheduler | DDPM, DDIM, PNDM, Euler a, DPM-Solver++ (2M, 3M), Heun | 06 |
 # | guidance, pipeline | classifier-free guidance, from prompt to image | 07 |
+#
+# A word on the slides' example, "DALL-E". There are two: DALL-E 1 (Ramesh et al., 2021) is **not** a diffusion
+# model, it is a transformer that writes the image token after token; DALL-E 2 (Ramesh et al., 2022) is one, but
+# it goes through a "prior" that turns the text into CLIP image features. Stable Diffusion (Rombach et al.,
+# 2022), the one we build, reads CLIP's token states directly through cross-attention (see `ERRATA.md`).
 
 # %%
 def box(ax, x, y, text, color, lessons):
@@ -168,15 +181,22 @@ fig.tight_layout()
 # ## 3. Comment fonctionnent les exercices
 #
 # Dans les carnets d'exercices (`notebooks/`), certaines cellules contiennent un trou à compléter, marqué
-# `✏️ EXERCISE`, suivi d'un indice puis de `raise NotImplementedError`. Remplacez cette ligne par votre
+# `✏️ EXERCISE`, suivi d'une piste puis de `raise NotImplementedError`. Remplacez cette ligne par votre
 # code, puis exécutez la cellule : la fonction `check_…` qui suit vous signale ce qui ne va pas — une
 # mauvaise forme, un mauvais type, une valeur fausse à un indice donné, une erreur de signe, un décalage
 # de un — ou vous confirme que tout est correct. Les corrigés complets se trouvent dans `solutions/`.
 #
+# Bloqué ? Chaque exercice a trois indices de plus en plus précis : `hint("to_signed")` donne l'idée,
+# `hint("to_signed", 2)` la formule, `hint("to_signed", 3)` le code.
+#
+# Une fois vérifiée, **votre fonction sert pour de bon** : les cellules suivantes font tourner votre code, pas celui du
+# cours (une ligne « ▶ » le signale). Si votre fonction n'est pas encore prête, le cours reprend sa propre version et le
+# dit en une ligne « ↩ », avec la raison : le carnet va toujours jusqu'au bout.
+#
 # **Échauffement.** Les modèles de diffusion travaillent sur des images centrées, comme le bruit
 # gaussien : on convertit donc une image `uint8` (valeurs de 0 à 255, forme `(H, W, C)`) en un tenseur
 # `float32` à valeurs dans $[-1, 1]$, de forme `(C, H, W)` (les canaux en premier, comme le veut PyTorch).
-# Complétez `to_signed`.
+# Complétez `my_to_signed`.
 
 # %% [markdown] lang="en"
 # ## 3. How the exercises work
@@ -186,13 +206,20 @@ fig.tight_layout()
 # `check_…` function that follows tells you what is wrong — a shape, a dtype, a wrong value at some
 # index, a sign error, an off-by-one — or confirms you got it right. Full solutions live in `solutions/`.
 #
+# Stuck? Every exercise has three hints, each more precise: `hint("to_signed")` gives the idea,
+# `hint("to_signed", 2)` the formula, `hint("to_signed", 3)` the code.
+#
+# Once checked, **your function is used for real**: the cells below run your code, not the course's (a "▶" line says
+# so). If your function is not ready yet, the course takes its own version back and says so in one "↩" line, with the
+# reason: the notebook always runs to the end.
+#
 # **Warm-up.** Diffusion models work on centred images, like Gaussian noise: we turn a `uint8` image
 # (values 0 to 255, shape `(H, W, C)`) into a `float32` tensor with values in $[-1, 1]$ and shape
-# `(C, H, W)` (channels first, as PyTorch wants). Complete `to_signed`.
+# `(C, H, W)` (channels first, as PyTorch wants). Complete `my_to_signed`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def to_signed(image):
+def my_to_signed(image):
     """(H, W, C) uint8 in [0, 255] → (C, H, W) float32 in [−1, 1]."""
     # BEGIN SOLUTION
     # HINT: channels first, then floats, then rescale [0, 255] to [−1, 1]
@@ -201,7 +228,7 @@ def to_signed(image):
     # END SOLUTION
 
 
-check_to_signed(to_signed)
+check_to_signed(my_to_signed)
 
 # %% [markdown] lang="fr"
 # Et voici ce que répond la vérification face à une erreur classique — oublier de recentrer :
@@ -223,7 +250,8 @@ check_to_signed(lambda image: torch.from_numpy(image).permute(2, 0, 1).float() /
 # - à partir de la leçon 02, un jeu d'**images de formes légendées** (« un cercle rouge au-dessus d'un carré
 #   bleu »), dessinées par programme, en français et en anglais.
 #
-# Voici le chat tel qu'il est stocké, puis après conversion par `to_signed` :
+# Voici le chat tel qu'il est stocké, puis après conversion par **votre** `my_to_signed` (ou par la version du cours,
+# `course.images.from_uint8`, s'il n'est pas encore prêt) :
 
 # %% [markdown] lang="en"
 # ## 4. A look at the data
@@ -233,14 +261,16 @@ check_to_signed(lambda image: torch.from_numpy(image).permute(2, 0, 1).float() /
 # - from lesson 02 on, a set of **captioned shape images** ("a red circle above a blue square"), drawn by
 #   code, in French and in English.
 #
-# The cat as stored, then converted by `to_signed`:
+# The cat as stored, then converted by **your** `my_to_signed` (or by the course's version,
+# `course.images.from_uint8`, if yours is not ready yet):
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from skimage import data
 
 photo = data.chelsea()
-x = from_uint8(photo)  # the course's version of to_signed
+to_signed = choose("to_signed", my_to_signed, check_to_signed, from_uint8)  # yours once checked, else the course's
+x = to_signed(photo)
 print(tr(en=f"stored:    shape {photo.shape}, dtype {photo.dtype}, values {photo.min()} … {photo.max()}",
          fr=f"stocké :   forme {photo.shape}, dtype {photo.dtype}, valeurs {photo.min()} … {photo.max()}"))
 print(tr(en=f"converted: shape {tuple(x.shape)}, dtype {x.dtype}, values {x.min().item():.2f} … {x.max().item():.2f}",
@@ -276,20 +306,54 @@ items = [shapes[i] for i in range(6)]
 show_grid([item["image"] for item in items], [item["caption"] for item in items], ncols=6, size=2.0)
 
 # %% [markdown] lang="fr"
-# Et pour finir, un avant-goût de la leçon 01 : le même chat, auquel on ajoute de plus en plus de bruit
-# gaussien $\varepsilon \sim \mathcal N(0, I)$. Tout l'enjeu de Stable Diffusion est d'apprendre à
-# **défaire** cette opération.
+# Et pour finir, un avant-goût de la leçon 01 — et un second exercice, une boucle cette fois. On ajoute au même chat
+# de plus en plus de bruit gaussien $\varepsilon \sim \mathcal N(0, I)$ : au niveau $m$, entre 0 et 1, on prend
+# $\sqrt{1 - m^2}\,x + m\,\varepsilon$. L'image s'atténue à mesure que le bruit grandit, et les deux variances,
+# $1 - m^2$ et $m^2$, s'additionnent toujours à 1. Tout l'enjeu de Stable Diffusion est d'apprendre à **défaire**
+# cette opération.
+#
+# ### ✏️ Exercice — une bande d'images bruitées
+#
+# Écrivez `my_noise_strip(image, eps, mixes)`, qui renvoie la liste des images $\sqrt{1 - m^2}\,x + m\,\varepsilon$,
+# une par niveau $m$ de `mixes`, dans l'ordre. La cellule d'après affiche la bande que produit votre fonction.
+#
+# Bloqué ? `hint("noise_strip")` donne l'idée, puis `hint("noise_strip", 2)` la formule et `hint("noise_strip", 3)` le code.
 
 # %% [markdown] lang="en"
-# And to finish, a taste of lesson 01: the same cat with more and more Gaussian noise
-# $\varepsilon \sim \mathcal N(0, I)$ added. All of Stable Diffusion is about learning to **undo** this.
+# And to finish, a taste of lesson 01 — and a second exercise, a loop this time. We add more and more Gaussian noise
+# $\varepsilon \sim \mathcal N(0, I)$ to the same cat: at level $m$, between 0 and 1, we take
+# $\sqrt{1 - m^2}\,x + m\,\varepsilon$. The image fades as the noise grows, and the two variances, $1 - m^2$ and
+# $m^2$, always add up to 1. All of Stable Diffusion is about learning to **undo** this.
+#
+# ### ✏️ Exercise — a strip of noised images
+#
+# Write `my_noise_strip(image, eps, mixes)`, which returns the list of the images $\sqrt{1 - m^2}\,x + m\,\varepsilon$,
+# one per level $m$ of `mixes`, in order. The next cell shows the strip your function makes.
+#
+# Stuck? `hint("noise_strip")` gives the idea, then `hint("noise_strip", 2)` the formula and `hint("noise_strip", 3)` the code.
 
 # %%
+# NBVAL_CHECK_OUTPUT
+def my_noise_strip(image, eps, mixes):
+    """[√(1 − m²)·image + m·ε for each level m in mixes], in order: from the clean image (m = 0) to pure noise (m = 1)."""
+    # BEGIN SOLUTION
+    # HINT: one loop over the levels, one image per level, gathered in a list
+    strip = []
+    for m in mixes:
+        strip.append((1 - m**2) ** 0.5 * image + m * eps)
+    return strip
+    # END SOLUTION
+
+
+check_noise_strip(my_noise_strip)
+
+# %%
+noise_strip = choose("noise_strip", my_noise_strip, check_noise_strip, noise_strip)  # yours once checked, else the course's
 torch.manual_seed(0)
 small = cat(size=96)
 eps = torch.randn_like(small)
 mix = [0.0, 0.3, 0.6, 0.9, 1.0]
-show_strip([(1 - m**2) ** 0.5 * small + m * eps for m in mix], [f"√{1 - m**2:.2f}·x + {m}·ε" for m in mix])
+show_strip(noise_strip(small, eps, mix), [f"√{1 - m**2:.2f}·x + {m}·ε" for m in mix])
 
 # %% [markdown] lang="fr"
 # ## Le programme

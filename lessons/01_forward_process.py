@@ -22,8 +22,9 @@
 # **Au programme**
 # 1. une étape de bruitage $q(x_t \mid x_{t-1})$ ;
 # 2. le planning des $\beta_t$ et la quantité clé $\bar\alpha_t$ ;
-# 3. la forme close $q(x_t \mid x_0)$ — *exercice 1* — et la preuve numérique qu'elle équivaut à $t$ étapes ;
-# 4. trois plannings (linéaire, cosinus, *scaled-linear*) — *exercice 2* — et leur rapport signal/bruit ;
+# 3. la forme close $q(x_t \mid x_0)$ — *exercice 1* — et la preuve numérique qu'elle équivaut à $t$ étapes, faites par
+#    votre boucle — *exercice 2* ;
+# 4. trois plannings (linéaire, cosinus, *scaled-linear*) — *exercice 3* — et leur rapport signal/bruit ;
 # 5. un chat tigré bruité, avec un curseur sur $t$ ;
 # 6. la figure des diapositives : la variance du bruit sur 30 étapes.
 
@@ -41,8 +42,9 @@
 # **Plan**
 # 1. one noising step $q(x_t \mid x_{t-1})$;
 # 2. the schedule of $\beta_t$ and the key quantity $\bar\alpha_t$;
-# 3. the closed form $q(x_t \mid x_0)$ — *exercise 1* — and a numerical proof that it equals $t$ steps;
-# 4. three schedules (linear, cosine, scaled-linear) — *exercise 2* — and their signal-to-noise ratio;
+# 3. the closed form $q(x_t \mid x_0)$ — *exercise 1* — and a numerical proof that it equals $t$ steps, taken by your
+#    loop — *exercise 2*;
+# 4. three schedules (linear, cosine, scaled-linear) — *exercise 3* — and their signal-to-noise ratio;
 # 5. a tabby cat under noise, with a slider over $t$;
 # 6. the slides' figure: the variance of the noise over 30 steps.
 
@@ -53,13 +55,15 @@ import matplotlib.pyplot as plt
 import torch
 
 from course import current_profile
-from course.checks.forward import check_cosine_alphas_cumprod, check_q_sample
-from course.forward import q_mean_std, q_sample, q_step
+from course.checks.forward import check_cosine_alphas_cumprod, check_q_sample, check_q_sample_iterated
+from course.forward import q_mean_std, q_sample, q_sample_iterated, q_step
+from course.hints import hint
 from course.images import cat
 from course.language import tr
 from course.plotting import figure, show_strip
 from course.schedules import alphas_cumprod, cosine_betas, linear_betas, scaled_linear_betas, snr
 from course.widgets import int_slider
+from course.yours import choose
 
 P = current_profile()  # every size below comes from the profile (smoke, cpu or gpu)
 torch.manual_seed(0)
@@ -192,6 +196,8 @@ print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T 
 # `alphas_cumprod[t]` est de forme `(B,)` : un nombre par image. Pour le multiplier par un lot d'images
 # `(B, C, H, W)`, donnez-lui la forme `(B, 1, 1, 1)` avec `.view(-1, 1, 1, 1)`.
 # </details>
+#
+# Toujours bloqué ? `hint("q_sample")` donne l'idée, puis `hint("q_sample", 2)` la formule et `hint("q_sample", 3)` le code.
 
 # %% [markdown] lang="en"
 # ## 3. Jumping straight to step $t$: the closed form
@@ -219,6 +225,8 @@ print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T 
 # `alphas_cumprod[t]` has shape `(B,)`: one number per image. To multiply it with an image batch
 # `(B, C, H, W)`, give it shape `(B, 1, 1, 1)` with `.view(-1, 1, 1, 1)`.
 # </details>
+#
+# Still stuck? `hint("q_sample")` gives the idea, then `hint("q_sample", 2)` the formula and `hint("q_sample", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -234,9 +242,11 @@ def my_q_sample(x0, t, eps, alphas_cumprod):
 check_q_sample(my_q_sample)
 
 # %% [markdown] lang="fr"
-# Désormais, on utilise `course.forward.q_sample` : la même formule, avec en plus des messages clairs quand
-# `t` sort de $[0, T]$ ou quand les formes ne concordent pas. Essayez par exemple
-# `q_sample(torch.zeros(2, 3, 8, 8), 1001, torch.zeros(2, 3, 8, 8), abar)` dans une cellule…
+# Désormais, toutes les cellules qui bruitent le chat font tourner **votre** `my_q_sample`, dès que la vérification
+# l'accepte ; tant qu'il n'est pas prêt, elles prennent `course.forward.q_sample`, et une ligne le signale. La version
+# du cours est la même formule, avec en plus des messages clairs quand `t` sort de $[0, T]$ ou quand les formes ne
+# concordent pas : essayez par exemple `import course.forward`, puis
+# `course.forward.q_sample(torch.zeros(2, 3, 8, 8), 1001, torch.zeros(2, 3, 8, 8), abar)` dans une cellule…
 #
 # ### La forme close équivaut-elle *vraiment* à $t$ étapes ?
 #
@@ -251,12 +261,24 @@ check_q_sample(my_q_sample)
 # la forme close redonne exactement le même $x_t$. Pourquoi de variance 1 ? Comme
 # $\beta_k/\bar\alpha_k = 1/\bar\alpha_k - 1/\bar\alpha_{k-1}$, la somme des carrés des coefficients se télescope :
 # $\sum_{k=1}^{t} \bar\alpha_t\beta_k/\bar\alpha_k = \bar\alpha_t\,(1/\bar\alpha_t - 1) = 1 - \bar\alpha_t$, que l'on divise
-# par $1 - \bar\alpha_t$. Vérifions-le sur le chat :
+# par $1 - \bar\alpha_t$.
+#
+# ### ✏️ Exercice 2 — $t$ étapes, l'une après l'autre
+#
+# Pour le vérifier, il faut d'abord les $t$ étapes. Écrivez `my_q_sample_iterated(x0, t, betas, generator)`, qui
+# applique $t$ fois l'étape de la partie 1, pour $k = 1, \dots, t$, avec à chaque étape un bruit neuf $\varepsilon_k$
+# tiré par `torch.randn(x0.shape, generator=generator, dtype=x0.dtype)`, et renvoie $x_t$. `q_step(x, k, eps, betas)`
+# fait une étape (ou écrivez la formule vous-même). Tirer avec le générateur, dans l'ordre des étapes, permet de
+# rejouer ensuite exactement les mêmes $\varepsilon_k$ : c'est ce qu'il faut pour calculer $\bar\varepsilon$.
+#
+# Bloqué ? `hint("q_sample_iterated")` donne l'idée, puis `hint("q_sample_iterated", 2)` la formule et
+# `hint("q_sample_iterated", 3)` le code.
 
 # %% [markdown] lang="en"
-# From here on we use `course.forward.q_sample`: the same formula, plus clear messages when `t` leaves
-# $[0, T]$ or when shapes do not match. Try, for instance,
-# `q_sample(torch.zeros(2, 3, 8, 8), 1001, torch.zeros(2, 3, 8, 8), abar)` in a cell…
+# From here on, every cell that noises the cat runs **your** `my_q_sample`, as soon as the check accepts it; until it
+# is ready they take `course.forward.q_sample`, and one line says so. The course's version is the same formula, plus
+# clear messages when `t` leaves $[0, T]$ or when shapes do not match: try, for instance, `import course.forward`, then
+# `course.forward.q_sample(torch.zeros(2, 3, 8, 8), 1001, torch.zeros(2, 3, 8, 8), abar)` in a cell…
 #
 # ### Is the closed form *really* the same as $t$ steps?
 #
@@ -270,18 +292,56 @@ check_q_sample(my_q_sample)
 # is **a** noise $\mathcal N(0, I)$ for which the closed form gives back exactly the same $x_t$. Why variance 1?
 # Since $\beta_k/\bar\alpha_k = 1/\bar\alpha_k - 1/\bar\alpha_{k-1}$, the sum of the squared coefficients telescopes:
 # $\sum_{k=1}^{t} \bar\alpha_t\beta_k/\bar\alpha_k = \bar\alpha_t\,(1/\bar\alpha_t - 1) = 1 - \bar\alpha_t$, which we divide
-# by $1 - \bar\alpha_t$. Let us check it on the cat:
+# by $1 - \bar\alpha_t$.
+#
+# ### ✏️ Exercise 2 — $t$ steps, one after the other
+#
+# To check it we first need the $t$ steps. Write `my_q_sample_iterated(x0, t, betas, generator)`, which applies the
+# step of part 1 $t$ times, for $k = 1, \dots, t$, each time with fresh noise $\varepsilon_k$ drawn by
+# `torch.randn(x0.shape, generator=generator, dtype=x0.dtype)`, and returns $x_t$. `q_step(x, k, eps, betas)` takes one
+# step (or write the formula yourself). Drawing with the generator, in the order of the steps, lets us replay exactly
+# the same $\varepsilon_k$ afterwards: that is what computing $\bar\varepsilon$ takes.
+#
+# Still stuck? `hint("q_sample_iterated")` gives the idea, then `hint("q_sample_iterated", 2)` the formula and
+# `hint("q_sample_iterated", 3)` the code.
 
 # %%
+# NBVAL_CHECK_OUTPUT
+def my_q_sample_iterated(x0, t, betas, generator):
+    """x_t after t noising steps x_k = √(1 − β_k)·x_{k−1} + √β_k·ε_k, k = 1 … t, a fresh ε_k each (Ho et al. 2020, eq. 2)."""
+    # BEGIN SOLUTION
+    # HINT: start from x0; for each k from 1 to t, a fresh ε_k from the generator, then one step
+    x = x0
+    for k in range(1, t + 1):
+        eps_k = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        x = q_step(x, k, eps_k, betas)
+    return x
+    # END SOLUTION
+
+
+check_q_sample_iterated(my_q_sample_iterated)
+
+# %% [markdown] lang="fr"
+# Vérifions-le sur le chat : votre boucle (ou celle du cours, tant que la vôtre n'est pas prête) fait les 300 étapes,
+# puis on rejoue les mêmes tirages (même graine) pour combiner les $\varepsilon_k$ en $\bar\varepsilon$ et sauter d'un
+# coup à $x_{300}$.
+
+# %% [markdown] lang="en"
+# Let us check it on the cat: your loop (or the course's, while yours is not ready) takes the 300 steps, then we replay
+# the same draws (same seed) to combine the $\varepsilon_k$ into $\bar\varepsilon$ and jump to $x_{300}$ in one go.
+
+# %%
+q_sample = choose("q_sample", my_q_sample, check_q_sample, q_sample)  # yours once checked, else the course's
+steps = choose("q_sample_iterated", my_q_sample_iterated, check_q_sample_iterated, q_sample_iterated)
 x0 = cat(size=64)[None].double()  # (1, 3, 64, 64) in [−1, 1]; float64 to see the formula, not rounding
 betas64, abar64 = linear_betas(T, dtype=torch.float64), alphas_cumprod(linear_betas(T, dtype=torch.float64))
-gen = torch.Generator().manual_seed(0)
 
 t = 300
-x, eps_bar = x0, torch.zeros_like(x0)
-for k in range(1, t + 1):  # t noising steps, keeping track of the combined noise
+x = steps(x0, t, betas64, torch.Generator().manual_seed(0))  # t noising steps
+gen = torch.Generator().manual_seed(0)  # the same draws again, combined into one noise ε̄
+eps_bar = torch.zeros_like(x0)
+for k in range(1, t + 1):
     eps_k = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
-    x = q_step(x, k, eps_k, betas64)
     eps_bar += (abar64[t] / abar64[k] * betas64[k]).sqrt() * eps_k
 eps_bar /= (1 - abar64[t]).sqrt()
 
@@ -360,7 +420,7 @@ fig.tight_layout()
 # - **scaled-linear** : celui de Stable Diffusion, dans lequel c'est $\sqrt{\beta_t}$ qui varie
 #   linéairement, de $\sqrt{0{,}00085}$ à $\sqrt{0{,}012}$.
 #
-# ### ✏️ Exercice 2 — le $\bar\alpha_t$ du planning cosinus
+# ### ✏️ Exercice 3 — le $\bar\alpha_t$ du planning cosinus
 #
 # Écrivez `my_cosine_alphas_cumprod(T, s)`, qui renvoie le tenseur des $T + 1$ valeurs
 # $\bar\alpha_0, \dots, \bar\alpha_T$.
@@ -370,6 +430,9 @@ fig.tight_layout()
 # `u = torch.arange(T + 1) / T` donne tous les $t/T$ d'un coup ; `torch.cos` et `math.pi` font le reste.
 # N'oubliez pas de diviser par $f(0)$ : il faut que $\bar\alpha_0 = 1$.
 # </details>
+#
+# Toujours bloqué ? `hint("cosine_alphas_cumprod")` donne l'idée, puis `hint("cosine_alphas_cumprod", 2)` la formule et
+# `hint("cosine_alphas_cumprod", 3)` le code.
 
 # %% [markdown] lang="en"
 # The dots (step-by-step simulation) fall on the curves (closed form), up to Monte-Carlo error: the gaps,
@@ -389,7 +452,7 @@ fig.tight_layout()
 # - **scaled-linear**: Stable Diffusion's, where $\sqrt{\beta_t}$ is linear, from $\sqrt{0.00085}$
 #   to $\sqrt{0.012}$.
 #
-# ### ✏️ Exercise 2 — the cosine schedule's $\bar\alpha_t$
+# ### ✏️ Exercise 3 — the cosine schedule's $\bar\alpha_t$
 #
 # Write `my_cosine_alphas_cumprod(T, s)`, returning the tensor of the $T + 1$ values
 # $\bar\alpha_0, \dots, \bar\alpha_T$.
@@ -399,6 +462,9 @@ fig.tight_layout()
 # `u = torch.arange(T + 1) / T` gives every $t/T$ at once; `torch.cos` and `math.pi` do the rest. Do not forget
 # to divide by $f(0)$: we need $\bar\alpha_0 = 1$.
 # </details>
+#
+# Still stuck? `hint("cosine_alphas_cumprod")` gives the idea, then `hint("cosine_alphas_cumprod", 2)` the formula and
+# `hint("cosine_alphas_cumprod", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT

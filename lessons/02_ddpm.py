@@ -24,7 +24,7 @@
 # 1. le processus reverse et ce qu'il faut prédire ;
 # 2. la perte $\lVert \varepsilon - \varepsilon_\theta \rVert^2$ — *exercice 1* — et l'erreur de la diapositive ;
 # 3. un premier modèle sur des points du plan : on regarde le nuage se former ;
-# 4. une étape de débruitage — *exercice 2* — et l'échantillonnage ancestral complet ;
+# 4. une étape de débruitage — *exercice 2* — puis votre boucle d'échantillonnage ancestral — *exercice 3* ;
 # 5. des images : le jeu de formes légendées, un petit réseau convolutif, la trajectoire de débruitage,
 #    et un juge indépendant qui note ce que le modèle produit.
 
@@ -44,25 +44,30 @@
 # 1. the reverse process and what to predict;
 # 2. the loss $\lVert \varepsilon - \varepsilon_\theta \rVert^2$ — *exercise 1* — and the slide's mistake;
 # 3. a first model on points of the plane: watch the cloud form;
-# 4. one denoising step — *exercise 2* — and full ancestral sampling;
+# 4. one denoising step — *exercise 2* — then your ancestral sampling loop — *exercise 3*;
 # 5. images: the captioned shapes dataset, a small conv net, the denoising trajectory, and an independent
 #    judge that scores what the model makes.
 
 # %%
+from functools import partial
+
 import torch
+from tqdm.auto import tqdm
 
 from course import current_profile
 from course.captions import FR_COLOURS, FR_SHAPES
-from course.checks.ddpm import check_epsilon_loss, check_p_sample_step
+from course.checks.ddpm import check_ddpm_sample, check_epsilon_loss, check_p_sample_step
 from course.data import ShapesDataset
 from course.ddpm import ddpm_sample, training_loss
 from course.denoisers import MLPDenoiser
 from course.forward import q_sample
+from course.hints import hint
 from course.language import tr
 from course.plotting import figure, show_grid, show_strip
 from course.schedules import alphas_cumprod, linear_betas
 from course.toy2d import make_points, sliced_wasserstein
 from course.train import TrainConfig, train
+from course.yours import choose, use
 
 P = current_profile()
 torch.manual_seed(0)
@@ -155,6 +160,9 @@ def asked(shape, colour):
 # `q_sample(x0, t, eps, alphas_cumprod)` (leçon 01) donne $x_t$ ; `(a - b).square().mean()` donne la
 # moyenne des carrés.
 # </details>
+#
+# Toujours bloqué ? `hint("epsilon_loss")` donne l'idée, puis `hint("epsilon_loss", 2)` la formule et
+# `hint("epsilon_loss", 3)` le code.
 
 # %% [markdown] lang="en"
 # ## 2. The training objective
@@ -184,6 +192,9 @@ def asked(shape, colour):
 # `q_sample(x0, t, eps, alphas_cumprod)` (lesson 01) gives $x_t$; `(a - b).square().mean()` gives the mean
 # of the squares.
 # </details>
+#
+# Still stuck? `hint("epsilon_loss")` gives the idea, then `hint("epsilon_loss", 2)` the formula and
+# `hint("epsilon_loss", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -228,6 +239,11 @@ print(tr(en="right formula    ", fr="bonne formule              ") + f"E‖ε �
 # nos essais ne donnaient qu'un nuage rond et flou ; avec 4 couches de 256 et 15 000 pas (deux minutes de
 # CPU environ, profil `cpu`), la spirale apparaît nettement. En profil `smoke`, l'entraînement est trop
 # court pour la voir : c'est normal.
+#
+# La perte de chaque pas, c'est **la vôtre** : `use(epsilon_loss=my_epsilon_loss)` confie votre fonction à
+# `course.ddpm.training_loss`, qui tire $t$ et $\varepsilon$ au hasard puis l'appelle. Si elle n'est pas encore prête,
+# la perte du cours prend sa place, et une ligne le signale. Elle reste en service jusqu'à la fin de la leçon : c'est
+# aussi elle qui entraîne le modèle d'images de la partie 5 (`use()` rendrait la main à celle du cours).
 
 # %% [markdown] lang="en"
 # ## 3. A first model, in the plane
@@ -241,8 +257,14 @@ print(tr(en="right formula    ", fr="bonne formule              ") + f"E‖ε �
 # spiral takes some patience: with 3 layers of 128 neurons and 4,000 steps our attempts gave only a round,
 # blurry cloud; with 4 layers of 256 and 15,000 steps (about two minutes of CPU, `cpu` profile) the spiral
 # comes out clearly. In the `smoke` profile training is too short to see it: that is expected.
+#
+# The loss of every step is **yours**: `use(epsilon_loss=my_epsilon_loss)` hands your function to
+# `course.ddpm.training_loss`, which draws $t$ and $\varepsilon$ at random and then calls it. If it is not ready yet, the
+# course's loss takes its place, and one line says so. It stays in use until the end of the lesson: it also trains the
+# image model of part 5 (`use()` would give the course's back).
 
 # %%
+use(epsilon_loss=my_epsilon_loss)  # from here on, training_loss calls your loss (checked first)
 data = make_points("spiral", P.toy_points, torch.Generator().manual_seed(0))
 toy = MLPDenoiser(dim=2, hidden=256, layers=4)
 n_params = sum(p.numel() for p in toy.parameters())
@@ -292,6 +314,9 @@ fig.tight_layout()
 # Prenez `b = betas[t]` et `a = alphas_cumprod[t]`, et donnez-leur la forme `(B, 1, …)`, comme dans la
 # leçon 01. Pour ne pas bruiter à $t = 1$, multipliez $\sigma_t z$ par `(t > 1)`, mis à la même forme.
 # </details>
+#
+# Toujours bloqué ? `hint("p_sample_step")` donne l'idée, puis `hint("p_sample_step", 2)` la formule et
+# `hint("p_sample_step", 3)` le code.
 
 # %% [markdown] lang="en"
 # The loss does not go to 0: even a perfect network cannot guess all of the noise when $t$ is small (the
@@ -316,6 +341,9 @@ fig.tight_layout()
 # Take `b = betas[t]` and `a = alphas_cumprod[t]`, shaped `(B, 1, …)` as in lesson 01. To add no noise at
 # $t = 1$, multiply $\sigma_t z$ by `(t > 1)` (shaped too).
 # </details>
+#
+# Still stuck? `hint("p_sample_step")` gives the idea, then `hint("p_sample_step", 2)` the formula and
+# `hint("p_sample_step", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -333,25 +361,77 @@ def my_p_sample_step(x_t, t, eps_pred, z, betas, alphas_cumprod):
 check_p_sample_step(my_p_sample_step)
 
 # %% [markdown] lang="fr"
-# La boucle complète, c'est `course.ddpm.ddpm_sample` : la même étape, répétée de $t = T$ à $1$. Son
-# argument `callback` donne accès à chaque étape : on garde le nuage à quelques instants, pour le voir se
-# former.
+# ### ✏️ Exercice 3 — la boucle complète
+#
+# Assemblez maintenant l'algorithme 2 : écrivez `my_ddpm_sample(model, shape, betas, generator)`, qui part de
+# $x_T \sim \mathcal N(0, I)$, applique votre `my_p_sample_step` pour $t = T, T-1, \dots, 1$ et renvoie $x_0$.
+# - Tous les tirages passent par `generator` : d'abord $x_T$, puis un $z$ neuf à chaque pas. Une même graine redonne
+#   alors les mêmes échantillons.
+# - Le modèle s'appelle `model(x, t)`, avec `t` un tenseur d'entiers de forme `(B,)` : un instant par échantillon.
+# - $T$ se lit sur le planning : `len(betas) - 1`.
+#
+# Pour voir avancer les 1000 pas, enveloppez votre `range` dans `tqdm(…)`. La vérification fait tourner votre boucle
+# sur un petit modèle jouet et un planning court, et la compare à celle du cours, avec la même graine.
+#
+# Bloqué ? `hint("ddpm_sample")` donne l'idée, puis `hint("ddpm_sample", 2)` la formule et `hint("ddpm_sample", 3)` le code.
 
 # %% [markdown] lang="en"
-# The full loop is `course.ddpm.ddpm_sample` (the same step, repeated from $t = T$ down to $1$). Its
-# `callback` argument shows us every step: we keep the cloud at a few instants to watch it form.
+# ### ✏️ Exercise 3 — the whole loop
+#
+# Now assemble Algorithm 2: write `my_ddpm_sample(model, shape, betas, generator)`, which starts from
+# $x_T \sim \mathcal N(0, I)$, applies your `my_p_sample_step` for $t = T, T-1, \dots, 1$ and returns $x_0$.
+# - Every draw goes through `generator`: first $x_T$, then a fresh $z$ at each step. The same seed then gives the same
+#   samples back.
+# - The model is called as `model(x, t)`, with `t` an integer tensor of shape `(B,)`: one instant per sample.
+# - $T$ is read off the schedule: `len(betas) - 1`.
+#
+# To watch the 1000 steps go by, wrap your `range` in `tqdm(…)`. The check runs your loop on a small toy model and a
+# short schedule, and compares it with the course's, with the same seed.
+#
+# Stuck? `hint("ddpm_sample")` gives the idea, then `hint("ddpm_sample", 2)` the formula and `hint("ddpm_sample", 3)` the code.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_ddpm_sample(model, shape, betas, generator):
+    """Ancestral sampling (Ho et al. 2020, Alg. 2): x_T ~ N(0, I), then one my_p_sample_step for t = T, …, 1. Returns x_0."""
+    # BEGIN SOLUTION
+    # HINT: x_T first; then for t = T … 1: the instant as a (B,) tensor, the model's ε, a fresh z, one step
+    abar = alphas_cumprod(betas)
+    x = torch.randn(shape, generator=generator)  # x_T
+    for step in tqdm(range(len(betas) - 1, 0, -1), desc=tr(en="your DDPM loop", fr="votre boucle DDPM"), leave=False):
+        t = torch.full((shape[0],), step)  # one instant per sample
+        z = torch.randn(shape, generator=generator)
+        x = my_p_sample_step(x, t, model(x, t), z, betas, abar)
+    return x
+    # END SOLUTION
+
+
+check_ddpm_sample(my_ddpm_sample)
+
+# %% [markdown] lang="fr"
+# C'est maintenant votre boucle qui échantillonne le modèle entraîné (tant qu'elle n'est pas prête, c'est
+# `course.ddpm.ddpm_sample`, la même boucle, et une ligne le signale). Pour regarder le nuage se former, on enveloppe
+# le modèle : à quelques instants, il garde au passage le $x_t$ qu'on lui donne.
+
+# %% [markdown] lang="en"
+# Your loop now samples the trained model (until it is ready, `course.ddpm.ddpm_sample` does, the same loop, and one
+# line says so). To watch the cloud form we wrap the model: at a few instants it keeps the $x_t$ it is given.
 
 # %%
 keep = [1000, 600, 300, 150, 50, 1]
 snapshots = {}
 
 
-def remember(t, x_t, x0_hat):
-    if t in keep:
-        snapshots[t] = x_t.clone()
+@torch.no_grad()
+def watched(x_t, t, cond=None):
+    """The trained denoiser, keeping x_t at a few instants on the way."""
+    if int(t[0]) in keep:
+        snapshots[int(t[0])] = x_t.clone()
+    return toy_run.ema(x_t, t, cond)
 
 
-samples = ddpm_sample(toy_run.ema, (P.toy_points, 2), betas, generator=torch.Generator().manual_seed(1), callback=remember)
+sample = choose("ddpm_sample", my_ddpm_sample, check_ddpm_sample, partial(ddpm_sample, progress=True))
+samples = sample(watched, (P.toy_points, 2), betas, generator=torch.Generator().manual_seed(1))
 fig, ax = figure(1, len(keep) + 1, figsize=(2.2 * (len(keep) + 1), 2.4), sharex=True, sharey=True)
 for a, t in zip(ax, keep):
     a.scatter(*snapshots[t].T, s=1, alpha=0.4)
@@ -425,7 +505,7 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # maintenant aux formes, aux couleurs et aux positions. Entraîner ce réseau prend environ une heure
 # sur deux cœurs de CPU : les profils `smoke` et `cpu` chargent donc le modèle livré dans `data/` (entraîné
 # par `python -m course.shapes_ddpm train`), puis font quelques pas d'entraînement pour montrer la boucle ;
-# le profil `gpu`, lui, l'entraîne à partir de zéro.
+# le profil `gpu`, lui, l'entraîne à partir de zéro. Dans les deux cas, chaque pas calcule votre perte.
 
 # %% [markdown] lang="en"
 # ### The model: a small conditioned conv net
@@ -443,7 +523,7 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # now goes to shapes, colours and positions. Training this network takes about an hour on two CPU
 # cores, so the `smoke` and `cpu` profiles load the model shipped in `data/` (trained by
 # `python -m course.shapes_ddpm train`) and run a few training steps to show the loop; the `gpu` profile
-# trains it from scratch.
+# trains it from scratch. Either way, every step computes your loss.
 
 # %%
 from course import shapes_ddpm
@@ -477,7 +557,9 @@ model = image_run.ema.eval() if P.train_image_model else shapes_ddpm.load_model(
 # On demande une forme et une couleur pour chaque image, et on lance les 1000 étapes de DDPM. À côté de
 # $x_t$, on affiche aussi $\hat x_0$ — l'image propre que le réseau « croit voir » à cet instant. C'est la figure
 # *Visualisation du Processus de Débruitage* des diapositives ; attention : celle des diapositives se lit
-# de droite à gauche, la nôtre de gauche à droite.
+# de droite à gauche, la nôtre de gauche à droite. Ces images-ci viennent de l'échantillonneur du cours,
+# `course.ddpm.ddpm_sample` : il fait les mêmes pas que votre boucle, mais il transmet en plus la consigne $c$ au
+# réseau et borne $\hat x_0$ à $[-1, 1]$ à chaque pas (`clip_x0`).
 
 # %% [markdown] lang="en"
 # ### Generating, and watching the denoising
@@ -485,7 +567,9 @@ model = image_run.ema.eval() if P.train_image_model else shapes_ddpm.load_model(
 # We ask for one shape and one colour per image and run the 1000 DDPM steps. Next to $x_t$ we also show
 # $\hat x_0$ — the clean image the network "believes it sees" at that instant. This is the slides' figure
 # *Visualisation du Processus de Débruitage* (denoising process); note that it reads right to left, ours
-# left to right.
+# left to right. These images come from the course's sampler, `course.ddpm.ddpm_sample`: it takes the same steps as
+# your loop, but also passes the instruction $c$ to the network and clamps $\hat x_0$ to $[-1, 1]$ at each step
+# (`clip_x0`).
 
 # %%
 pairs = shapes_ddpm.prompts(P.image_samples, seed=0)
@@ -498,7 +582,7 @@ def keep_first(t, x_t, x0_hat):
         trajectory[t] = (x_t[0].cpu(), x0_hat[0].clamp(-1, 1).cpu())
 
 
-images = shapes_ddpm.sample(model, pairs, seed=0, device=device, callback=keep_first).cpu()
+images = shapes_ddpm.sample(model, pairs, seed=0, device=device, callback=keep_first, progress=True).cpu()
 show_strip([trajectory[t][0] for t in strip_at], [f"x_{t}" for t in strip_at], suptitle=tr(en=f"{asked(*pairs[0])}: x_t", fr=f"{asked(*pairs[0])} : x_t"))
 show_strip([trajectory[t][1] for t in strip_at], [tr(en=f"x̂_0 at t={t}", fr=f"x̂_0 en t={t}") for t in strip_at],
            suptitle=tr(en="x̂_0: the clean image predicted at each step", fr="x̂_0 : l'image propre prédite à chaque étape"))

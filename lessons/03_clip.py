@@ -23,7 +23,8 @@
 # **Au programme**
 # 1. les paires image/légende et le tokenizer ;
 # 2. l'encodeur de texte (un transformer) et l'encodeur d'images (un petit CNN) ;
-# 3. la matrice de similarité — *exercice 1* — et la perte contrastive — *exercice 2* ;
+# 3. la matrice de similarité — *exercice 1* —, la perte contrastive — *exercice 2* — et un pas d'entraînement —
+#    *exercice 3* ;
 # 4. l'entraînement, puis ce que CLIP a appris : classification zero-shot, recherche texte → image et
 #    image → texte, concordance français ↔ anglais ;
 # 5. ce que le modèle de diffusion recevra : `encode_text`.
@@ -43,7 +44,7 @@
 # **Plan**
 # 1. image/caption pairs and the tokenizer;
 # 2. the text encoder (a transformer) and the image encoder (a small CNN);
-# 3. the similarity matrix — *exercise 1* — and the contrastive loss — *exercise 2*;
+# 3. the similarity matrix — *exercise 1* —, the contrastive loss — *exercise 2* — and one training step — *exercise 3*;
 # 4. training, then what CLIP learned: zero-shot classification, text → image and image → text retrieval,
 #    French ↔ English agreement;
 # 5. what the diffusion model will receive: `encode_text`.
@@ -57,14 +58,16 @@ import torch.nn.functional as F
 
 from course import clip_train, current_profile
 from course.captions import caption, caption_variants
-from course.checks.clip import check_contrastive_loss, check_similarity
+from course.checks.clip import check_clip_step, check_contrastive_loss, check_similarity, clip_step
 from course.clip import to_transformers
 from course.data import ShapesDataset, render_scenes
+from course.hints import hint
 from course.language import tr
 from course.plotting import LiveLoss, figure, show_grid
 from course.scenes import COLOURS, SHAPES, sample_scene
 from course.tokenizer import encode, load_tokenizer, unknown_words
 from course.train import TrainConfig, train
+from course.yours import choose
 
 P = current_profile()
 torch.manual_seed(0)
@@ -215,6 +218,8 @@ print(tr(en=f"{type(reference).__name__}: max |ours − transformers| {within}",
 #
 # `F.normalize(x, dim=-1)` ramène chaque ligne à la norme 1 ; `a @ b.T` calcule tous les produits scalaires.
 # </details>
+#
+# Toujours bloqué ? `hint("similarity")` donne l'idée, puis `hint("similarity", 2)` la formule et `hint("similarity", 3)` le code.
 
 # %% [markdown] lang="en"
 # ## 3. Learning by contrast
@@ -239,6 +244,8 @@ print(tr(en=f"{type(reference).__name__}: max |ours − transformers| {within}",
 #
 # `F.normalize(x, dim=-1)` brings each row to norm 1; `a @ b.T` takes every dot product.
 # </details>
+#
+# Still stuck? `hint("similarity")` gives the idea, then `hint("similarity", 2)` the formula and `hint("similarity", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -268,6 +275,9 @@ check_similarity(my_similarity)
 # Les bonnes réponses (les cibles, `targets`) sont `torch.arange(B)` ; `F.cross_entropy(S, targets)`
 # traite les lignes de `S`.
 # </details>
+#
+# Toujours bloqué ? `hint("contrastive_loss")` donne l'idée, puis `hint("contrastive_loss", 2)` la formule et
+# `hint("contrastive_loss", 3)` le code.
 
 # %% [markdown] lang="en"
 # The loss asks that in each **row** (one image against all texts) the diagonal entry wins — a $B$-class
@@ -282,6 +292,9 @@ check_similarity(my_similarity)
 #
 # The right answers are `torch.arange(B)`; `F.cross_entropy(S, targets)` handles the rows of `S`.
 # </details>
+#
+# Still stuck? `hint("contrastive_loss")` gives the idea, then `hint("contrastive_loss", 2)` the formula and
+# `hint("contrastive_loss", 3)` the code.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -295,6 +308,80 @@ def my_contrastive_loss(logits):
 
 
 check_contrastive_loss(my_contrastive_loss)
+
+# %% [markdown] lang="fr"
+# ### ✏️ Exercice 3 — un pas d'entraînement
+#
+# Assemblez les pièces : écrivez `my_clip_step(model, optimizer, images, ids, mask)`, un pas complet d'entraînement
+# contrastif sur un lot de $B$ paires.
+# 1. Encodez les deux côtés : `model.image(images)` donne les vecteurs des images, de forme `(B, P)`, et
+#    `model.text(ids, mask)[2]` ceux des textes, `(B, P)` (la projection de l'état du token `<eos>`).
+# 2. Calculez les logits avec votre `my_similarity` (la température apprise est `model.logit_scale`), puis la perte
+#    avec votre `my_contrastive_loss`.
+# 3. Enchaînez les trois gestes de tout pas PyTorch : `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`.
+# 4. Renvoyez la perte, sous forme de nombre (`loss.item()`).
+#
+# La vérification fait deux pas de suite sur un CLIP miniature et compare ses poids à ceux du pas du cours : un
+# `zero_grad()` oublié ne se voit qu'au second pas.
+#
+# Bloqué ? `hint("clip_step")` donne l'idée, puis `hint("clip_step", 2)` la formule et `hint("clip_step", 3)` le code.
+
+# %% [markdown] lang="en"
+# ### ✏️ Exercise 3 — one training step
+#
+# Put the pieces together: write `my_clip_step(model, optimizer, images, ids, mask)`, one whole contrastive training
+# step on a batch of $B$ pairs.
+# 1. Encode both sides: `model.image(images)` gives the image vectors, shape `(B, P)`, and `model.text(ids, mask)[2]`
+#    the text vectors, `(B, P)` (the projection of the `<eos>` token's state).
+# 2. Compute the logits with your `my_similarity` (the learned temperature is `model.logit_scale`), then the loss with
+#    your `my_contrastive_loss`.
+# 3. Chain the three moves of every PyTorch step: `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`.
+# 4. Return the loss, as a number (`loss.item()`).
+#
+# The check takes two steps in a row on a miniature CLIP and compares its weights with those of the course's step: a
+# forgotten `zero_grad()` only shows at the second step.
+#
+# Stuck? `hint("clip_step")` gives the idea, then `hint("clip_step", 2)` the formula and `hint("clip_step", 3)` the code.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def my_clip_step(model, optimizer, images, ids, mask):
+    """One contrastive training step on B pairs: logits, symmetric loss, zero_grad → backward → step. Returns the loss."""
+    # BEGIN SOLUTION
+    # HINT: both encoders, then your two functions, then the three moves of a PyTorch step
+    logits = my_similarity(model.image(images), model.text(ids, mask)[2], model.logit_scale)  # (B, B)
+    loss = my_contrastive_loss(logits)
+    optimizer.zero_grad()  # forget the previous step's gradients
+    loss.backward()  # ∂loss/∂θ for every weight of both encoders, and for the temperature
+    optimizer.step()  # θ ← θ − (AdamW's step)
+    return loss.item()
+    # END SOLUTION
+
+
+check_clip_step(my_clip_step)
+
+# %% [markdown] lang="fr"
+# Un pas d'entraînement correct doit pouvoir apprendre par cœur un seul lot : c'est le premier test de toute boucle
+# d'entraînement. Votre pas (ou, s'il n'est pas encore prêt, `course.checks.clip.clip_step`, celui du cours) repasse
+# quelques fois sur un même lot de 32 paires, avec un CLIP neuf : la perte doit tomber bien au-dessous de
+# $\ln 32 \approx 3{,}47$, le niveau du hasard. L'entraînement de la partie 4, lui, tire un nouveau lot à chaque pas.
+
+# %% [markdown] lang="en"
+# A correct training step must be able to learn one batch by heart: that is the first test of any training loop. Your
+# step (or, while it is not ready, `course.checks.clip.clip_step`, the course's) goes over the same batch of 32 pairs a
+# few times, with a fresh CLIP: the loss must fall well below $\ln 32 \approx 3.47$, the level of chance. Part 4's
+# training draws a new batch at every step.
+
+# %%
+train_step = choose("clip_step", my_clip_step, check_clip_step, clip_step)  # yours once checked, else the course's
+demo_scenes, demo_images = clip_train.pool(256, seed=1)
+one_batch = clip_train.batch_getter(demo_scenes, demo_images, batch_size=32)(0)  # (images, ids, mask), 32 pairs
+torch.manual_seed(0)
+fresh = clip_train.make_model()
+optimizer = torch.optim.AdamW(fresh.parameters(), lr=3e-4, weight_decay=0.05)
+demo_losses = [float(train_step(fresh, optimizer, *one_batch)) for _ in range(min(P.clip_steps, 30))]
+print(tr(en=f"{len(demo_losses)} steps on the same 32 pairs: loss {demo_losses[0]:.2f} → {demo_losses[-1]:.2f} (ln 32 = 3.47 means chance)",
+         fr=f"{len(demo_losses)} pas sur les mêmes 32 paires : perte {demo_losses[0]:.2f} → {demo_losses[-1]:.2f} (ln 32 = 3.47 : le niveau du hasard)"))
 
 # %% [markdown] lang="fr"
 # ## 4. L'entraînement
@@ -596,7 +683,10 @@ for key, value in encoded.items():
 # Les diapositives attribuent à CLIP la génération elle-même (« afin que le modèle puisse apprendre à
 # générer des images ») : CLIP ne génère rien, il fournit le conditionnement et sait juger la
 # correspondance texte-image. Le cours évalue ce jugement par la recherche et la classification
-# zero-shot. Voir `ERRATA.md`.
+# zero-shot. Elles parlent aussi de CLIP « dans le contexte de DALL-E et autres modèles de diffusion » : DALL-E 1
+# est autorégressif et ne se sert de CLIP que pour trier ses images ; DALL-E 2 est un modèle de diffusion
+# conditionné par une caractéristique d'image de CLIP, prédite par un « prior » ; Stable Diffusion, lui, lit
+# les états des jetons du texte, sans prior. Voir `ERRATA.md`.
 # </details>
 #
 # **Et ensuite ?** Leçon 04 : le U-Net, et la cross-attention qui lit ces tokens.
@@ -613,7 +703,10 @@ for key, value in encoded.items():
 #
 # The slides credit CLIP with the generation itself ("so that the model can learn to generate images"): CLIP
 # generates nothing; it provides the conditioning and can judge how well text and image match. The course
-# measures that judgement through retrieval and zero-shot. See `ERRATA.md`.
+# measures that judgement through retrieval and zero-shot. They also speak of CLIP "in the context of DALL-E and
+# other diffusion models": DALL-E 1 is autoregressive and uses CLIP only to rerank its images; DALL-E 2 is a
+# diffusion model conditioned on a CLIP image feature predicted by a "prior"; Stable Diffusion reads the text's
+# token states, with no prior. See `ERRATA.md`.
 # </details>
 #
 # **Next.** Lesson 04: the U-Net, and the cross-attention that reads these tokens.

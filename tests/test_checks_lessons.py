@@ -45,11 +45,27 @@ def wrong(result, *keywords):
     return True
 
 
-ALL_CHECKERS = [
-    check_to_signed, check_q_sample, check_cosine_alphas_cumprod, check_epsilon_loss, check_p_sample_step,
-    check_similarity, check_contrastive_loss, check_resblock, check_cross_attention, check_kl_divergence,
-    check_ddim_step, check_euler_step, check_guidance, check_wilson, check_relative_distance, check_excite_loss,
-]
+def _all_checkers() -> list:
+    """Every exercise checker: each ``check_*`` function of the modules of course.checks (found, not listed)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import course.checks
+
+    found = []
+    for info in pkgutil.iter_modules(course.checks.__path__):
+        module = importlib.import_module(f"course.checks.{info.name}")
+        found += [f for name, f in inspect.getmembers(module, inspect.isfunction)
+                  if name.startswith("check_") and f.__module__ == module.__name__]
+    return sorted(found, key=lambda f: f.__name__)
+
+
+ALL_CHECKERS = _all_checkers()
+
+
+def test_every_checker_is_found():
+    assert len(ALL_CHECKERS) >= 25 and check_ddim_step in ALL_CHECKERS and check_excite_loss in ALL_CHECKERS
 
 
 # ----------------------------------------------------------------------------- (a) unfinished exercises

@@ -1,4 +1,4 @@
-"""Checks for lesson 01 (the forward process): closed-form q_sample and the cosine ᾱ_t."""
+"""Checks for lesson 01 (the forward process): closed-form q_sample, the t-step loop it replaces, and the cosine ᾱ_t."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Callable
 
 import torch
 
-from course.checks.core import CheckResult, call, diagnose, passed, run
-from course.forward import q_sample
+from course.checks.core import CheckResult, call, diagnose, failed, passed, run
+from course.forward import q_sample, q_sample_iterated
 from course.language import tr
 from course.schedules import alphas_cumprod, cosine_alphas_cumprod, linear_betas
 
@@ -65,6 +65,92 @@ def check_q_sample(fn: Callable) -> CheckResult:
                         fr="x_t doit garder le dtype de x0 : convertissez ᾱ_t avec `.to(x0)`")
         problem = diagnose(name, actual, expected, mistakes=mistakes, dtype_hint=dtype_hint)
         return problem if problem is not None else passed(name, "x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε")
+
+    return run(name, body)
+
+
+def _iterated(x0, t, betas, generator, *, steps=None, noise="fresh", update=True) -> torch.Tensor:
+    """t noising steps x_k = √(1 − β_k)·x_{k−1} + √β_k·ε_k as a learner writes them, or one typical mistake: ``steps``
+    the k visited (default 1 … t), ``noise`` "once" (one ε for every step) or "float32" (drawn without dtype=x0.dtype),
+    ``update=False`` (every step starts again from x_0)."""
+    x = x0
+    eps_once = torch.randn(x0.shape, generator=generator, dtype=x0.dtype) if noise == "once" else None
+    for k in (range(1, t + 1) if steps is None else steps):
+        if noise == "once":
+            eps = eps_once
+        else:
+            eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32 if noise == "float32" else x0.dtype).to(x0.dtype)
+        b = betas[k]
+        x = (1 - b).sqrt() * (x if update else x0) + b.sqrt() * eps
+    return x
+
+
+def check_q_sample_iterated(fn: Callable) -> CheckResult:
+    """Check ``fn(x0, t, betas, generator)``: t noising steps k = 1 … t (Ho et al. 2020, eq. 2), a fresh ε_k each,
+    drawn with the generator as ``torch.randn(x0.shape, generator=generator, dtype=x0.dtype)``."""
+    name = "q_sample_iterated"
+
+    def body() -> CheckResult:
+        betas = linear_betas(50)
+        x0 = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+        hints = {"t must be in [1": tr(en="the steps are k = 1 … t, range(1, t + 1): there is no step 0",
+                                       fr="les étapes sont k = 1 … t, range(1, t + 1) : il n'y a pas d'étape 0"),
+                 "out of bounds": tr(en="the steps are k = 1 … t, range(1, t + 1)", fr="les étapes sont k = 1 … t, range(1, t + 1)")}
+        for t in (7, 3):
+            seed = 20 + t
+            gen = lambda: torch.Generator().manual_seed(seed)  # noqa: E731  the same draws for every candidate
+            expected = q_sample_iterated(x0, t, betas, generator=gen())
+            actual = call(name, fn, x0.clone(), t, betas.clone(), gen(), error_hints=hints)
+            if isinstance(actual, torch.Tensor) and actual.shape == expected.shape:
+                again = call(name, fn, x0.clone(), t, betas.clone(), gen(), error_hints=hints)
+                if isinstance(again, torch.Tensor) and not torch.equal(again, actual):
+                    return failed(name, tr(
+                        en="two runs with the same seed differ: draw every ε_k with the generator, "
+                           "torch.randn(x0.shape, generator=generator, dtype=x0.dtype) (torch.randn_like takes no generator)",
+                        fr="deux exécutions avec la même graine diffèrent : tirez chaque ε_k avec le générateur, "
+                           "torch.randn(x0.shape, generator=generator, dtype=x0.dtype) (torch.randn_like n'en prend pas)"))
+            one_jump = q_sample(x0, t, torch.randn(x0.shape, generator=gen(), dtype=x0.dtype), alphas_cumprod(betas))
+            mistakes = {
+                tr(en=f"only t − 1 = {t - 1} steps: the loop must visit k = 1 … t, range(1, t + 1)",
+                   fr=f"seulement t − 1 = {t - 1} étapes : la boucle doit parcourir k = 1 … t, range(1, t + 1)"):
+                    _iterated(x0, t, betas, gen(), steps=range(1, t)),
+                tr(en="step k used β_{k−1} (the loop runs k = 0 … t − 1, or reads betas[k − 1]): the steps are k = 1 … t, "
+                      "range(1, t + 1), and step k uses betas[k]",
+                   fr="l'étape k a pris β_{k−1} (la boucle parcourt k = 0 … t − 1, ou lit betas[k − 1]) : les étapes sont k = 1 … t, "
+                      "range(1, t + 1), et l'étape k utilise betas[k]"):
+                    _iterated(x0, t, betas, gen(), steps=range(0, t)),
+                tr(en="the loop runs k = 0 … t: the steps are k = 1 … t, range(1, t + 1) (β_0 = 0 is no step, but it used up a draw)",
+                   fr="la boucle parcourt k = 0 … t : les étapes sont k = 1 … t, range(1, t + 1) (β_0 = 0 n'est pas une étape, mais "
+                      "elle a consommé un tirage)"):
+                    _iterated(x0, t, betas, gen(), steps=range(0, t + 1)),
+                tr(en="time runs backwards: noising goes k = 1, 2, …, t, each step with its own β_k",
+                   fr="le temps recule : le bruitage va de k = 1 à t, chaque étape avec son propre β_k"):
+                    _iterated(x0, t, betas, gen(), steps=range(t, 0, -1)),
+                tr(en="the same ε is reused at every step: draw a fresh ε_k inside the loop",
+                   fr="le même ε sert à chaque étape : tirez un ε_k neuf à l'intérieur de la boucle"):
+                    _iterated(x0, t, betas, gen(), noise="once"),
+                tr(en="the noise was drawn in float32 while x0 is float64: the draws differ; pass dtype=x0.dtype to torch.randn",
+                   fr="le bruit a été tiré en float32 alors que x0 est en float64 : les tirages diffèrent ; passez dtype=x0.dtype à "
+                      "torch.randn"):
+                    _iterated(x0, t, betas, gen(), noise="float32"),
+                tr(en="x is never updated: every step starts again from x0; assign the step's result back to x",
+                   fr="x n'est jamais mis à jour : chaque étape repart de x0 ; réaffectez le résultat de l'étape à x"):
+                    _iterated(x0, t, betas, gen(), update=False),
+                tr(en="this is the closed form, one jump with one draw: the exercise asks for t separate steps, one ε_k each",
+                   fr="c'est la forme close, un seul saut avec un seul tirage : l'exercice demande t étapes séparées, un ε_k chacune"):
+                    one_jump,
+            }
+            if t != 7:
+                mistakes[tr(en=f"the loop ignores t: it took 7 steps where t = {t}; loop over range(1, t + 1)",
+                            fr=f"la boucle ignore t : elle a fait 7 étapes alors que t = {t} ; parcourez range(1, t + 1)")] = \
+                    _iterated(x0, 7, betas, gen())
+            problem = diagnose(f"{name}(t={t})", actual, expected, mistakes=mistakes, atol=1e-10, rtol=1e-8,
+                               dtype_hint=tr(en="x_t keeps the dtype of x0: draw the noise with dtype=x0.dtype",
+                                             fr="x_t garde le dtype de x0 : tirez le bruit avec dtype=x0.dtype"))
+            if problem is not None:
+                return problem
+        return passed(name, tr(en="t steps k = 1 … t, a fresh ε_k drawn with the generator at each",
+                               fr="t étapes k = 1 … t, avec à chacune un ε_k neuf tiré par le générateur"))
 
     return run(name, body)
 
@@ -140,3 +226,40 @@ def check_cosine_alphas_cumprod(fn: Callable) -> CheckResult:
                                fr="ᾱ_0 = 1, puis il décroît comme un cosinus au carré jusqu'à ≈ 0 en t = T"))
 
     return run(name, body)
+
+
+HINTS = {
+    "q_sample_iterated": (
+        {"en": "start from x0 and apply the one-step noising of part 1 again and again, for k = 1 up to t, with new noise at every "
+               "step, drawn with the generator.",
+         "fr": "partez de x0 et appliquez encore et encore le bruitage d'une étape de la partie 1, pour k = 1 jusqu'à t, avec un bruit "
+               "neuf à chaque étape, tiré par le générateur."},
+        {"en": "for k = 1, …, t: ε_k ~ N(0, I) (torch.randn(x0.shape, generator=generator, dtype=x0.dtype)), then "
+               "x ← √(1 − β_k)·x + √β_k·ε_k, i.e. q_step(x, k, ε_k, betas).",
+         "fr": "pour k = 1, …, t : ε_k ~ N(0, I) (torch.randn(x0.shape, generator=generator, dtype=x0.dtype)), puis "
+               "x ← √(1 − β_k)·x + √β_k·ε_k, c'est-à-dire q_step(x, k, ε_k, betas)."},
+        {"en": "x = x0\n   for k in range(1, t + 1):\n       eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)\n"
+               "       x = q_step(x, k, eps, betas)\n   return x",
+         "fr": "x = x0\n   for k in range(1, t + 1):\n       eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)\n"
+               "       x = q_step(x, k, eps, betas)\n   return x"},
+    ),
+    "q_sample": (
+        {"en": "each image has its own t, hence its own ᾱ_t: pick them with t, give them a shape that spreads over the whole image, "
+               "then mix the image and the noise.",
+         "fr": "chaque image a son propre t, donc son propre ᾱ_t : prenez-les avec t, donnez-leur une forme qui s'étend à toute "
+               "l'image, puis mélangez l'image et le bruit."},
+        {"en": "x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε, with ᾱ_t = alphas_cumprod[t] reshaped from (B,) to (B, 1, 1, 1).",
+         "fr": "x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε, avec ᾱ_t = alphas_cumprod[t] passé de la forme (B,) à (B, 1, 1, 1)."},
+        {"en": "abar_t = alphas_cumprod[t].view(-1, 1, 1, 1)\n   return abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * eps",
+         "fr": "abar_t = alphas_cumprod[t].view(-1, 1, 1, 1)\n   return abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * eps"},
+    ),
+    "cosine_alphas_cumprod": (
+        {"en": "compute f for every t = 0, …, T at once, from one tensor holding all the t/T, then divide by f(0) so that ᾱ_0 = 1.",
+         "fr": "calculez f pour tous les t = 0, …, T d'un coup, à partir d'un tenseur qui contient tous les t/T, puis divisez par f(0) "
+               "pour que ᾱ_0 = 1."},
+        {"en": "u = t/T for t = 0 … T; f = cos²((u + s)/(1 + s)·π/2); ᾱ = f / f(0).",
+         "fr": "u = t/T pour t = 0 … T ; f = cos²((u + s)/(1 + s)·π/2) ; ᾱ = f / f(0)."},
+        {"en": "u = torch.arange(T + 1, dtype=torch.float64) / T\n   f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2\n   return f / f[0]",
+         "fr": "u = torch.arange(T + 1, dtype=torch.float64) / T\n   f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2\n   return f / f[0]"},
+    ),
+}

@@ -1,4 +1,4 @@
-"""Checks for lesson 00 (the tour): a warm-up exercise that shows how checks work."""
+"""Checks for lesson 00 (the tour): two warm-up exercises that show how checks work, a formula and a loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from course.checks.core import CheckResult, call, diagnose, passed, run
+from course.checks.core import CheckResult, call, diagnose, failed, passed, run
 from course.images import from_uint8
 from course.language import tr
 
@@ -53,3 +53,79 @@ def check_to_signed(fn: Callable) -> CheckResult:
         return problem if problem is not None else passed(name, detail)
 
     return run(name, body)
+
+
+def noise_strip(image: torch.Tensor, eps: torch.Tensor, mixes) -> list[torch.Tensor]:
+    """The course's version: one image per level m, √(1 − m²)·image + m·ε (signal and noise variances add up to 1)."""
+    return [(1 - m**2) ** 0.5 * image + m * eps for m in mixes]
+
+
+def check_noise_strip(fn: Callable) -> CheckResult:
+    """Check ``fn(image, eps, mixes)``: the list [√(1 − m²)·image + m·ε for each m in mixes], in order."""
+    name = "noise_strip"
+
+    def body() -> CheckResult:
+        g = torch.Generator().manual_seed(1)
+        image, eps = torch.rand(3, 4, 5, generator=g) * 2 - 1, torch.randn(3, 4, 5, generator=g)
+        mixes = [0.0, 0.3, 0.6, 0.9, 1.0]
+        expected = torch.stack(noise_strip(image, eps, mixes))
+        actual = call(name, fn, image.clone(), eps.clone(), list(mixes))
+        if isinstance(actual, (list, tuple)):
+            if len(actual) != len(mixes):
+                return failed(name, tr(en=f"expected one image per level, {len(mixes)} in all, got {len(actual)}",
+                                       fr=f"une image par niveau était attendue, {len(mixes)} en tout, reçu {len(actual)}"))
+            if not all(isinstance(a, torch.Tensor) and a.shape == image.shape for a in actual):
+                return failed(name, tr(en=f"every image of the list must have the shape of the input, {tuple(image.shape)}",
+                                       fr=f"chaque image de la liste doit avoir la forme de l'entrée, {tuple(image.shape)}"))
+            actual = torch.stack(list(actual))
+        elif isinstance(actual, torch.Tensor) and actual.shape == image.shape:
+            return failed(name, tr(en="a single image came back: return a list, one image per level m (append inside the loop)",
+                                   fr="une seule image est revenue : renvoyez une liste, une image par niveau m (append dans la boucle)"))
+        m = torch.tensor(mixes).view(-1, 1, 1, 1)
+        mistakes = {
+            tr(en="the weights are 1 − m and m: then the variances do not add up to 1; the image's weight is √(1 − m²)",
+               fr="les poids valent 1 − m et m : les variances ne s'additionnent alors plus à 1 ; le poids de l'image est √(1 − m²)"):
+                (1 - m) * image + m * eps,
+            tr(en="m was used as a variance (√(1 − m)·image + √m·ε): here m is the noise's standard deviation, √(1 − m²)·image + m·ε",
+               fr="m a été pris comme une variance (√(1 − m)·image + √m·ε) : ici m est l'écart-type du bruit, √(1 − m²)·image + m·ε"):
+                (1 - m).sqrt() * image + m.sqrt() * eps,
+            tr(en="the image is not shrunk: image + m·ε grows in variance; multiply the image by √(1 − m²)",
+               fr="l'image n'est pas atténuée : image + m·ε voit sa variance grandir ; multipliez l'image par √(1 − m²)"):
+                image + m * eps,
+            tr(en="the two weights are swapped: the noise gets m, the image √(1 − m²)",
+               fr="les deux poids sont intervertis : le bruit reçoit m, l'image √(1 − m²)"): m * image + (1 - m**2).sqrt() * eps,
+            tr(en="the noise is subtracted: add it, √(1 − m²)·image + m·ε",
+               fr="le bruit est retranché : ajoutez-le, √(1 − m²)·image + m·ε"): (1 - m**2).sqrt() * image - m * eps,
+            tr(en="every image uses the last level: compute each image inside the loop, with that loop's m",
+               fr="toutes les images prennent le dernier niveau : calculez chaque image dans la boucle, avec le m de ce tour"):
+                torch.stack(noise_strip(image, eps, [mixes[-1]] * len(mixes))),
+        }
+        problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5,
+                           shape_hint=tr(en="return a list with one image per level m", fr="renvoyez une liste avec une image par niveau m"))
+        detail = tr(en="one image per level, √(1 − m²)·image + m·ε, from the clean image (m = 0) to pure noise (m = 1)",
+                    fr="une image par niveau, √(1 − m²)·image + m·ε, de l'image propre (m = 0) au bruit pur (m = 1)")
+        return problem if problem is not None else passed(name, detail)
+
+    return run(name, body)
+
+
+HINTS = {
+    "noise_strip": (
+        {"en": "one loop over the levels: for each m, mix the image and the noise, and put the result in a list, in order.",
+         "fr": "une boucle sur les niveaux : pour chaque m, mélangez l'image et le bruit, et rangez le résultat dans une liste, dans "
+               "l'ordre."},
+        {"en": "for each m: √(1 − m²)·image + m·ε (the variances 1 − m² and m² add up to 1); the answer is the list of these images.",
+         "fr": "pour chaque m : √(1 − m²)·image + m·ε (les variances 1 − m² et m² s'additionnent à 1) ; la réponse est la liste de "
+               "ces images."},
+        {"en": "strip = []\n   for m in mixes:\n       strip.append((1 - m**2) ** 0.5 * image + m * eps)\n   return strip",
+         "fr": "strip = []\n   for m in mixes:\n       strip.append((1 - m**2) ** 0.5 * image + m * eps)\n   return strip"},
+    ),
+    "to_signed": (
+        {"en": "three moves: put the channels first, turn the integers into floats, then rescale [0, 255] to [−1, 1].",
+         "fr": "trois gestes : mettre les canaux en premier, passer des entiers aux flottants, puis ramener [0, 255] sur [−1, 1]."},
+        {"en": "(H, W, C) → (C, H, W) with .permute(2, 0, 1); then x / 127.5 − 1 sends 0 to −1 and 255 to +1.",
+         "fr": "(H, W, C) → (C, H, W) avec .permute(2, 0, 1) ; puis x / 127.5 − 1 envoie 0 sur −1 et 255 sur +1."},
+        {"en": "x = torch.from_numpy(image).permute(2, 0, 1).float()\n   return x / 127.5 - 1",
+         "fr": "x = torch.from_numpy(image).permute(2, 0, 1).float()\n   return x / 127.5 - 1"},
+    ),
+}
