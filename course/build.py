@@ -7,7 +7,8 @@ JupyterLab ("Open With → Notebook"). Conventions (see ``lessons/README.md``):
   a cell without ``lang`` goes to both. Code cells are shared by both languages; what they print or
   label follows the edition's language through ``course.language.tr(en=…, fr=…)``.
 - inside a code cell, ``# BEGIN SOLUTION`` … ``# END SOLUTION`` delimits what the learner writes.
-  ``# HINT: …`` lines in the region are kept in the exercise edition; ``# STUB: …`` lines give
+  ``# HINT[fr]: …`` and ``# HINT[en]: …`` lines in the region are kept in that language's exercise edition
+  (``# HINT: …`` in both); ``# STUB: …`` lines give
   the exercise's placeholder code (default: ``raise NotImplementedError``).
 
 - ``{{file.json:key.path|format}}`` in a markdown cell is replaced by that number of ``data/file.json``,
@@ -95,15 +96,32 @@ def _regions(source: str, where: str) -> list[tuple[int, int]]:
     return regions
 
 
+HINT_IN = re.compile(r"# HINT\[(fr|en)\]:\s?")  # a hint line for one language
+EXERCISE_MARK = {"en": "# ✏️ EXERCISE — your code here", "fr": "# ✏️ EXERCICE — votre code ici"}
+HINT_WORD = {"en": "# HINT: ", "fr": "# INDICE : "}
+
+
+def _is_hint(line: str) -> bool:
+    return line.startswith(HINT) or HINT_IN.match(line) is not None
+
+
 def solution_code(source: str, where: str = "cell") -> str:
     """The complete code: markers and hint/stub lines removed."""
     _regions(source, where)
-    drop = (BEGIN, END, HINT, STUB)
-    return "\n".join(line for line in source.splitlines() if not line.strip().startswith(drop))
+    drop = (BEGIN, END, STUB)
+    return "\n".join(line for line in source.splitlines() if not (line.strip().startswith(drop) or _is_hint(line.strip())))
 
 
-def exercise_code(source: str, where: str = "cell") -> str:
-    """The learner's code: each region replaced by its hints and its stub; check markers removed."""
+def _hint_line(line: str, lang: str) -> str | None:
+    """A hint line as the ``lang`` edition shows it: ``# HINT[fr]: …`` only in French, as « # INDICE : … »."""
+    match = HINT_IN.match(line)
+    if match is None:
+        return line if line.startswith(HINT) else None
+    return HINT_WORD[lang] + line[match.end():] if match.group(1) == lang else None
+
+
+def exercise_code(source: str, where: str = "cell", lang: str = "en") -> str:
+    """The learner's code: each region replaced by its hints (those of ``lang``) and its stub; check markers removed."""
     lines = source.splitlines()
     out: list[str] = []
     cursor = 0
@@ -111,9 +129,9 @@ def exercise_code(source: str, where: str = "cell") -> str:
         out.extend(lines[cursor:begin])
         indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
         body = [line.strip() for line in lines[begin + 1 : end]]
-        hints = [line for line in body if line.startswith(HINT)]
+        hints = [h for h in (_hint_line(line, lang) for line in body) if h is not None]
         stubs = [line[len(STUB) :].strip() for line in body if line.startswith(STUB)]
-        out.append(f"{indent}# ✏️ EXERCISE — your code here")
+        out.append(f"{indent}{EXERCISE_MARK[lang]}")
         out.extend(f"{indent}{hint}" for hint in hints)
         out.extend(f"{indent}{stub}" for stub in (stubs or ["raise NotImplementedError"]))
         cursor = end + 1
@@ -353,7 +371,7 @@ def make_edition(source: nbformat.NotebookNode, lesson: Lesson, lang: str, editi
         if cell.cell_type == "markdown":
             cells.append(nbformat.v4.new_markdown_cell(fill_numbers(cell.source, lang, where), metadata=metadata))
         elif cell.cell_type == "code":
-            code = solution_code(cell.source, where) if edition == "solutions" else exercise_code(cell.source, where)
+            code = solution_code(cell.source, where) if edition == "solutions" else exercise_code(cell.source, where, lang)
             cells.append(nbformat.v4.new_code_cell(code, metadata=metadata))
         else:
             cells.append(nbformat.v4.new_raw_cell(cell.source, metadata=metadata))

@@ -50,3 +50,10 @@ def hardware(text: str) -> str:
         cpu, n, rest = match.groups()
         text = f"{cpu} ({n} fil{'s' if int(n) > 1 else ''} d'exécution){rest}"
     return text.replace(", no GPU", ", sans GPU")
+
+
+def num(value: float, spec: str = "") -> str:
+    """``value`` formatted with ``spec`` ("{:,.2f}"'s part after the colon), with the language's marks:
+    "1,234.56" in English, « 1 234,56 » in French (decimal comma, a space between thousands)."""
+    text = format(value, spec)
+    return text.replace(",", " ").replace(".", ",") if current() == "fr" else text

@@ -43,7 +43,7 @@ SLOTS: dict[str, Slot] = {
                          "la perte de chaque pas d'entraînement (course.ddpm.training_loss)"),
     "cross_attention": Slot("course.checks.unet:check_cross_attention",
                             "every attention layer of the U-Net (course.unet), self- and cross-attention",
-                            "chaque couche d'attention du U-Net (course.unet), auto-attention comme attention croisée"),
+                            "chaque couche d'attention du U-Net (course.unet), self-attention comme cross-attention"),
     "ddim_step": Slot("course.checks.samplers:check_ddim_step",
                       "every step of the DDIM sampler with η = 0 (course.samplers.ddim)",
                       "chaque pas de l'échantillonneur DDIM avec η = 0 (course.samplers.ddim)"),
@@ -61,13 +61,18 @@ def _ready(name: str, fn: Callable, checker: Callable) -> bool:
         result = checker(fn)
     if result:
         return True
+    if getattr(result, "waiting_for", None):
+        print(tr(en=f"↩ your {name} waits for another exercise ({result.waiting_for} is not written yet): the cells below run the course's version",
+                 fr=f"↩ votre fonction {name} attend un autre exercice ({result.waiting_for} n'est pas encore écrite) : "
+                    "les cellules suivantes utilisent la version du cours"))
+        return False
     if result.not_implemented:
         print(tr(en=f"↩ your {name} is not written yet: the cells below run the course's version",
-                 fr=f"↩ votre {name} n'est pas encore écrit : les cellules suivantes utilisent la version du cours"))
+                 fr=f"↩ votre fonction {name} n'est pas encore écrite : les cellules suivantes utilisent la version du cours"))
         return False
     why = result.message.split(" : " if current() == "fr" else ": ", 1)[-1].strip().rstrip(".")  # the diagnosis, without the name
     print(tr(en=f"↩ your {name} is not ready ({why}): the cells below run the course's version",
-             fr=f"↩ votre {name} n'est pas prêt ({why}) : les cellules suivantes utilisent la version du cours"))
+             fr=f"↩ votre fonction {name} n'est pas prête ({why}) : les cellules suivantes utilisent la version du cours"))
     return False
 
 
@@ -75,7 +80,7 @@ def choose(name: str, mine: Callable, checker: Callable, course: Callable) -> Ca
     """``mine`` if ``checker`` accepts it (said in one line), else the course's ``course`` (said too): for the cells
     of a lesson that run the learner's loop or assembly, e.g. ``sample = choose("ddim_sample", my_ddim_sample, check_ddim_sample, ddim)``."""
     if _ready(name, mine, checker):
-        print(tr(en=f"▶ the cells below run your {name}", fr=f"▶ les cellules suivantes font tourner votre {name}"))
+        print(tr(en=f"▶ the cells below run your {name}", fr=f"▶ les cellules suivantes font tourner votre fonction {name}"))
         return mine
     return course
 
@@ -85,8 +90,8 @@ def use(**functions: Callable) -> None:
     if not functions:
         names = ", ".join(sorted(_yours))
         print(tr(en="↩ the course's own functions run everywhere again" + (f" (instead of your {names})" if names else ""),
-                 fr="↩ les fonctions du cours reprennent partout leur place"
-                    + (f" (à la place de {'votre' if len(_yours) == 1 else 'vos'} {names})" if names else "")))
+                 fr="↩ les fonctions du cours sont de nouveau utilisées partout"
+                    + (f" (au lieu de {'votre fonction' if len(_yours) == 1 else 'vos fonctions'} {names})" if names else "")))
         _yours.clear()
         return
     for name, fn in functions.items():
@@ -100,7 +105,7 @@ def use(**functions: Callable) -> None:
         if _ready(name, fn, getattr(importlib.import_module(module), function)):
             _yours[name] = fn
             print(tr(en=f"▶ your {name} now runs {SLOTS[name].where()}",
-                     fr=f"▶ votre {name} tourne désormais dans {SLOTS[name].where()}"))
+                     fr=f"▶ votre fonction {name} tourne désormais dans {SLOTS[name].where()}"))
         else:
             _yours.pop(name, None)
 

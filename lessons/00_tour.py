@@ -222,7 +222,8 @@ fig.tight_layout()
 def my_to_signed(image):
     """(H, W, C) uint8 in [0, 255] → (C, H, W) float32 in [−1, 1]."""
     # BEGIN SOLUTION
-    # HINT: channels first, then floats, then rescale [0, 255] to [−1, 1]
+    # HINT[en]: channels first, then floats, then rescale [0, 255] to [−1, 1]
+    # HINT[fr]: les canaux d'abord, puis des flottants, puis ramenez [0, 255] à [−1, 1]
     x = torch.from_numpy(image).permute(2, 0, 1).float()  # (C, H, W)
     return x / 127.5 - 1
     # END SOLUTION
@@ -309,13 +310,14 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 # Et pour finir, un avant-goût de la leçon 01 — et un second exercice, une boucle cette fois. On ajoute au même chat
 # de plus en plus de bruit gaussien $\varepsilon \sim \mathcal N(0, I)$ : au niveau $m$, entre 0 et 1, on prend
 # $\sqrt{1 - m^2}\,x + m\,\varepsilon$. L'image s'atténue à mesure que le bruit grandit, et les deux variances,
-# $1 - m^2$ et $m^2$, s'additionnent toujours à 1. Tout l'enjeu de Stable Diffusion est d'apprendre à **défaire**
+# $1 - m^2$ et $m^2$, ont toujours pour somme 1. Tout l'enjeu de Stable Diffusion est d'apprendre à **défaire**
 # cette opération.
 #
 # ### ✏️ Exercice — une bande d'images bruitées
 #
-# Écrivez `my_noise_strip(image, eps, mixes)`, qui renvoie la liste des images $\sqrt{1 - m^2}\,x + m\,\varepsilon$,
-# une par niveau $m$ de `mixes`, dans l'ordre. La cellule d'après affiche la bande que produit votre fonction.
+# Écrivez `my_noise_strip(image, eps, mixes)`, qui renvoie la liste des images $\sqrt{1 - m^2}\,x + m\,\varepsilon$
+# (où $x$ est `image` et $\varepsilon$ est `eps`, de même forme), une par niveau $m$ de `mixes`, dans l'ordre.
+# La cellule d'après affiche la bande que produit votre fonction.
 #
 # Bloqué ? `hint("noise_strip")` donne l'idée, puis `hint("noise_strip", 2)` la formule et `hint("noise_strip", 3)` le code.
 
@@ -327,7 +329,8 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 #
 # ### ✏️ Exercise — a strip of noised images
 #
-# Write `my_noise_strip(image, eps, mixes)`, which returns the list of the images $\sqrt{1 - m^2}\,x + m\,\varepsilon$,
+# Write `my_noise_strip(image, eps, mixes)`, which returns the list of the images $\sqrt{1 - m^2}\,x + m\,\varepsilon$
+# (where $x$ is `image` and $\varepsilon$ is `eps`, of the same shape),
 # one per level $m$ of `mixes`, in order. The next cell shows the strip your function makes.
 #
 # Stuck? `hint("noise_strip")` gives the idea, then `hint("noise_strip", 2)` the formula and `hint("noise_strip", 3)` the code.
@@ -337,7 +340,8 @@ show_grid([item["image"] for item in items], [item["caption"] for item in items]
 def my_noise_strip(image, eps, mixes):
     """[√(1 − m²)·image + m·ε for each level m in mixes], in order: from the clean image (m = 0) to pure noise (m = 1)."""
     # BEGIN SOLUTION
-    # HINT: one loop over the levels, one image per level, gathered in a list
+    # HINT[en]: one loop over the levels, one image per level, gathered in a list
+    # HINT[fr]: une boucle sur les niveaux, une image par niveau, rassemblées dans une liste
     strip = []
     for m in mixes:
         strip.append((1 - m**2) ** 0.5 * image + m * eps)

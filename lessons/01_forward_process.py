@@ -233,7 +233,8 @@ print(f"ᾱ_0 = {abar[0].item():.4g},  ᾱ_500 = {abar[500].item():.4g},  ᾱ_T 
 def my_q_sample(x0, t, eps, alphas_cumprod):
     """x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε (Ho et al. 2020, eq. 4). x0, eps: (B, C, H, W); t: (B,)."""
     # BEGIN SOLUTION
-    # HINT: one ᾱ_t per image — make it broadcast against (B, C, H, W), then apply the formula above
+    # HINT[en]: one ᾱ_t per image — make it broadcast against (B, C, H, W), then apply the formula above
+    # HINT[fr]: un ᾱ_t par image : donnez-lui une forme qui se diffuse sur (B, C, H, W), puis appliquez la formule ci-dessus
     abar_t = alphas_cumprod[t].view(-1, 1, 1, 1)  # (B, 1, 1, 1)
     return abar_t.sqrt() * x0 + (1 - abar_t).sqrt() * eps
     # END SOLUTION
@@ -266,7 +267,8 @@ check_q_sample(my_q_sample)
 # ### ✏️ Exercice 2 — $t$ étapes, l'une après l'autre
 #
 # Pour le vérifier, il faut d'abord les $t$ étapes. Écrivez `my_q_sample_iterated(x0, t, betas, generator)`, qui
-# applique $t$ fois l'étape de la partie 1, pour $k = 1, \dots, t$, avec à chaque étape un bruit neuf $\varepsilon_k$
+# applique $t$ fois l'étape de la partie 1 (`t` est ici un entier Python, le même pour tout le lot), pour
+# $k = 1, \dots, t$, avec à chaque étape un bruit neuf $\varepsilon_k$
 # tiré par `torch.randn(x0.shape, generator=generator, dtype=x0.dtype)`, et renvoie $x_t$. `q_step(x, k, eps, betas)`
 # fait une étape (ou écrivez la formule vous-même). Tirer avec le générateur, dans l'ordre des étapes, permet de
 # rejouer ensuite exactement les mêmes $\varepsilon_k$ : c'est ce qu'il faut pour calculer $\bar\varepsilon$.
@@ -297,7 +299,7 @@ check_q_sample(my_q_sample)
 # ### ✏️ Exercise 2 — $t$ steps, one after the other
 #
 # To check it we first need the $t$ steps. Write `my_q_sample_iterated(x0, t, betas, generator)`, which applies the
-# step of part 1 $t$ times, for $k = 1, \dots, t$, each time with fresh noise $\varepsilon_k$ drawn by
+# step of part 1 $t$ times (`t` is a Python integer here, the same for the whole batch), for $k = 1, \dots, t$, each time with fresh noise $\varepsilon_k$ drawn by
 # `torch.randn(x0.shape, generator=generator, dtype=x0.dtype)`, and returns $x_t$. `q_step(x, k, eps, betas)` takes one
 # step (or write the formula yourself). Drawing with the generator, in the order of the steps, lets us replay exactly
 # the same $\varepsilon_k$ afterwards: that is what computing $\bar\varepsilon$ takes.
@@ -310,7 +312,8 @@ check_q_sample(my_q_sample)
 def my_q_sample_iterated(x0, t, betas, generator):
     """x_t after t noising steps x_k = √(1 − β_k)·x_{k−1} + √β_k·ε_k, k = 1 … t, a fresh ε_k each (Ho et al. 2020, eq. 2)."""
     # BEGIN SOLUTION
-    # HINT: start from x0; for each k from 1 to t, a fresh ε_k from the generator, then one step
+    # HINT[en]: start from x0; for each k from 1 to t, a fresh ε_k from the generator, then one step
+    # HINT[fr]: partez de x0 ; pour chaque k de 1 à t, un ε_k neuf tiré par le générateur, puis une étape
     x = x0
     for k in range(1, t + 1):
         eps_k = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
@@ -471,7 +474,8 @@ fig.tight_layout()
 def my_cosine_alphas_cumprod(T, s=0.008):
     """ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s)·π/2), for t = 0 … T (Nichol & Dhariwal 2021, eq. 17)."""
     # BEGIN SOLUTION
-    # HINT: u = torch.arange(T + 1) / T holds every t/T at once
+    # HINT[en]: u = torch.arange(T + 1) / T holds every t/T at once
+    # HINT[fr]: u = torch.arange(T + 1) / T contient tous les t/T d'un coup
     u = torch.arange(T + 1, dtype=torch.float64) / T  # t/T for t = 0 … T
     f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     return f / f[0]

@@ -201,7 +201,8 @@ def asked(shape, colour):
 def my_epsilon_loss(model, x0, t, eps, alphas_cumprod):
     """L_simple = mean ‖ε − ε_θ(x_t, t)‖², x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε (Ho et al. 2020, eq. 14)."""
     # BEGIN SOLUTION
-    # HINT: noise x0 to x_t, ask the model, compare with the true noise
+    # HINT[en]: noise x0 to x_t, ask the model, compare with the true noise
+    # HINT[fr]: bruitez x0 jusqu'à x_t, interrogez le modèle, comparez au vrai bruit
     x_t = q_sample(x0, t, eps, alphas_cumprod)
     return (eps - model(x_t, t)).square().mean()
     # END SOLUTION
@@ -350,7 +351,8 @@ fig.tight_layout()
 def my_p_sample_step(x_t, t, eps_pred, z, betas, alphas_cumprod):
     """x_{t−1} = (x_t − β_t/√(1 − ᾱ_t)·ε_θ)/√α_t + σ_t·z, σ_t = √β_t, no noise at t = 1 (Ho et al. 2020, Alg. 2)."""
     # BEGIN SOLUTION
-    # HINT: per-sample b = β_t and a = ᾱ_t shaped (B, 1, …); the noise term is multiplied by (t > 1)
+    # HINT[en]: per-sample b = β_t and a = ᾱ_t shaped (B, 1, …); the noise term is multiplied by (t > 1)
+    # HINT[fr]: b = β_t et a = ᾱ_t par échantillon, de forme (B, 1, …) ; le terme de bruit est multiplié par (t > 1)
     shape = (-1,) + (1,) * (x_t.dim() - 1)  # (B, 1, …, 1)
     b, a = betas[t].view(shape).to(x_t), alphas_cumprod[t].view(shape).to(x_t)
     mean = (x_t - b / (1 - a).sqrt() * eps_pred) / (1 - b).sqrt()
@@ -369,6 +371,8 @@ check_p_sample_step(my_p_sample_step)
 #   alors les mêmes échantillons.
 # - Le modèle s'appelle `model(x, t)`, avec `t` un tenseur d'entiers de forme `(B,)` : un instant par échantillon.
 # - $T$ se lit sur le planning : `len(betas) - 1`.
+# - `my_p_sample_step` demande aussi $\bar\alpha$ : calculez-le sur ce planning, `alphas_cumprod(betas)` (pas le
+#   `abar` de la partie 3, fait pour T = 1000). `B` vaut `shape[0]`.
 #
 # Pour voir avancer les 1000 pas, enveloppez votre `range` dans `tqdm(…)`. La vérification fait tourner votre boucle
 # sur un petit modèle jouet et un planning court, et la compare à celle du cours, avec la même graine.
@@ -384,6 +388,8 @@ check_p_sample_step(my_p_sample_step)
 #   samples back.
 # - The model is called as `model(x, t)`, with `t` an integer tensor of shape `(B,)`: one instant per sample.
 # - $T$ is read off the schedule: `len(betas) - 1`.
+# - `my_p_sample_step` also needs $\bar\alpha$: compute it on this schedule, `alphas_cumprod(betas)` (not part 3's
+#   `abar`, made for T = 1000). `B` is `shape[0]`.
 #
 # To watch the 1000 steps go by, wrap your `range` in `tqdm(…)`. The check runs your loop on a small toy model and a
 # short schedule, and compares it with the course's, with the same seed.
@@ -395,7 +401,8 @@ check_p_sample_step(my_p_sample_step)
 def my_ddpm_sample(model, shape, betas, generator):
     """Ancestral sampling (Ho et al. 2020, Alg. 2): x_T ~ N(0, I), then one my_p_sample_step for t = T, …, 1. Returns x_0."""
     # BEGIN SOLUTION
-    # HINT: x_T first; then for t = T … 1: the instant as a (B,) tensor, the model's ε, a fresh z, one step
+    # HINT[en]: x_T first; then for t = T … 1: the instant as a (B,) tensor, the model's ε, a fresh z, one step
+    # HINT[fr]: x_T d'abord ; puis pour t = T … 1 : l'instant en tenseur (B,), le ε du modèle, un z neuf, une étape
     abar = alphas_cumprod(betas)
     x = torch.randn(shape, generator=generator)  # x_T
     for step in tqdm(range(len(betas) - 1, 0, -1), desc=tr(en="your DDPM loop", fr="votre boucle DDPM"), leave=False):

@@ -62,7 +62,7 @@ from course.checks.clip import check_clip_step, check_contrastive_loss, check_si
 from course.clip import to_transformers
 from course.data import ShapesDataset, render_scenes
 from course.hints import hint
-from course.language import tr
+from course.language import num, tr
 from course.plotting import LiveLoss, figure, show_grid
 from course.scenes import COLOURS, SHAPES, sample_scene
 from course.tokenizer import encode, load_tokenizer, unknown_words
@@ -252,7 +252,8 @@ print(tr(en=f"{type(reference).__name__}: max |ours − transformers| {within}",
 def my_similarity(image_features, text_features, logit_scale):
     """S = exp(logit_scale) · normalize(I) · normalize(T)ᵀ, shape (B_images, B_texts) (Radford et al. 2021, Fig. 3)."""
     # BEGIN SOLUTION
-    # HINT: unit-length rows for both, then all dot products, times the temperature factor
+    # HINT[en]: unit-length rows for both, then all dot products, times the temperature factor
+    # HINT[fr]: des lignes de norme 1 des deux côtés, puis tous les produits scalaires, multipliés par le facteur de température
     image_features = F.normalize(image_features, dim=-1)
     text_features = F.normalize(text_features, dim=-1)
     return logit_scale.exp() * image_features @ text_features.T
@@ -301,7 +302,8 @@ check_similarity(my_similarity)
 def my_contrastive_loss(logits):
     """(CE over rows + CE over columns) / 2, the diagonal being the true pairs (Radford et al. 2021, Fig. 3)."""
     # BEGIN SOLUTION
-    # HINT: targets = torch.arange(B); one cross-entropy on logits, one on logits.T
+    # HINT[en]: targets = torch.arange(B); one cross-entropy on logits, one on logits.T
+    # HINT[fr]: cibles = torch.arange(B) ; une entropie croisée sur logits, une sur logits.T
     targets = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
     # END SOLUTION
@@ -318,8 +320,9 @@ check_contrastive_loss(my_contrastive_loss)
 #    `model.text(ids, mask)[2]` ceux des textes, `(B, P)` (la projection de l'état du token `<eos>`).
 # 2. Calculez les logits avec votre `my_similarity` (la température apprise est `model.logit_scale`), puis la perte
 #    avec votre `my_contrastive_loss`.
-# 3. Enchaînez les trois gestes de tout pas PyTorch : `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`.
-# 4. Renvoyez la perte, sous forme de nombre (`loss.item()`).
+# 3. Enchaînez les trois gestes de tout pas PyTorch : remettre les gradients à zéro, les calculer par
+#    rétropropagation, mettre à jour les poids (`hint("clip_step", 2)` les nomme).
+# 4. Renvoyez la valeur de la perte, sous forme de nombre Python.
 #
 # La vérification fait deux pas de suite sur un CLIP miniature et compare ses poids à ceux du pas du cours : un
 # `zero_grad()` oublié ne se voit qu'au second pas.
@@ -335,8 +338,9 @@ check_contrastive_loss(my_contrastive_loss)
 #    the text vectors, `(B, P)` (the projection of the `<eos>` token's state).
 # 2. Compute the logits with your `my_similarity` (the learned temperature is `model.logit_scale`), then the loss with
 #    your `my_contrastive_loss`.
-# 3. Chain the three moves of every PyTorch step: `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`.
-# 4. Return the loss, as a number (`loss.item()`).
+# 3. Chain the three moves of every PyTorch step: reset the gradients, compute them by backpropagation, update
+#    the weights (`hint("clip_step", 2)` names them).
+# 4. Return the value of the loss, as a Python number.
 #
 # The check takes two steps in a row on a miniature CLIP and compares its weights with those of the course's step: a
 # forgotten `zero_grad()` only shows at the second step.
@@ -348,7 +352,8 @@ check_contrastive_loss(my_contrastive_loss)
 def my_clip_step(model, optimizer, images, ids, mask):
     """One contrastive training step on B pairs: logits, symmetric loss, zero_grad → backward → step. Returns the loss."""
     # BEGIN SOLUTION
-    # HINT: both encoders, then your two functions, then the three moves of a PyTorch step
+    # HINT[en]: both encoders, then your two functions, then the three moves of a PyTorch step
+    # HINT[fr]: les deux encodeurs, puis vos deux fonctions, puis les trois gestes d'un pas PyTorch
     logits = my_similarity(model.image(images), model.text(ids, mask)[2], model.logit_scale)  # (B, B)
     loss = my_contrastive_loss(logits)
     optimizer.zero_grad()  # forget the previous step's gradients
@@ -381,7 +386,8 @@ fresh = clip_train.make_model()
 optimizer = torch.optim.AdamW(fresh.parameters(), lr=3e-4, weight_decay=0.05)
 demo_losses = [float(train_step(fresh, optimizer, *one_batch)) for _ in range(min(P.clip_steps, 30))]
 print(tr(en=f"{len(demo_losses)} steps on the same 32 pairs: loss {demo_losses[0]:.2f} → {demo_losses[-1]:.2f} (ln 32 = 3.47 means chance)",
-         fr=f"{len(demo_losses)} pas sur les mêmes 32 paires : perte {demo_losses[0]:.2f} → {demo_losses[-1]:.2f} (ln 32 = 3.47 : le niveau du hasard)"))
+         fr=f"{len(demo_losses)} pas sur les mêmes 32 paires : perte {num(demo_losses[0], '.2f')} → {num(demo_losses[-1], '.2f')} "
+            "(ln 32 = 3,47 : le niveau du hasard)"))
 
 # %% [markdown] lang="fr"
 # ## 4. L'entraînement

@@ -180,7 +180,8 @@ fig.tight_layout()
 def my_resblock(block, x, emb):
     """conv1(silu(norm1(x))) + time_emb_proj(silu(emb)), then conv2(silu(norm2(h))), plus conv_shortcut(x) (Ho et al. 2020, App. B)."""
     # BEGIN SOLUTION
-    # HINT: two norm → silu → conv stages, the time shift in between, the skip at the end
+    # HINT[en]: two norm → silu → conv stages, the time shift in between, the skip at the end
+    # HINT[fr]: deux étages norm → silu → conv, le décalage du temps entre les deux, le saut à la fin
     h = block.conv1(F.silu(block.norm1(x)))  # (B, C_out, H, W)
     h = h + block.time_emb_proj(F.silu(emb))[:, :, None, None]  # one shift per channel
     h = block.conv2(F.silu(block.norm2(h)))
@@ -383,7 +384,7 @@ fig.tight_layout()
 # %% [markdown] lang="fr"
 # ### ✏️ Exercice 2 — assembler un niveau de la descente
 #
-# La cellule de la pile appelait chaque niveau d'un bloc : `block(h, emb, context, None)`. À vous d'en écrire
+# La cellule de la pile appelait chaque niveau d'un seul coup : `block(h, emb, context, None)`. À vous d'en écrire
 # l'intérieur. `my_down_level(level, h, emb, context, mask)` reçoit un niveau, `level = unet.down_blocks[i]`, et
 # renvoie `(h, skips)` : la sortie du niveau, et la liste de ce qu'il met de côté pour la remontée, dans
 # l'ordre. Ses pièces :
@@ -414,7 +415,8 @@ fig.tight_layout()
 def my_down_level(level, h, emb, context, mask):
     """One level of the way down → (h, skips): each resnet, then its attention if any, leaves a skip; then the downsampler, if any, leaves one too."""
     # BEGIN SOLUTION
-    # HINT: a loop over the level's resnets that fills a list, then the downsampler; mind the levels whose parts are None
+    # HINT[en]: a loop over the level's resnets that fills a list, then the downsampler; mind the levels whose parts are None
+    # HINT[fr]: une boucle sur les resnets du niveau qui remplit une liste, puis le downsampler ; attention aux niveaux dont des pièces valent None
     skips = []
     for i, resnet in enumerate(level.resnets):
         h = resnet(h, emb)
@@ -431,7 +433,7 @@ def my_down_level(level, h, emb, context, mask):
 check_down_level(my_down_level)
 
 # %% [markdown] lang="fr"
-# Faisons tourner tout le U-Net avec vos niveaux. La cellule écrit en entier le passage avant de `UNet.forward`
+# Faisons tourner tout le U-Net avec vos niveaux. La cellule réécrit en entier `UNet.forward`
 # (le codage du temps et le résumé du prompt, `conv_in`, la descente, `mid_block`, la remontée, la sortie), en
 # appelant votre `my_down_level` à la place de chaque `down_blocks[i]`. Elle le fait sur le modèle livré, que
 # la leçon 05 a entraîné et qui ne prédit donc plus $\hat\varepsilon = 0$, puis compare son $\hat\varepsilon$ à
@@ -578,7 +580,8 @@ print(tr(en=f"ε̂ {tuple(eps_yours.shape)} through {levels} vs model(x, t, cont
 def my_cross_attention(q, k, v, key_mask):
     """softmax(q·kᵀ/√d, masked keys → −∞)·v with q (B, N, d), k and v (B, L, d), key_mask (B, L)."""
     # BEGIN SOLUTION
-    # HINT: scores (B, N, L), masked, softmax over the keys, times the values
+    # HINT[en]: scores (B, N, L), masked, softmax over the keys, times the values
+    # HINT[fr]: les scores (B, N, L), masqués, un softmax sur les clés, multiplié par les valeurs
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, N, L)
     scores = scores.masked_fill(~key_mask[:, None, :], float("-inf"))
     return scores.softmax(dim=-1) @ v  # (B, N, d)

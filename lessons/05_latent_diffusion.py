@@ -135,7 +135,8 @@ print(tr(en=f"profile: {P.name}", fr=f"profil : {P.name}"))
 def my_kl(mean, logvar):
     """KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ (μ² + σ² − 1 − log σ²) per image, averaged over the batch."""
     # BEGIN SOLUTION
-    # HINT: ½ (μ² + σ² − 1 − log σ²), summed per image, then averaged
+    # HINT[en]: ½ (μ² + σ² − 1 − log σ²), summed per image, then averaged
+    # HINT[fr]: ½ (μ² + σ² − 1 − log σ²), sommé par image, puis moyenné
     per_value = 0.5 * (mean.square() + logvar.exp() - 1 - logvar)
     return per_value.flatten(1).sum(1).mean()
     # END SOLUTION
@@ -586,7 +587,8 @@ from course.samplers import ddim_update
 def my_text_to_image(unet, decode, context, null, z_T, timesteps, abar, w, scale):
     """z_T → (guided ε̂, one DDIM step) for every pair (t, t_prev) of timesteps → z_0 → decode(z_0 / scale), once."""
     # BEGIN SOLUTION
-    # HINT: a loop over the consecutive pairs of timesteps, the U-Net twice per step; the decoder once, after the loop
+    # HINT[en]: a loop over the consecutive pairs of timesteps, the U-Net twice per step; the decoder once, after the loop
+    # HINT[fr]: une boucle sur les paires d'instants consécutifs, le U-Net deux fois par pas ; le décodeur une seule fois, après la boucle
     z = z_T
     for t, t_prev in zip(timesteps[:-1], timesteps[1:]):
         eps_c, eps_u = unet(z, t, context), unet(z, t, null)  # ε(c), ε(∅)

@@ -167,7 +167,8 @@ print(tr(en=f"DPM-Solver (linspace, S + 1 points minus the last): {dpm_timesteps
 def my_ddim_step(x_t, eps, abar_t, abar_prev):
     """x_{t'} = √ᾱ_{t'}·x̂_0 + √(1 − ᾱ_{t'})·ε̂ with x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂)/√ᾱ_t (Song et al. 2021, eq. 12, η = 0)."""
     # BEGIN SOLUTION
-    # HINT: predict the clean image, then re-noise it to t_prev with the same ε
+    # HINT[en]: predict the clean image, then re-noise it to t_prev with the same ε
+    # HINT[fr]: prédisez l'image propre, puis rebruitez-la jusqu'à t_prev avec le même ε
     x0_hat = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
     return abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps
     # END SOLUTION
@@ -245,7 +246,8 @@ use(ddim_step=my_ddim_step)
 def my_euler_step(y, eps, sigma, sigma_next):
     """y_next = y + (σ_next − σ)·ε: one Euler step of dy/dσ = ε (Karras et al. 2022, Alg. 1)."""
     # BEGIN SOLUTION
-    # HINT: the slope is ε; the step is σ_next − σ (negative)
+    # HINT[en]: the slope is ε; the step is σ_next − σ (negative)
+    # HINT[fr]: la pente vaut ε ; le pas vaut σ_next − σ (négatif)
     return y + (sigma_next - sigma) * eps
     # END SOLUTION
 
@@ -364,7 +366,8 @@ print(tr(en="network calls for 10 steps:", fr="appels au réseau pour 10 pas :")
 def my_ddim_sampler(model, x, grid, schedule):
     """DDIM from grid[0] down to 0 (Song et al. 2021, eq. 12, η = 0): at each instant t, ε̂ = model(x, t), then one step to the next."""
     # BEGIN SOLUTION
-    # HINT: one iteration per pair of consecutive instants of the grid; keep x up to date
+    # HINT[en]: one iteration per pair of consecutive instants of the grid; keep x up to date
+    # HINT[fr]: une itération par paire d'instants consécutifs de la grille ; tenez x à jour
     for t, t_prev in zip(grid[:-1], grid[1:]):
         eps = model(x, t)
         x = my_ddim_step(x, eps, schedule.abar(t), schedule.abar(t_prev))
@@ -395,7 +398,7 @@ n_steps = 20 if P.name != "smoke" else 5
 z_yours = generate_latents(unet, clip, [star], ddim_sampler, n_steps, GUIDANCE, torch.Generator().manual_seed(0))
 z_course = generate_latents(unet, clip, [star], "ddim", n_steps, GUIDANCE, torch.Generator().manual_seed(0))
 print(tr(en=f"your loop and the course's DDIM, {n_steps} steps: max |z_yours − z_course| = {(z_yours - z_course).abs().max().item():.1e}",
-         fr=f"votre boucle et le DDIM du cours, {n_steps} pas : max |z_vous − z_cours| = {(z_yours - z_course).abs().max().item():.1e}"))
+         fr=f"{n_steps} pas : l'écart maximal entre vos latents et ceux du DDIM du cours vaut {(z_yours - z_course).abs().max().item():.1e}"))
 with torch.no_grad():
     pictures = [autoencoder.decode(z / scaling).clamp(-1, 1)[0] for z in (z_yours, z_course)]
 show_grid(pictures, [tr(en="your sampler", fr="votre échantillonneur"), tr(en="course's DDIM", fr="DDIM du cours")], ncols=2, size=2.2,

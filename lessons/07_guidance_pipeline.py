@@ -108,7 +108,8 @@ print(tr(en=f"profile: {P.name} · device {pipe.device}", fr=f"profil : {P.name}
 def my_guidance(eps_cond, eps_uncond, w):
     """ε̃ = w·ε(c) + (1 − w)·ε(∅) (Ho & Salimans 2022; the slides' form)."""
     # BEGIN SOLUTION
-    # HINT: the slide's formula, with eps_cond = ε(x_t, t, c) and eps_uncond = ε(x_t, t, ∅)
+    # HINT[en]: the slide's formula, with eps_cond = ε(x_t, t, c) and eps_uncond = ε(x_t, t, ∅)
+    # HINT[fr]: la formule de la diapositive, avec eps_cond = ε(x_t, t, c) et eps_uncond = ε(x_t, t, ∅)
     return w * eps_cond + (1 - w) * eps_uncond
     # END SOLUTION
 
@@ -243,28 +244,30 @@ out.images[0].resize((192, 192), resample=0)
 # %% [markdown] lang="fr"
 # ### ✏️ Exercice 2 — la boucle du pipeline
 #
-# Les étapes 4 et 5 du tableau ne sont qu'une boucle, celle que vous avez écrite à la leçon 05 avec la guidance
-# du cours. Réécrivez-la comme le pipeline l'appelle, avec **votre** guidance et les masques des prompts
-# (le U-Net ignore ainsi le remplissage) :
+# Les étapes 4 et 5 du tableau ne sont qu'une boucle : celle que vous avez écrite à la leçon 05, où la formule
+# de guidance était écrite dans la boucle. Réécrivez-la comme le pipeline l'appelle, avec **votre**
+# `my_guidance` et les masques des prompts (le U-Net ignore ainsi le remplissage) :
 # `my_guided_sampling(unet, context, mask, null, null_mask, z, grid, schedule, w)` part du bruit $z = z_T$ et,
-# pour chaque paire d'instants $(t, t')$ de la grille jusqu'à $0$, interroge le U-Net **deux fois** — avec les
-# états du prompt `context` (et leur masque), puis avec ceux du prompt vide `null` —, combine les deux
-# réponses par **votre** guidance, et fait un pas DDIM avec `ddim_update(z, ε̃, ᾱ_t, ᾱ_t')` (celui de la
-# leçon 06 ; `schedule.abar(t)` donne $\bar\alpha_t$). Elle renvoie le latent $z_0$, que le décodeur change en image.
+# pour chaque paire d'instants $(t, t')$ de la grille jusqu'à $0$, interroge le U-Net **deux fois**,
+# `unet(z, t, context, mask)` puis `unet(z, t, null, null_mask)` (le 4ᵉ argument est le masque, comme à la
+# leçon 04), combine les deux réponses avec votre `my_guidance(eps_cond, eps_uncond, w)`, et fait un pas DDIM
+# avec `ddim_update(z, ε̃, ᾱ_t, ᾱ_t')` (celui de la leçon 06 ; `schedule.abar(t)` donne $\bar\alpha_t$). Elle
+# renvoie le latent $z_0$, que le décodeur transforme en image.
 #
 # Bloqué ? `hint("guided_sampling")`, puis `hint("guided_sampling", 2)` et `hint("guided_sampling", 3)`.
 
 # %% [markdown] lang="en"
 # ### ✏️ Exercise 2 — the pipeline's loop
 #
-# Stages 4 and 5 of the table are only a loop, the one you wrote in lesson 05 with the course's guidance.
-# Write it again as the pipeline calls it, with **your** guidance and the prompts' masks (so that the U-Net
-# ignores the padding):
+# Stages 4 and 5 of the table are only a loop: the one you wrote in lesson 05, where the guidance formula was
+# written inside the loop. Write it again as the pipeline calls it, with **your** `my_guidance` and the prompts'
+# masks (so that the U-Net ignores the padding):
 # `my_guided_sampling(unet, context, mask, null, null_mask, z, grid, schedule, w)` starts from the noise $z = z_T$
-# and, for each pair of instants $(t, t')$ of the grid down to $0$, asks the U-Net **twice** (with the prompt's
-# states `context` and their mask, then with the empty prompt's `null`), combines the two answers with **your**
-# guidance, and takes a DDIM step with `ddim_update(z, ε̃, ᾱ_t, ᾱ_t')` (lesson 06's; `schedule.abar(t)` gives
-# $\bar\alpha_t$). It returns the latent $z_0$, which the decoder turns into an image.
+# and, for each pair of instants $(t, t')$ of the grid down to $0$, asks the U-Net **twice**,
+# `unet(z, t, context, mask)` then `unet(z, t, null, null_mask)` (the 4th argument is the mask, as in lesson
+# 04), combines the two answers with your `my_guidance(eps_cond, eps_uncond, w)`, and takes a DDIM step with
+# `ddim_update(z, ε̃, ᾱ_t, ᾱ_t')` (lesson 06's; `schedule.abar(t)` gives $\bar\alpha_t$). It returns the
+# latent $z_0$, which the decoder turns into an image.
 #
 # Stuck? `hint("guided_sampling")`, then `hint("guided_sampling", 2)` and `hint("guided_sampling", 3)`.
 
@@ -276,7 +279,8 @@ from course.samplers import ddim_update
 def my_guided_sampling(unet, context, mask, null, null_mask, z, grid, schedule, w):
     """Guided DDIM from z_T to z_0: ε̃ = guidance(ε(z, t, c), ε(z, t, ∅), w), then a DDIM step (Ho & Salimans 2022; Song et al. 2021)."""
     # BEGIN SOLUTION
-    # HINT: one iteration per pair (t, t_prev) of the grid: two U-Net calls, your guidance, one DDIM step
+    # HINT[en]: one iteration per pair (t, t_prev) of the grid: two U-Net calls, your guidance, one DDIM step
+    # HINT[fr]: une itération par paire (t, t_prev) de la grille : deux appels au U-Net, votre guidance, un pas DDIM
     for t, t_prev in zip(grid[:-1], grid[1:]):
         eps = my_guidance(unet(z, t, context, mask), unet(z, t, null, null_mask), w)
         z = ddim_update(z, eps, schedule.abar(t), schedule.abar(t_prev))
@@ -316,7 +320,7 @@ with torch.no_grad():
     z_pipe = generate_latents(pipe.unet, pipe.clip, [circle], "ddim", steps, w, x_T=z_T)
     pictures = [pipe.decode(z)[0] for z in (z_yours, z_pipe)]
 print(tr(en=f"your loop and the pipeline, {steps} DDIM steps, w = {w:g}: max |z_yours − z_pipeline| = {(z_yours - z_pipe).abs().max().item():.1e}",
-         fr=f"votre boucle et le pipeline, {steps} pas DDIM, w = {w:g} : max |z_vous − z_pipeline| = {(z_yours - z_pipe).abs().max().item():.1e}"))
+         fr=f"{steps} pas DDIM, w = {w:g} : l'écart maximal entre vos latents et ceux du pipeline vaut {(z_yours - z_pipe).abs().max().item():.1e}"))
 show_grid(pictures, [tr(en="your loop", fr="votre boucle"), tr(en="the pipeline (ddim)", fr="le pipeline (ddim)")], ncols=2, size=2.2,
           suptitle=f"« {circle} »")
 

@@ -172,7 +172,8 @@ import math
 def my_wilson(k, n, z=1.96):
     """95 % Wilson score interval (lo, hi) of the proportion k/n (Wilson 1927)."""
     # BEGIN SOLUTION
-    # HINT: p = k / n, then the centre and the half-width of the formulas above; keep both ends inside [0, 1]
+    # HINT[en]: p = k / n, then the centre and the half-width of the formulas above; keep both ends inside [0, 1]
+    # HINT[fr]: p = k / n, puis le centre et la demi-largeur des formules ci-dessus ; gardez les deux bornes dans [0, 1]
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -447,7 +448,8 @@ print(f"<bos> {share[0]:.0%} · {tr(en='words', fr='mots')} {share[1 : n - 1].su
 def my_relative_distance(s, s_other, where):
     """Σ‖s − s'‖² / Σ‖s‖² over the positions where ``where`` is 1 (states (B, L, D), where (B, L))."""
     # BEGIN SOLUTION
-    # HINT: squared norms per position, (B, L), weighted by where and summed: numerator and denominator alike
+    # HINT[en]: squared norms per position, (B, L), weighted by where and summed: numerator and denominator alike
+    # HINT[fr]: les normes au carré par position, (B, L), pondérées par where et sommées : au numérateur comme au dénominateur
     where = where.to(s.dtype)
     return ((s - s_other).square().sum(-1) * where).sum() / (s.square().sum(-1) * where).sum()
     # END SOLUTION
@@ -573,7 +575,8 @@ for kind in ("binding", "pair"):
 def my_excite_loss(strengths, counts):
     """(B,): per image, max over its counts[b] subjects of 1 − strength (Chefer et al. 2023, eq. 3)."""
     # BEGIN SOLUTION
-    # HINT: one loss per image, over its first counts[b] subjects only, then stack them into (B,)
+    # HINT[en]: one loss per image, over its first counts[b] subjects only, then stack them into (B,)
+    # HINT[fr]: une perte par image, sur ses counts[b] premiers sujets seulement, puis empilez-les en (B,)
     return torch.stack([(1 - strengths[b, :n]).amax() for b, n in enumerate(counts)])
     # END SOLUTION
 
@@ -587,7 +590,9 @@ check_excite_loss(my_excite_loss)
 # `my_excite_update(z, t, strengths_at, counts, step_size)`, qui assemble les pièces : `strengths_at(z, t)` fait
 # passer `z` dans le U-Net et renvoie les forces `(B, S)` de ses sujets, de façon différentiable ; la perte
 # `excite_loss(strengths, counts)` (la version de `course.attend_excite`, ou la vôtre) en donne une par image ;
-# son gradient par rapport à `z` dit dans quel sens la perte monte. Renvoyez
+# son gradient par rapport à `z` dit dans quel sens la perte monte. `z` arrive sans gradient : faites-en d'abord un
+# tenseur qui enregistre le sien (`z.detach().requires_grad_(True)`), avant d'appeler `strengths_at`, puis obtenez
+# le gradient avec `torch.autograd.grad(perte, z)` (ou `perte.backward()` puis `z.grad`). Renvoyez
 # $z - \alpha\,\nabla_z \mathcal L$, avec $\alpha$ = `step_size`, en tenseur ordinaire, détaché du graphe
 # d'autograd. Une seule rétropropagation pour tout le lot : chaque image n'a que sa propre perte, la somme
 # des pertes donne donc à chaque latent le gradient de la sienne.
@@ -602,7 +607,9 @@ check_excite_loss(my_excite_loss)
 # `my_excite_update(z, t, strengths_at, counts, step_size)`, which assembles the pieces: `strengths_at(z, t)`
 # runs `z` through the U-Net and returns the strengths `(B, S)` of its subjects, differentiably; the loss
 # `excite_loss(strengths, counts)` (`course.attend_excite`'s version, or yours) gives one per image; its
-# gradient with respect to `z` tells which way the loss goes up. Return $z - \alpha\,\nabla_z \mathcal L$,
+# gradient with respect to `z` tells which way the loss goes up. `z` arrives without a gradient: first make it a
+# tensor that records its own (`z.detach().requires_grad_(True)`), before calling `strengths_at`, then get the
+# gradient with `torch.autograd.grad(loss, z)` (or `loss.backward()` then `z.grad`). Return $z - \alpha\,\nabla_z \mathcal L$,
 # with $\alpha$ = `step_size`, as a plain tensor, detached from the autograd graph. One backward pass for the
 # whole batch: each image has only its own loss, so the sum of the losses gives each latent the gradient of
 # its own.
@@ -618,7 +625,8 @@ from course.attend_excite import excite_loss
 def my_excite_update(z, t, strengths_at, counts, step_size):
     """z − step_size·∇_z Σ_b L_b(z), detached: one Attend-and-Excite update of the latent (Chefer et al. 2023, §4)."""
     # BEGIN SOLUTION
-    # HINT: a leaf that records its gradient, the strengths, the loss, its gradient, one step against it
+    # HINT[en]: a leaf that records its gradient, the strengths, the loss, its gradient, one step against it
+    # HINT[fr]: une feuille qui enregistre son gradient, les forces, la perte, son gradient, un pas en sens inverse
     z = z.detach().requires_grad_(True)
     loss = excite_loss(strengths_at(z, t), counts)  # (B,)
     (grad,) = torch.autograd.grad(loss.sum(), z)  # each image's latent: the gradient of its own loss

@@ -30,6 +30,15 @@ def test_exercise_code_keeps_hints_and_stubs_the_region():
     compile(code, "exercise", "exec")
 
 
+def test_hints_and_the_exercise_mark_follow_the_edition_language():
+    source = ("def f(x):\n    # BEGIN SOLUTION\n    # HINT[en]: add one\n    # HINT[fr]: ajoutez un\n    return x + 1\n"
+              "    # END SOLUTION\n")
+    assert exercise_code(source, lang="fr") == ("def f(x):\n    # ✏️ EXERCICE — votre code ici\n    # INDICE : ajoutez un\n"
+                                                 "    raise NotImplementedError")
+    assert "# HINT: add one" in exercise_code(source, lang="en") and "ajoutez" not in exercise_code(source, lang="en")
+    assert solution_code(source) == "def f(x):\n    return x + 1"
+
+
 def test_custom_stub():
     code = exercise_code("# BEGIN SOLUTION\n# STUB: x_t = ...\nx_t = 1\n# END SOLUTION")
     assert code.splitlines()[-1] == "x_t = ..."

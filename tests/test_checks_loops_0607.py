@@ -138,6 +138,7 @@ LOOP_ROWS = {
     "swapped in the guidance": lambda *a: guided_loop(*a, mix=lambda ec, eu, w: ec + w * (eu - ec)),
     "masks are not passed": lambda *a: guided_loop(*a, masks=False),
     "asked at t_prev": lambda *a: guided_loop(*a, at=lambda t, s: s),
+    "got the prompt's mask": lambda u, c, m, n, nm, z, g, s, w: guided_loop(u, c, m, n, m, z, g, s, w),
     "stops one step early": lambda u, c, m, n, nm, z, g, s, w: guided_loop(u, c, m, n, nm, z, g, s, w, pairs=list(zip(g[:-2], g[1:-1]))),
 }
 
@@ -171,3 +172,43 @@ def test_an_error_inside_torch_is_reported_at_the_learners_line():
     message = check_cross_attention(mine).message
     assert "your code raised IndexError" in message and "functional.py" not in message
     assert "`weights = torch.nn.functional.softmax(q @ k.transpose(-2, -1), dim=3)" in message, message
+
+
+def test_the_real_unets_keyword_passes_and_instants_for_abar_are_named():
+    def by_keyword(unet, c, m, n, nm, z, grid, schedule, w):
+        for t, t_prev in zip(grid[:-1], grid[1:]):
+            eps_c, eps_u = unet(z, t, c, context_mask=m), unet(z, t, n, context_mask=nm)
+            z = ddim_update(z, eps_u + w * (eps_c - eps_u), schedule.abar(t), schedule.abar(t_prev))
+        return z
+
+    assert check_guided_sampling(by_keyword).passed
+
+    def instants(unet, c, m, n, nm, z, grid, schedule, w):
+        for t, t_prev in zip(grid[:-1], grid[1:]):
+            eps_c, eps_u = unet(z, t, c, m), unet(z, t, n, nm)
+            z = ddim_update(z, eps_u + w * (eps_c - eps_u), t, t_prev)
+        return z
+
+    assert says(check_guided_sampling(instants), "not the instants")
+
+
+def test_calling_a_module_list_and_an_unfinished_step_are_named(monkeypatch):
+    from course.checks.unet import check_down_level
+
+    def calls_the_list(level, h, emb, context, mask):
+        for resnet in level.resnets:
+            h = resnet(h, emb)
+        return level.downsamplers(h), [h]
+
+    assert says(check_down_level(calls_the_list), "a list of modules (nn.ModuleList)")
+
+    def my_ddim_step(*args):
+        raise NotImplementedError
+
+    def waits(model, x, grid, schedule):
+        return my_ddim_step(x, model(x, grid[0]), schedule.abar(grid[0]), schedule.abar(grid[1]))
+
+    result = check_ddim_sampler(waits)
+    assert result.not_implemented and result.waiting_for == "my_ddim_step" and "calls my_ddim_step, which is not written yet" in result.message
+    monkeypatch.setenv("COURSE_LANG", "fr")
+    assert "votre code appelle my_ddim_step, qui n'est pas encore écrit" in check_ddim_sampler(waits).message

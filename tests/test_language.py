@@ -123,3 +123,12 @@ def test_the_shared_checker_messages_follow_the_language(monkeypatch):
     monkeypatch.setenv("COURSE_LANG", "en")
     assert str(passed("q_sample")) == "✅ q_sample: correct"
     assert str(diagnose("f", -expected, expected)).startswith("❌ f: looks like the sign is flipped")
+
+
+def test_num_writes_numbers_as_each_language_does(monkeypatch):
+    from course.language import num
+
+    monkeypatch.setenv("COURSE_LANG", "fr")
+    assert num(1234.5678, ",.2f") == "1 234,57" and num(0.25, ".0%") == "25%"
+    monkeypatch.setenv("COURSE_LANG", "en")
+    assert num(1234.5678, ",.2f") == "1,234.57"

@@ -70,8 +70,8 @@ def test_the_message_follows_the_language(monkeypatch, capsys):
     use(ddim_step=stub)
     use(ddim_step=my_ddim_step)
     out = capsys.readouterr().out
-    assert "votre ddim_step n'est pas encore écrit : les cellules suivantes utilisent la version du cours" in out
-    assert "▶ votre ddim_step tourne désormais dans chaque pas de l'échantillonneur DDIM" in out
+    assert "votre fonction ddim_step n'est pas encore écrite : les cellules suivantes utilisent la version du cours" in out
+    assert "▶ votre fonction ddim_step tourne désormais dans chaque pas de l'échantillonneur DDIM" in out
 
 
 def test_your_ddim_step_runs_every_step_of_the_sampler():
@@ -164,3 +164,17 @@ def test_choose_takes_yours_when_checked_and_the_course_otherwise(capsys):
     assert choose("ddim_step", stub, check_ddim_step, my_ddim_step) is my_ddim_step
     out = capsys.readouterr().out
     assert out == "↩ your ddim_step is not written yet: the cells below run the course's version\n"
+
+
+def test_a_loop_waiting_for_an_unfinished_step_says_which(capsys):
+    from course.checks.samplers import check_ddim_sampler
+    from course.samplers import SOLVERS
+
+    def my_ddim_sampler(model, x, grid, schedule):
+        for t, t_prev in zip(grid[:-1], grid[1:]):
+            x = stub(x, model(x, t), schedule.abar(t), schedule.abar(t_prev))
+        return x
+
+    assert choose("ddim_sampler", my_ddim_sampler, check_ddim_sampler, SOLVERS["ddim"]) is SOLVERS["ddim"]
+    assert capsys.readouterr().out == ("↩ your ddim_sampler waits for another exercise (stub is not written yet): "
+                                       "the cells below run the course's version\n")

@@ -29,6 +29,7 @@ class CheckResult:
     passed: bool
     message: str
     not_implemented: bool = False
+    waiting_for: str | None = None  # the learner's other, unfinished function this one calls
 
     def __bool__(self) -> bool:
         return self.passed
@@ -65,6 +66,14 @@ def not_implemented(name: str) -> CheckResult:
     )
 
 
+def unfinished_inside(name: str, inner: str) -> CheckResult:
+    """The exercise calls another of the learner's functions that is still a stub: say which one to finish first."""
+    return CheckResult(False, f"{TODO} {name}" + tr(
+        en=f": your code calls {inner}, which is not written yet — finish that exercise first, then run this cell again.",
+        fr=f" : votre code appelle {inner}, qui n'est pas encore écrit — terminez d'abord cet exercice, puis relancez cette cellule."),
+        not_implemented=True, waiting_for=inner)
+
+
 class _Raised(Exception):
     """Carries a finished CheckResult out of :func:`call` when the learner's code raised."""
 
@@ -97,22 +106,41 @@ def call(name: str, fn: Callable[..., Any], *args: Any, error_hints: dict[str, s
         raise _Raised(failed(name, tr(en=f"expected a function, got {type(fn).__name__}", fr=f"une fonction était attendue, reçu {type(fn).__name__}")))
     try:
         out = fn(*args, **kwargs)
-    except NotImplementedError:
-        raise _Raised(not_implemented(name)) from None
+    except NotImplementedError as err:
+        frames = traceback.extract_tb(err.__traceback__)[1:]  # [0] is this call
+        while len(frames) > 1 and _learner_frame(frames[:1]) is None:  # a checker's own wrapper around the learner's function
+            frames = frames[1:]
+        if len(frames) <= 1:  # raised in the function's own body: the exercise is still a stub
+            raise _Raised(not_implemented(name)) from None
+        if _learner_frame(frames[-1:]) is not None:  # raised in another of the learner's functions, still a stub
+            raise _Raised(unfinished_inside(name, frames[-1].name)) from None
+        if frames[-1].name == "_forward_unimplemented":  # torch: calling a module that has no forward, e.g. an nn.ModuleList
+            where = _learner_frame(frames)
+            code = f" `{where.line.strip()}`" if where is not None and where.line else ""
+            raise _Raised(failed(name, tr(
+                en=f"your code calls a list of modules (nn.ModuleList){code}: call one of its elements, e.g. level.downsamplers[0](h)",
+                fr=f"votre code appelle une liste de modules (nn.ModuleList){code} : appelez un de ses éléments, par exemple "
+                   "level.downsamplers[0](h)"))) from None
+        return _report_exception(name, err, error_hints)
     except Exception as err:  # the learner's bug: one line, with where it happened
-        frame = _learner_frame(traceback.extract_tb(err.__traceback__)[1:])  # [0] is this call
-        where = ""
-        if frame is not None:
-            code = (frame.line or "").strip()
-            where = tr(en=f" (line {frame.lineno}", fr=f" (ligne {frame.lineno}") + (tr(en=": ", fr=" : ") + f"`{code}`)" if code else ")")
-        advice = "".join(f" — {hint}" for fragment, hint in (error_hints or {}).items() if fragment in str(err))
-        raise _Raised(failed(name, tr(en="your code raised", fr="votre code a levé") + f" {type(err).__name__}: {err}{where}{advice}")) from None
+        return _report_exception(name, err, error_hints)
     if out is None or out is Ellipsis:
         raise _Raised(
             CheckResult(False, f"{TODO} {name}" + tr(en=f": returned {out!r} — not finished yet, or a `return` is missing.",
                                                       fr=f" : a renvoyé {out!r} — pas encore fini, ou il manque un `return`."), True)
         )
     return out
+
+
+def _report_exception(name: str, err: Exception, error_hints: dict[str, str] | None):
+    """Raise the one-line CheckResult of an exception in the learner's code, at the learner's line."""
+    frame = _learner_frame(traceback.extract_tb(err.__traceback__)[1:])  # [0] is the call in call()
+    where = ""
+    if frame is not None:
+        code = (frame.line or "").strip()
+        where = tr(en=f" (line {frame.lineno}", fr=f" (ligne {frame.lineno}") + (tr(en=": ", fr=" : ") + f"`{code}`)" if code else ")")
+    advice = "".join(f" — {hint}" for fragment, hint in (error_hints or {}).items() if fragment in str(err))
+    raise _Raised(failed(name, tr(en="your code raised", fr="votre code a levé") + f" {type(err).__name__}: {err}{where}{advice}")) from None
 
 
 def run(name: str, body: Callable[[], CheckResult]) -> CheckResult:

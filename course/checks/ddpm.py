@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from course.checks.core import TODO, CheckResult, _Raised, call, diagnose, failed, passed, run
+from course.checks.core import TODO, CheckResult, _Raised, call, diagnose, failed, passed, run, unfinished_inside
 from course.ddpm import p_sample_step, posterior_variance
 from course.forward import q_sample
 from course.language import tr
@@ -131,10 +131,7 @@ def _guarded(fn: Callable, unfinished: list[str]) -> Callable:
 
 
 def _unfinished_inside(name: str, inner: str) -> CheckResult:
-    return CheckResult(False, f"{TODO} {name}" + tr(
-        en=f": your code calls {inner}, which is not written yet — finish that exercise first, then run this cell again.",
-        fr=f" : votre code appelle {inner}, qui n'est pas encore écrit — terminez d'abord cet exercice, puis relancez cette cellule."),
-        not_implemented=True)
+    return unfinished_inside(name, inner)
 
 
 # ----------------------------------------------------------------------------- the sampling loop

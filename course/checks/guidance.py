@@ -43,9 +43,9 @@ def check_guidance(fn: Callable) -> CheckResult:
     return run(name, body)
 
 
-def _toy_unet(z: torch.Tensor, t, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """A fixed "U-Net" that reads z, the instant t and the unmasked text states, so that every mistake shows."""
-    keep = torch.ones(context.shape[:2], dtype=context.dtype) if mask is None else mask.to(context.dtype)
+def _toy_unet(z: torch.Tensor, t, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """A fixed "U-Net" with the real one's signature that reads z, the instant t and the unmasked text states."""
+    keep = torch.ones(context.shape[:2], dtype=context.dtype) if context_mask is None else context_mask.to(context.dtype)
     text = (context * keep[..., None]).sum((1, 2)) / keep.sum(1)  # (B,)
     return 0.3 * z + 1e-3 * torch.as_tensor(t, dtype=z.dtype) + text.view(-1, *[1] * (z.dim() - 1))
 
@@ -78,7 +78,11 @@ def check_guided_sampling(fn: Callable) -> CheckResult:
         uncond = lambda z_, t, m=null_mask: _toy_unet(z_, t, null, m)  # noqa: E731
         loop = lambda eps_at, grid_=grid: _reference_loop(z, grid_, schedule, w, eps_at)  # noqa: E731
         expected = loop(lambda z_, t, s: guidance_combination(cond(z_, t), uncond(z_, t), w))
-        actual = call(name, fn, _toy_unet, context.clone(), mask.clone(), null.clone(), null_mask.clone(), z.clone(), grid.clone(), schedule, w)
+        actual = call(name, fn, _toy_unet, context.clone(), mask.clone(), null.clone(), null_mask.clone(), z.clone(), grid.clone(), schedule, w,
+                      error_hints={"math domain error": tr(
+                          en="ddim_update takes ᾱ_t and ᾱ_prev, numbers between 0 and 1 (schedule.abar(t)), not the instants; check their order too",
+                          fr="ddim_update attend ᾱ_t et ᾱ_prev, des nombres entre 0 et 1 (schedule.abar(t)), pas les instants ; "
+                             "vérifiez aussi leur ordre")})
         mistakes = {
             tr(en="the guided ε̃ equals ε(c): either the unconditional pass got the prompt instead of the empty prompt's "
                   "states (null, null_mask), or the guidance is not applied",
@@ -91,6 +95,9 @@ def check_guided_sampling(fn: Callable) -> CheckResult:
             tr(en="the masks are not passed to the U-Net: it then reads the padding tokens too",
                fr="les masques ne sont pas transmis au U-Net : il lit alors aussi les jetons de remplissage"):
                 loop(lambda z_, t, s: guidance_combination(cond(z_, t, None), uncond(z_, t, None), w)),
+            tr(en="the pass without the prompt got the prompt's mask: give it null_mask",
+               fr="la passe sans prompt a reçu le masque du prompt : passez-lui null_mask"):
+                loop(lambda z_, t, s: guidance_combination(cond(z_, t), uncond(z_, t, mask), w)),
             tr(en="the U-Net is asked at t_prev: ε̂ must be predicted at the current instant t",
                fr="le U-Net est interrogé en t_prev : ε̂ doit être prédit à l'instant courant t"):
                 loop(lambda z_, t, s: guidance_combination(cond(z_, s), uncond(z_, s), w)),
