@@ -4,7 +4,7 @@ Each concept lives in its own small module, imported explicitly by the notebooks
 layers; each imports only from the layers below it (``tests/test_layers.py`` checks the two rules
 that matter: generating an image imports no training module, and the diffusion maths imports no model):
 
-    course tooling   build, lessons, checks.*, plotting, widgets, playground, env, __main__ (the CLI)
+    course tooling   build, lessons, checks.* (with their hints), hints, plotting, widgets, playground, env, __main__ (the CLI)
     evaluation       eval (the judge), evaluation (held-out prompts), scheduler_table, grid_search
     training         train (the loop, resumable), ae_train, clip_train, ldm, shapes_ddpm
                      (one command each: runs/ → --ship → data/)
@@ -16,7 +16,8 @@ that matter: generating an image imports no training module, and the diffusion m
                      forward, ddpm
     data             scenes, render, captions, data, toy2d
     foundations      paths, recipes (one frozen recipe per shipped model, plain data), profiles (which scale
-                     the recipes), checkpoints, tensors, embeddings, images
+                     the recipes), checkpoints, tensors, embeddings, images, language (the edition's language),
+                     yours (the learner's checked functions, run where the course runs its own)
 
 The package stays flat (``course.samplers``, not ``course.diffusion.samplers``): lessons and learners
 import by short names, and the layering is enforced by tests rather than by folders. Importing
