@@ -18,7 +18,7 @@ from course.checks.tour import check_noise_strip, noise_strip
 from course.ddpm import ddpm_sample, p_sample_step
 from course.forward import q_sample, q_sample_iterated, q_step
 from course.schedules import alphas_cumprod, linear_betas
-from test_checks_french import ok_fr, wrong_fr
+from test_checks_french import english_words, ok_fr, wrong_fr
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +39,17 @@ def wrong(result, *keywords):
     assert not result.passed and result.message.startswith("❌") and "\n" not in result.message, result.message
     for keyword in keywords:
         assert keyword in result.message, f"{keyword!r} not in {result.message!r}"
+    return True
+
+
+def wrong_fr_raised(result, *fragments):
+    """Failed in French on a crash: PyTorch's own message, quoted, stays in English; the advice after it is French."""
+    assert not result.passed and result.message.startswith("❌") and "\n" not in result.message, result.message
+    assert "votre code a levé" in result.message and " — " in result.message, result.message
+    for fragment in fragments:
+        assert fragment in result.message, f"{fragment!r} not in {result.message!r}"
+    advice = result.message.split(" — ", 1)[1]
+    assert not english_words(advice), (english_words(advice), result.message)
     return True
 
 
@@ -79,6 +90,10 @@ STRIP_MISTAKES = [  # (the mistake, English words, French words)
      ("toutes les images prennent le dernier niveau",)),
     (lambda im, e, ms: (1 - ms[-1] ** 2) ** 0.5 * im + ms[-1] * e, ("a single image came back", "return a list"), ("une seule image est revenue",)),
     (lambda im, e, ms: my_noise_strip(im, e, ms[1:]), ("one image per level, 5 in all, got 4",), ("une image par niveau était attendue",)),
+    (lambda im, e, ms: my_noise_strip(im, torch.randn_like(im), ms), ("a new noise was drawn", "use the noise `eps` provided"),
+     ("un nouveau bruit a été tiré", "utilisez le bruit `eps` fourni")),
+    (lambda im, e, ms: [(1 - m**2) ** 0.5 * im + m * torch.randn_like(im) for m in ms], ("a new noise was drawn",),
+     ("un nouveau bruit a été tiré",)),
 ]
 
 
@@ -96,6 +111,21 @@ def test_noise_strip_names_each_mistake(mistake, english_words, french_words, mo
     assert wrong_fr(check_noise_strip(mistake), *french_words)
 
 
+def test_noise_strip_explains_torch_sqrt_of_a_python_number(monkeypatch):
+    def with_torch_sqrt(image, eps, mixes):
+        return [torch.sqrt(1 - m**2) * image + m * eps for m in mixes]
+
+    assert wrong(check_noise_strip(with_torch_sqrt), "TypeError", "m is a Python number: write (1 - m**2) ** 0.5 or math.sqrt(1 - m**2)")
+    monkeypatch.setenv("COURSE_LANG", "fr")
+    assert wrong_fr_raised(check_noise_strip(with_torch_sqrt), "m est un nombre Python : écrivez (1 - m**2) ** 0.5 ou math.sqrt(1 - m**2)")
+
+
+def test_noise_strip_french_wording(monkeypatch):
+    monkeypatch.setenv("COURSE_LANG", "fr")
+    assert wrong_fr(check_noise_strip(STRIP_MISTAKES[0][0]), "la somme des variances ne vaut alors plus 1")
+    assert wrong_fr(check_noise_strip(STRIP_MISTAKES[6][0]), "(avec append, dans la boucle)")
+
+
 # ----------------------------------------------------------------------------- lesson 01: t noising steps
 
 
@@ -106,7 +136,8 @@ def my_q_sample_iterated(x0, t, betas, generator):  # the lesson's solution
     return x
 
 
-def iterated(*, steps=lambda t: range(1, t + 1), noise="fresh", dtype=True, update=True, generator=True, beta_index=lambda k: k):
+def iterated(*, steps=lambda t: range(1, t + 1), noise="fresh", dtype=True, update=True, generator=True, beta_index=lambda k: k,
+             root=lambda v: v.sqrt(), noise_root=lambda v: v.sqrt()):
     """The lesson's loop, with the step written out, and one mistake (the keyword that differs from its default)."""
 
     def fn(x0, t, betas, gen):
@@ -118,7 +149,7 @@ def iterated(*, steps=lambda t: range(1, t + 1), noise="fresh", dtype=True, upda
             else:
                 eps = torch.randn(x0.shape, generator=gen if generator else None, dtype=x0.dtype if dtype else None).to(x0.dtype)
             b = betas[beta_index(k)]
-            x = (1 - b).sqrt() * (x if update else x0) + b.sqrt() * eps
+            x = root(1 - b) * (x if update else x0) + noise_root(b) * eps
         return x
 
     return fn
@@ -137,6 +168,11 @@ ITERATED_MISTAKES = [  # (the mistake, English words, French words)
     (iterated(steps=lambda t: range(1, 8)), ("the loop ignores t", "7 steps where t = 3"), ("la boucle ignore t",)),
     (lambda x0, t, b, g: q_sample(x0, t, torch.randn(x0.shape, generator=g, dtype=x0.dtype), alphas_cumprod(b)),
      ("this is the closed form",), ("c'est la forme close",)),
+    (iterated(root=lambda v: v), ("a square root is missing in the step, on 1 − β_k", "√(1 − β_k)·x + √β_k·ε_k"),
+     ("une racine carrée manque dans l'étape, sur 1 − β_k : √(1 − β_k)·x + √β_k·ε_k",)),
+    (iterated(noise_root=lambda v: v), ("a square root is missing in the step, on β_k",), ("une racine carrée manque dans l'étape, sur β_k",)),
+    (iterated(root=lambda v: v, noise_root=lambda v: v), ("the square roots are missing in the step",),
+     ("les racines carrées manquent dans l'étape",)),
 ]
 
 
@@ -153,14 +189,39 @@ def test_q_sample_iterated_names_each_mistake(mistake, english_words, french_wor
     assert wrong_fr(check_q_sample_iterated(mistake), *french_words)
 
 
-def test_q_sample_iterated_says_there_is_no_step_0():
+def test_q_sample_iterated_says_there_is_no_step_0(monkeypatch):
     def from_step_0(x0, t, betas, gen):
         x = x0
         for k in range(0, t):
             x = q_step(x, k, torch.randn(x0.shape, generator=gen, dtype=x0.dtype), betas)
         return x
 
-    assert wrong(check_q_sample_iterated(from_step_0), "ValueError", "there is no step 0")
+    assert wrong(check_q_sample_iterated(from_step_0), "ValueError", "t must be in [1, 50] (T = 50 steps), got 0", "there is no step 0")
+    monkeypatch.setenv("COURSE_LANG", "fr")
+    assert wrong_fr_raised(check_q_sample_iterated(from_step_0), "t doit être dans [1, 50] (T = 50 étapes), reçu 0",
+                           "il n'y a pas d'étape 0")
+
+
+def test_the_forward_process_errors_speak_french(monkeypatch):
+    x = torch.zeros(2, 3, 4, 4)
+    betas = linear_betas(50)
+    with pytest.raises(ValueError, match=r"^t must be in \[1, 50\] \(T = 50 steps\), got 0$"):
+        q_step(x, 0, x, betas)
+    monkeypatch.setenv("COURSE_LANG", "fr")
+    with pytest.raises(ValueError, match=r"^t doit être dans \[1, 50\] \(T = 50 étapes\), reçu 0$"):
+        q_step(x, 0, x, betas)
+    with pytest.raises(ValueError, match=r"^t doit être dans \[0, 50\] \(T = 50 étapes\), reçu 51$"):
+        q_sample(x, 51, x, alphas_cumprod(betas))
+    with pytest.raises(ValueError, match=r"^t doit contenir des entiers de \[0, 50\], reçu le dtype torch.float32$"):
+        q_sample(x, torch.tensor(1.0), x, alphas_cumprod(betas))
+    with pytest.raises(ValueError, match=r"^t doit être un int ou un tenseur de forme \(2,\) \(un t par élément du lot\), reçu la forme \(3,\)$"):
+        q_sample(x, torch.tensor([1, 2, 3]), x, alphas_cumprod(betas))
+    with pytest.raises(ValueError, match=r"^eps doit avoir la forme de x0 : reçu \(2, 3\) et \(2, 3, 4, 4\)$"):
+        q_sample(x, 1, torch.zeros(2, 3), alphas_cumprod(betas))
+    with pytest.raises(ValueError, match=r"^x0 doit être un tenseur à virgule flottante"):
+        q_sample(x.long(), 1, x, alphas_cumprod(betas))
+    with pytest.raises(ValueError, match=r"^t doit être un int de \[0, 50\], reçu 51$"):
+        q_sample_iterated(x, 51, betas)
 
 
 # ----------------------------------------------------------------------------- lesson 02: the sampling loop
@@ -323,7 +384,10 @@ STEP_MISTAKES = [  # (the mistake, English words, French words)
      ("le facteur est exp(model.logit_scale)",)),
     (step(loss_fn=lambda lg: -my_contrastive_loss(lg)), ("moved uphill",), ("dans le mauvais sens",)),
     (step(returns=lambda loss: 0.0), ("not this step's loss",), ("n'est pas la perte de ce pas",)),
-    (step(similarity=lambda i, t, s: s.exp() * i @ t.T), ("differ from the course's step",), ("diffèrent de ceux du pas du cours",)),
+    (step(similarity=lambda i, t, s: s.exp() * i @ t.T), ("differ from the course's step", "check logits = my_similarity(image vectors, "
+     "text vectors, model.logit_scale), then loss = my_contrastive_loss(logits)"),
+     ("diffèrent de ceux du pas du cours", "vérifiez logits = my_similarity(vecteurs des images, vecteurs des textes, model.logit_scale), "
+      "puis perte = my_contrastive_loss(logits)")),
 ]
 
 
@@ -347,6 +411,43 @@ def test_clip_step_names_each_mistake(mistake, english_words, french_words, monk
     assert wrong(check_clip_step(mistake), *english_words)
     monkeypatch.setenv("COURSE_LANG", "fr")
     assert wrong_fr(check_clip_step(mistake), *french_words)
+
+
+def text_vectors(pick):
+    """The lesson's step with model.text's whole tuple (``pick`` None) or one of its other two tensors as the text vectors."""
+
+    def fn(model, optimizer, images, ids, mask):
+        texts = model.text(ids, mask) if pick is None else model.text(ids, mask)[pick]
+        loss = my_contrastive_loss(my_similarity(model.image(images), texts, model.logit_scale))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return fn
+
+
+def test_clip_step_explains_model_text_without_its_projection(monkeypatch):
+    tuple_en = "model.text(ids, mask) returns three tensors (the tokens' states, the state at <eos>, its projection): take the third, [2]"
+    tuple_fr = "model.text(ids, mask) renvoie trois tenseurs (états des jetons, état de <eos>, projection) : prenez le troisième, [2]"
+    shape_en = "the text vectors must have the shape (B, P) of the image vectors: model.text(ids, mask)[2]"
+    shape_fr = "les vecteurs des textes doivent avoir la forme (B, P) de ceux des images : model.text(ids, mask)[2]"
+
+    def matmul_the_tuple(model, optimizer, images, ids, mask):
+        loss = my_contrastive_loss(model.image(images) @ model.text(ids, mask))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    with pytest.warns(UserWarning):  # x.T on the 3-d states: torch's deprecation warning, then the shapes do not match
+        cases = [(text_vectors(None), tuple_en, tuple_fr), (matmul_the_tuple, tuple_en, tuple_fr), (text_vectors(0), shape_en, shape_fr),
+                 (text_vectors(1), shape_en, shape_fr)]
+        for fn, en, fr in cases:
+            monkeypatch.setenv("COURSE_LANG", "en")
+            assert wrong(check_clip_step(fn), "your code raised", en)
+            monkeypatch.setenv("COURSE_LANG", "fr")
+            assert wrong_fr_raised(check_clip_step(fn), fr)
 
 
 def test_clip_step_in_french(monkeypatch):

@@ -191,7 +191,8 @@ def test_down_level_shapes_of_the_answer(lang):
 # ----------------------------------------------------------------------------- lesson 05: the generation loop
 
 
-def text_to_image(guidance="right", at_prev=False, stop_early=False, frozen=False, decoding="divide", swap_abar=False, clamp=False):
+def text_to_image(guidance="right", at_prev=False, stop_early=False, frozen=False, decoding="divide", swap_abar=False, clamp=False,
+                  instants=False, int_t=False, to_t_minus_1=False):
     """A learner's generation loop, right (the defaults) or with one mistake."""
     from course.samplers import ddim_update
 
@@ -199,10 +200,18 @@ def text_to_image(guidance="right", at_prev=False, stop_early=False, frozen=Fals
         z = z_T
         pairs = list(zip(timesteps[:-1], timesteps[1:]))
         for t, t_prev in pairs[:-1] if stop_early else pairs:
+            if int_t:
+                t, t_prev = int(t), int(t_prev)
+            if to_t_minus_1:
+                t_prev = t - 1
             at = t_prev if at_prev else t
             eps_c, eps_u = unet(z, at, context), unet(z, at, null)
-            eps = {"right": eps_u + w * (eps_c - eps_u), "none": eps_c, "null": eps_u, "reversed": eps_c + w * (eps_u - eps_c)}[guidance]
-            step = ddim_update(z, eps, abar[t_prev], abar[t]) if swap_abar else ddim_update(z, eps, abar[t], abar[t_prev])
+            eps = {"right": eps_u + w * (eps_c - eps_u), "none": eps_c, "null": eps_u, "reversed": eps_c + w * (eps_u - eps_c),
+                   "ho": (1 + w) * eps_c - w * eps_u}[guidance]
+            if instants:
+                step = ddim_update(z, eps, t, t_prev)
+            else:
+                step = ddim_update(z, eps, abar[t_prev], abar[t]) if swap_abar else ddim_update(z, eps, abar[t], abar[t_prev])
             z = z if frozen else step
         image = decode({"divide": z / scale, "none": z, "multiply": z * scale, "latent": None}[decoding]) if decoding != "latent" else z / scale
         return image.clamp(-1, 1) if clamp else image
@@ -228,6 +237,9 @@ def test_text_to_image_right_answers(lang):
     (dict(at_prev=True), "asked at t_prev", "interrogé à t_prev"),
     (dict(stop_early=True), "stops one step early", "s'arrête un pas trop tôt"),
     (dict(frozen=True), "z never moves", "z ne bouge jamais"),
+    (dict(guidance="ho"), "Ho & Salimans' (2022) convention, (1 + w)·ε(c) − w·ε(∅)", "la convention de Ho & Salimans (2022), (1 + w)·ε(c) − w·ε(∅)"),
+    (dict(to_t_minus_1=True), "the step goes to t − 1 instead of the next instant of the grid, t_prev",
+     "le pas va jusqu'à t − 1 au lieu de l'instant suivant de la grille, t_prev"),
     (dict(decoding="latent"), "got a latent (2, 4, 8, 8), expected an image (2, 3, 16, 16)", "reçu un latent (2, 4, 8, 8)"),
 ], ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None)
 def test_text_to_image_mistakes(lang, mistake, en, fr):
@@ -239,8 +251,23 @@ def test_text_to_image_mistakes(lang, mistake, en, fr):
 def test_text_to_image_swapped_alphas_crash_is_explained(lang):
     from course.checks.latent import check_text_to_image
 
-    assert wrong(check_text_to_image(text_to_image(swap_abar=True)), lang, "are ᾱ_t and ᾱ_prev swapped?", "ᾱ_t et ᾱ_prev seraient-ils intervertis ?",
-                 raised=True)
+    assert wrong(check_text_to_image(text_to_image(swap_abar=True)), lang, "(check the order too)", "(vérifiez aussi l'ordre)", raised=True)
+
+
+def test_text_to_image_instants_given_to_ddim_update_are_explained(lang):
+    from course.checks.latent import check_text_to_image
+
+    result = check_text_to_image(text_to_image(instants=True))
+    assert wrong(result, lang, "ddim_update takes ᾱ_t and ᾱ_prev, numbers between 0 and 1, not the instants",
+                 "ddim_update attend ᾱ_t et ᾱ_prev, des nombres entre 0 et 1, pas les instants", raised=True)
+    assert "abar[t], abar[t_prev]" in result.message
+
+
+def test_text_to_image_t_converted_to_an_int_is_explained(lang):
+    from course.checks.latent import check_text_to_image
+
+    assert wrong(check_text_to_image(text_to_image(int_t=True)), lang, "the U-Net takes t as a tensor, as it comes out of `timesteps`",
+                 "le U-Net attend t sous forme de tenseur, tel qu'il sort de `timesteps`", raised=True)
 
 
 # ----------------------------------------------------------------------------- lesson 10: Attend-and-Excite's update

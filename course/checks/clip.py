@@ -152,6 +152,11 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool((a - b).norm() <= 1e-3 * b.norm() + 1e-7)
 
 
+_TEXT_TUPLE_ERRORS = (  # torch's and Python's words when model.text's tuple is used as the text vectors (not the loss's 'backward')
+    *(f"'tuple' object has no attribute '{attribute}'" for attribute in ("norm", "T", "mT", "transpose", "t", "to", "shape", "dim")),
+    "must be Tensor, not tuple", "and 'tuple'")
+
+
 def check_clip_step(fn: Callable) -> CheckResult:
     """Check ``fn(model, optimizer, images, ids, mask)``: one contrastive step (Radford et al. 2021, Fig. 3), on a tiny CLIP.
 
@@ -175,6 +180,14 @@ def check_clip_step(fn: Callable) -> CheckResult:
                                            "en nombre avant backward()"),
             "has no attribute 'backward'": tr(en="backward() is called on the loss tensor; .item() only for the value you return",
                                               fr="backward() s'appelle sur le tenseur de la perte ; .item() seulement pour la valeur renvoyée"),
+            **dict.fromkeys(_TEXT_TUPLE_ERRORS, tr(
+                en="model.text(ids, mask) returns three tensors (the tokens' states, the state at <eos>, its projection): take the "
+                   "third, [2]",
+                fr="model.text(ids, mask) renvoie trois tenseurs (états des jetons, état de <eos>, projection) : prenez le "
+                   "troisième, [2]")),
+            "mat1 and mat2 shapes cannot be multiplied": tr(
+                en="the text vectors must have the shape (B, P) of the image vectors: model.text(ids, mask)[2]",
+                fr="les vecteurs des textes doivent avoir la forme (B, P) de ceux des images : model.text(ids, mask)[2]"),
         }
         moves, losses, unfinished = [], [], []
         for batch in batches:
@@ -258,10 +271,10 @@ def _loss_problem(base, batch, move: torch.Tensor, expected: torch.Tensor) -> st
         if _same(move, _trained(base, batch, **mistake)[0][0]):
             return tr(en="looks like ", fr="erreur typique — ") + description
     gap = ((move - expected).norm() / expected.norm()).item()
-    return tr(en=f"after one step the weights differ from the course's step (relative gap {gap:.2g}): logits = my_similarity(image "
-                 "features, text features, model.logit_scale), loss = my_contrastive_loss(logits)",
-              fr=f"après un pas, les poids diffèrent de ceux du pas du cours (écart relatif {gap:.2g}) : logits = my_similarity("
-                 "caractéristiques des images, des textes, model.logit_scale), perte = my_contrastive_loss(logits)")
+    return tr(en=f"after one step the weights differ from the course's step (relative gap {gap:.2g}): check logits = my_similarity("
+                 "image vectors, text vectors, model.logit_scale), then loss = my_contrastive_loss(logits)",
+              fr=f"après un pas, les poids diffèrent de ceux du pas du cours (écart relatif {gap:.2g}) : vérifiez logits = my_similarity("
+                 "vecteurs des images, vecteurs des textes, model.logit_scale), puis perte = my_contrastive_loss(logits)")
 
 
 HINTS = {
@@ -291,10 +304,10 @@ HINTS = {
                "   return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2"},
     ),
     "clip_step": (
-        {"en": "encode the images and the texts, turn them into the similarity logits and the loss with your two functions, then the "
+        {"en": "encode the images and the texts, compute the similarity logits then the loss with your two functions, and chain the "
                "three moves of every PyTorch step: reset the gradients, compute them, update the weights.",
-         "fr": "encodez les images et les textes, tirez-en les logits de similarité puis la perte avec vos deux fonctions, puis les "
-               "trois gestes de tout pas PyTorch : remettre les gradients à zéro, les calculer, mettre à jour les poids."},
+         "fr": "encodez les images et les textes, calculez avec vos deux fonctions les logits de similarité puis la perte, et "
+               "enchaînez les trois gestes de tout pas PyTorch : remettre les gradients à zéro, les calculer, mettre à jour les poids."},
         {"en": "logits = my_similarity(model.image(images), model.text(ids, mask)[2], model.logit_scale); "
                "loss = my_contrastive_loss(logits); then optimizer.zero_grad(), loss.backward(), optimizer.step().",
          "fr": "logits = my_similarity(model.image(images), model.text(ids, mask)[2], model.logit_scale) ; "

@@ -229,10 +229,11 @@ HINTS = {
         _code("return torch.stack([(1 - strengths[b, :n]).amax() for b, n in enumerate(counts)])"),
     ),
     "excite_update": (
-        {"en": "make z a leaf that records its gradient, compute the strengths and the loss from it, take the gradient of the "
-               "loss with respect to z, and step against it; hand back a plain tensor.",
-         "fr": "faites de z une feuille qui enregistre son gradient, calculez à partir de lui les forces puis la perte, prenez le "
-               "gradient de la perte par rapport à z, et faites un pas à son opposé ; rendez un tenseur ordinaire."},
+        {"en": "make z able to record its gradient (a \"leaf\" tensor), compute the strengths then the loss from it, take the "
+               "gradient of the loss with respect to z and take a step in the opposite direction; return a plain, detached tensor.",
+         "fr": "rendez z capable d'enregistrer son gradient (un tenseur « feuille »), calculez à partir de lui les forces puis la "
+               "perte, prenez le gradient de la perte par rapport à z et faites un pas dans le sens opposé ; renvoyez un tenseur "
+               "ordinaire, détaché."},
         {"en": "L = Σ_b excite_loss(strengths_at(z, t), counts)_b; z_new = z − step_size·∇_z L, detached from the graph.",
          "fr": "L = Σ_b excite_loss(strengths_at(z, t), counts)_b ; z_nouveau = z − step_size·∇_z L, détaché du graphe."},
         _code("z = z.detach().requires_grad_(True)",

@@ -69,10 +69,11 @@ def check_q_sample(fn: Callable) -> CheckResult:
     return run(name, body)
 
 
-def _iterated(x0, t, betas, generator, *, steps=None, noise="fresh", update=True) -> torch.Tensor:
+def _iterated(x0, t, betas, generator, *, steps=None, noise="fresh", update=True, roots="both") -> torch.Tensor:
     """t noising steps x_k = √(1 − β_k)·x_{k−1} + √β_k·ε_k as a learner writes them, or one typical mistake: ``steps``
     the k visited (default 1 … t), ``noise`` "once" (one ε for every step) or "float32" (drawn without dtype=x0.dtype),
-    ``update=False`` (every step starts again from x_0)."""
+    ``update=False`` (every step starts again from x_0), ``roots`` the square roots kept ("signal": only √(1 − β_k),
+    "noise": only √β_k, "none")."""
     x = x0
     eps_once = torch.randn(x0.shape, generator=generator, dtype=x0.dtype) if noise == "once" else None
     for k in (range(1, t + 1) if steps is None else steps):
@@ -81,7 +82,8 @@ def _iterated(x0, t, betas, generator, *, steps=None, noise="fresh", update=True
         else:
             eps = torch.randn(x0.shape, generator=generator, dtype=torch.float32 if noise == "float32" else x0.dtype).to(x0.dtype)
         b = betas[k]
-        x = (1 - b).sqrt() * (x if update else x0) + b.sqrt() * eps
+        keep, add = {"both": ((1 - b).sqrt(), b.sqrt()), "signal": ((1 - b).sqrt(), b), "noise": (1 - b, b.sqrt()), "none": (1 - b, b)}[roots]
+        x = keep * (x if update else x0) + add * eps
     return x
 
 
@@ -93,8 +95,9 @@ def check_q_sample_iterated(fn: Callable) -> CheckResult:
     def body() -> CheckResult:
         betas = linear_betas(50)
         x0 = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
-        hints = {"t must be in [1": tr(en="the steps are k = 1 … t, range(1, t + 1): there is no step 0",
-                                       fr="les étapes sont k = 1 … t, range(1, t + 1) : il n'y a pas d'étape 0"),
+        no_step_0 = tr(en="the steps are k = 1 … t, range(1, t + 1): there is no step 0",
+                       fr="les étapes sont k = 1 … t, range(1, t + 1) : il n'y a pas d'étape 0")
+        hints = {"t must be in [1": no_step_0, "t doit être dans [1": no_step_0,  # course.forward's message, in either language
                  "out of bounds": tr(en="the steps are k = 1 … t, range(1, t + 1)", fr="les étapes sont k = 1 … t, range(1, t + 1)")}
         for t in (7, 3):
             seed = 20 + t
@@ -136,6 +139,15 @@ def check_q_sample_iterated(fn: Callable) -> CheckResult:
                 tr(en="x is never updated: every step starts again from x0; assign the step's result back to x",
                    fr="x n'est jamais mis à jour : chaque étape repart de x0 ; réaffectez le résultat de l'étape à x"):
                     _iterated(x0, t, betas, gen(), update=False),
+                tr(en="a square root is missing in the step, on 1 − β_k: √(1 − β_k)·x + √β_k·ε_k",
+                   fr="une racine carrée manque dans l'étape, sur 1 − β_k : √(1 − β_k)·x + √β_k·ε_k"):
+                    _iterated(x0, t, betas, gen(), roots="noise"),
+                tr(en="a square root is missing in the step, on β_k: √(1 − β_k)·x + √β_k·ε_k",
+                   fr="une racine carrée manque dans l'étape, sur β_k : √(1 − β_k)·x + √β_k·ε_k"):
+                    _iterated(x0, t, betas, gen(), roots="signal"),
+                tr(en="the square roots are missing in the step: √(1 − β_k)·x + √β_k·ε_k",
+                   fr="les racines carrées manquent dans l'étape : √(1 − β_k)·x + √β_k·ε_k"):
+                    _iterated(x0, t, betas, gen(), roots="none"),
                 tr(en="this is the closed form, one jump with one draw: the exercise asks for t separate steps, one ε_k each",
                    fr="c'est la forme close, un seul saut avec un seul tirage : l'exercice demande t étapes séparées, un ε_k chacune"):
                     one_jump,
@@ -230,10 +242,10 @@ def check_cosine_alphas_cumprod(fn: Callable) -> CheckResult:
 
 HINTS = {
     "q_sample_iterated": (
-        {"en": "start from x0 and apply the one-step noising of part 1 again and again, for k = 1 up to t, with new noise at every "
-               "step, drawn with the generator.",
-         "fr": "partez de x0 et appliquez encore et encore le bruitage d'une étape de la partie 1, pour k = 1 jusqu'à t, avec un bruit "
-               "neuf à chaque étape, tiré par le générateur."},
+        {"en": "start from x0 and repeat the noising step of part 1 for k going from 1 to t, with at each step a fresh noise drawn "
+               "with the generator.",
+         "fr": "partez de x0 et répétez l'étape de bruitage de la partie 1 pour k allant de 1 à t, avec à chaque étape un bruit "
+               "neuf tiré par le générateur."},
         {"en": "for k = 1, …, t: ε_k ~ N(0, I) (torch.randn(x0.shape, generator=generator, dtype=x0.dtype)), then "
                "x ← √(1 − β_k)·x + √β_k·ε_k, i.e. q_step(x, k, ε_k, betas).",
          "fr": "pour k = 1, …, t : ε_k ~ N(0, I) (torch.randn(x0.shape, generator=generator, dtype=x0.dtype)), puis "

@@ -63,7 +63,7 @@ def course_text_to_image(unet, decode, context, null, z_T, timesteps, abar, w, s
 
 
 def _generation(unet, decode, context, null, z_T, timesteps, abar, w, scale, *, guidance="right", t_prev=False, last=True,
-                move=True, decoding="divide"):
+                move=True, decoding="divide", to_t_minus_1=False):
     """The loop done right (the defaults), or with one typical mistake. Reference code: never the learner's (no course.yours)."""
     z = z_T
     pairs = list(zip(timesteps[:-1], timesteps[1:]))
@@ -71,8 +71,8 @@ def _generation(unet, decode, context, null, z_T, timesteps, abar, w, scale, *, 
         at = s if t_prev else t
         eps_c, eps_u = unet(z, at, context), unet(z, at, null)
         eps = {"right": guidance_combination(eps_c, eps_u, w), "none": eps_c, "null": eps_u,
-               "reversed": eps_c + w * (eps_u - eps_c)}[guidance]
-        z = ddim_update(z, eps, abar[t], abar[s]) if move else z
+               "reversed": eps_c + w * (eps_u - eps_c), "ho": (1 + w) * eps_c - w * eps_u}[guidance]
+        z = ddim_update(z, eps, abar[t], abar[t - 1] if to_t_minus_1 else abar[s]) if move else z
     return decode({"divide": z / scale, "none": z, "multiply": z * scale}[decoding])
 
 
@@ -110,8 +110,13 @@ def check_text_to_image(fn: Callable) -> CheckResult:
             actual = call(name, fn, unet, decode, context.clone(), null.clone(), z_T.clone(), timesteps.clone(), abar.clone(), w, scale,
                           error_hints={
                               "math domain error": tr(
-                                  en="are ᾱ_t and ᾱ_prev swapped? The step goes from t to t_prev: ddim_update(z, eps, abar[t], abar[t_prev])",
-                                  fr="ᾱ_t et ᾱ_prev seraient-ils intervertis ? Le pas va de t à t_prev : ddim_update(z, eps, abar[t], abar[t_prev])"),
+                                  en="ddim_update takes ᾱ_t and ᾱ_prev, numbers between 0 and 1, not the instants: "
+                                     "ddim_update(z, eps, abar[t], abar[t_prev]) (check the order too)",
+                                  fr="ddim_update attend ᾱ_t et ᾱ_prev, des nombres entre 0 et 1, pas les instants : "
+                                     "ddim_update(z, eps, abar[t], abar[t_prev]) (vérifiez aussi l'ordre)"),
+                              "'int' object has no attribute 'numel'": tr(
+                                  en="the U-Net takes t as a tensor, as it comes out of `timesteps`: do not convert it to an int",
+                                  fr="le U-Net attend t sous forme de tenseur, tel qu'il sort de `timesteps` : ne le convertissez pas en int"),
                               "only integer tensors of a single element can be converted to an index": tr(
                                   en="abar is indexed by the instant itself: abar[t], with t taken from timesteps",
                                   fr="abar s'indexe par l'instant lui-même : abar[t], t pris dans timesteps"),
@@ -129,6 +134,15 @@ def check_text_to_image(fn: Callable) -> CheckResult:
                 tr(en="the guidance goes the wrong way: ε(c) + w·(ε(∅) − ε(c)) pushes towards ∅; it is ε(∅) + w·(ε(c) − ε(∅))",
                    fr="la guidance va dans le mauvais sens : ε(c) + w·(ε(∅) − ε(c)) pousse vers ∅ ; c'est ε(∅) + w·(ε(c) − ε(∅))"):
                     _generation(*inputs, guidance="reversed"),
+                tr(en="this is Ho & Salimans' (2022) convention, (1 + w)·ε(c) − w·ε(∅): the same idea, with their w one less than "
+                      "this lesson's (their w = 0 is our w = 1); write ε(∅) + w·(ε(c) − ε(∅))",
+                   fr="c'est la convention de Ho & Salimans (2022), (1 + w)·ε(c) − w·ε(∅) : la même idée, avec leur w inférieur de 1 "
+                      "à celui de cette leçon (leur w = 0 est notre w = 1) ; écrivez ε(∅) + w·(ε(c) − ε(∅))"):
+                    _generation(*inputs, guidance="ho"),
+                tr(en="the step goes to t − 1 instead of the next instant of the grid, t_prev: ddim_update(z, eps, abar[t], abar[t_prev])",
+                   fr="le pas va jusqu'à t − 1 au lieu de l'instant suivant de la grille, t_prev : "
+                      "ddim_update(z, eps, abar[t], abar[t_prev])"):
+                    _generation(*inputs, to_t_minus_1=True),
                 tr(en="the U-Net was asked at t_prev: it predicts the noise of z_t, so give it t, the instant z is at",
                    fr="le U-Net a été interrogé à t_prev : il prédit le bruit de z_t, donnez-lui donc t, l'instant où en est z"):
                     _generation(*inputs, t_prev=True),

@@ -60,6 +60,28 @@ def noise_strip(image: torch.Tensor, eps: torch.Tensor, mixes) -> list[torch.Ten
     return [(1 - m**2) ** 0.5 * image + m * eps for m in mixes]
 
 
+def _fresh_noise(actual, image: torch.Tensor, eps: torch.Tensor, mixes) -> bool:
+    """Whether ``actual`` (the stacked strip) is √(1 − m²)·image + m·ε' with an ε' of its own: the image's part right, the
+    noise's part a standard noise unrelated to ``eps`` (drawn afresh with torch.randn_like, say)."""
+    if not isinstance(actual, torch.Tensor) or actual.shape != (len(mixes), *image.shape) or not actual.is_floating_point():
+        return False
+    actual = actual.detach().to(eps.dtype)
+    residuals = []
+    for level, m in zip(actual, mixes):
+        if m == 0:
+            if not torch.allclose(level, image, atol=1e-5):
+                return False
+        else:
+            residuals.append((level - (1 - m**2) ** 0.5 * image) / m)
+    if not residuals:
+        return False
+    noise = torch.stack(residuals).flatten()
+    given = eps.flatten().repeat(len(residuals))
+    if not bool(torch.isfinite(noise).all()) or not 0.5 < float(noise.std()) < 2.0:
+        return False
+    return abs(float(torch.corrcoef(torch.stack([noise, given]))[0, 1])) < 0.5
+
+
 def check_noise_strip(fn: Callable) -> CheckResult:
     """Check ``fn(image, eps, mixes)``: the list [√(1 − m²)·image + m·ε for each m in mixes], in order."""
     name = "noise_strip"
@@ -69,7 +91,9 @@ def check_noise_strip(fn: Callable) -> CheckResult:
         image, eps = torch.rand(3, 4, 5, generator=g) * 2 - 1, torch.randn(3, 4, 5, generator=g)
         mixes = [0.0, 0.3, 0.6, 0.9, 1.0]
         expected = torch.stack(noise_strip(image, eps, mixes))
-        actual = call(name, fn, image.clone(), eps.clone(), list(mixes))
+        actual = call(name, fn, image.clone(), eps.clone(), list(mixes), error_hints={"must be Tensor, not float": tr(
+            en="m is a Python number: write (1 - m**2) ** 0.5 or math.sqrt(1 - m**2), not torch.sqrt",
+            fr="m est un nombre Python : écrivez (1 - m**2) ** 0.5 ou math.sqrt(1 - m**2), pas torch.sqrt")})
         if isinstance(actual, (list, tuple)):
             if len(actual) != len(mixes):
                 return failed(name, tr(en=f"expected one image per level, {len(mixes)} in all, got {len(actual)}",
@@ -80,11 +104,11 @@ def check_noise_strip(fn: Callable) -> CheckResult:
             actual = torch.stack(list(actual))
         elif isinstance(actual, torch.Tensor) and actual.shape == image.shape:
             return failed(name, tr(en="a single image came back: return a list, one image per level m (append inside the loop)",
-                                   fr="une seule image est revenue : renvoyez une liste, une image par niveau m (append dans la boucle)"))
+                                   fr="une seule image est revenue : renvoyez une liste, une image par niveau m (avec append, dans la boucle)"))
         m = torch.tensor(mixes).view(-1, 1, 1, 1)
         mistakes = {
             tr(en="the weights are 1 − m and m: then the variances do not add up to 1; the image's weight is √(1 − m²)",
-               fr="les poids valent 1 − m et m : les variances ne s'additionnent alors plus à 1 ; le poids de l'image est √(1 − m²)"):
+               fr="les poids valent 1 − m et m : la somme des variances ne vaut alors plus 1 ; le poids de l'image est √(1 − m²)"):
                 (1 - m) * image + m * eps,
             tr(en="m was used as a variance (√(1 − m)·image + √m·ε): here m is the noise's standard deviation, √(1 − m²)·image + m·ε",
                fr="m a été pris comme une variance (√(1 − m)·image + √m·ε) : ici m est l'écart-type du bruit, √(1 − m²)·image + m·ε"):
@@ -102,6 +126,10 @@ def check_noise_strip(fn: Callable) -> CheckResult:
         }
         problem = diagnose(name, actual, expected, mistakes=mistakes, atol=1e-5,
                            shape_hint=tr(en="return a list with one image per level m", fr="renvoyez une liste avec une image par niveau m"))
+        if problem is not None and _fresh_noise(actual, image, eps, mixes):
+            return failed(name, tr(en="a new noise was drawn instead of the one given: use the noise `eps` provided, √(1 − m²)·image + m·eps",
+                                   fr="un nouveau bruit a été tiré au lieu de celui qui est fourni : utilisez le bruit `eps` fourni, "
+                                      "√(1 − m²)·image + m·eps"))
         detail = tr(en="one image per level, √(1 − m²)·image + m·ε, from the clean image (m = 0) to pure noise (m = 1)",
                     fr="une image par niveau, √(1 − m²)·image + m·ε, de l'image propre (m = 0) au bruit pur (m = 1)")
         return problem if problem is not None else passed(name, detail)
@@ -115,7 +143,7 @@ HINTS = {
          "fr": "une boucle sur les niveaux : pour chaque m, mélangez l'image et le bruit, et rangez le résultat dans une liste, dans "
                "l'ordre."},
         {"en": "for each m: √(1 − m²)·image + m·ε (the variances 1 − m² and m² add up to 1); the answer is the list of these images.",
-         "fr": "pour chaque m : √(1 − m²)·image + m·ε (les variances 1 − m² et m² s'additionnent à 1) ; la réponse est la liste de "
+         "fr": "pour chaque m : √(1 − m²)·image + m·ε (les variances 1 − m² et m² ont pour somme 1) ; la réponse est la liste de "
                "ces images."},
         {"en": "strip = []\n   for m in mixes:\n       strip.append((1 - m**2) ** 0.5 * image + m * eps)\n   return strip",
          "fr": "strip = []\n   for m in mixes:\n       strip.append((1 - m**2) ** 0.5 * image + m * eps)\n   return strip"},
