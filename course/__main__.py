@@ -57,6 +57,7 @@ def check_arguments(args) -> None:
     if not args.prompt.strip():
         raise UsageError("the prompt is empty: give a text, e.g. python -m course generate \"un cercle rouge en haut à gauche\"")
     check_output(args.output, "-o")
+    check_control(args)
     if args.strip:
         check_output(args.strip, "--strip")
     from course.profiles import current_profile
@@ -65,6 +66,23 @@ def check_arguments(args) -> None:
         current_profile()  # read now, not at the first save: a wrong COURSE_PROFILE is one line listing the names
     except ValueError as err:
         raise UsageError(str(err)) from None
+
+
+CONTROL_KINDS = ("canny", "scribble", "mask")  # course.conditions.KINDS (not imported here: no torch before the checks)
+
+
+def check_control(args) -> None:
+    """--control FILE, --control-kind, --control-scale: a readable file, a known kind, a scale ≥ 0 (lesson 08)."""
+    if args.control is None:
+        if args.control_kind != "canny" or args.control_scale != 1.0:
+            raise UsageError("--control-kind and --control-scale need --control FILE (the condition image, e.g. edges.png)")
+        return
+    if args.control_kind not in CONTROL_KINDS:
+        raise UsageError(f"unknown --control-kind {args.control_kind!r}: choose one of {', '.join(CONTROL_KINDS)}")
+    if not args.control_scale >= 0 or args.control_scale == float("inf"):
+        raise UsageError(f"--control-scale must be a number ≥ 0 (0: no control, 1: as trained), got {args.control_scale}")
+    if not Path(args.control).is_file():
+        raise UsageError(f"--control {args.control!r}: no such file (give an edge map, a scribble or a mask as .png or .jpg)")
 
 
 def generate(args) -> int:
@@ -99,16 +117,35 @@ def _generate(args) -> int:
         )
     if "OMP_NUM_THREADS" not in os.environ:  # the user's choice wins; else what the batch needs (one thread for a few images)
         torch.set_num_threads(pipeline.threads_for(args.n))
+    control = None
+    if args.control is not None:
+        from course.conditions import read_control
+        from course.shipped import IMAGE_SIZE
+
+        if not (data_dir() / f"controlnet_{args.control_kind}.safetensors").exists():
+            raise UsageError(f"no {args.control_kind} ControlNet is shipped (data/controlnet_{args.control_kind}.safetensors): train it with "
+                             f"`python -m course.controlnet_train train --kind {args.control_kind} --ship`, or use --control-kind canny")
+        notes: list[str] = []
+        try:
+            control = read_control(args.control, args.control_kind, IMAGE_SIZE, notes)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     try:
         pipe = pipeline.TextToImagePipeline()
+        if control is not None:
+            pipe.check_control(control, args.control_kind, args.control_scale, args.n)
     except (ValueError, OSError) as err:  # a damaged or mismatched file in data/ (checksum, config)
         print(f"error: the shipped model could not be loaded: {err}", file=sys.stderr)
         return 1
     result = pipe(args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=args.seed,
-                  negative_prompt=args.negative, sampler=args.sampler, num_images_per_prompt=args.n, keep_x0_hat=bool(args.strip))
+                  negative_prompt=args.negative, sampler=args.sampler, num_images_per_prompt=args.n, keep_x0_hat=bool(args.strip),
+                  control=control, control_kind=args.control_kind, control_scale=args.control_scale)
     out = Path(args.output)
     pipeline.upscale(pipeline.grid(result.images, columns=min(args.n, 4)), args.scale).save(out)
-    print(f"saved {out} ({args.n} image{'s' if args.n > 1 else ''}, {args.sampler}, {args.steps} steps, guidance {args.guidance:g}, seed {args.seed})")
+    controlled = f", {args.control_kind} control ×{args.control_scale:g}" if control is not None else ""
+    print(f"saved {out} ({args.n} image{'s' if args.n > 1 else ''}, {args.sampler}, {args.steps} steps, guidance {args.guidance:g}, seed {args.seed}{controlled})")
     if args.strip:
         pipeline.upscale(pipeline.strip_image(result.x0_hats), args.scale).save(args.strip)
         print(f"saved the denoising strip (x̂_0 along the steps) to {args.strip}")
@@ -154,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-o", "--output", default="out.png", help="output image (.png or .jpg)")
     g.add_argument("--strip", default=None, help="also save the denoising strip (x̂_0 along the steps) to this file")
     g.add_argument("--scale", type=int, default=4, help=f"enlargement factor of the saved 64×64 images, 1 to {MAX_SCALE} (default 4)")
+    g.add_argument("--control", default=None, help="a condition image for the ControlNet (lesson 08): an edge map, white on black; a picture is turned into one")
+    g.add_argument("--control-kind", default="canny", help=f"what --control shows: {', '.join(CONTROL_KINDS)} (default canny)")
+    g.add_argument("--control-scale", type=float, default=1.0, help="how strongly the ControlNet steers, ≥ 0 (0: not at all, 1: as trained; default 1)")
     e = sub.add_parser("export-diffusers", help="write the shipped models as a standard diffusers folder (StableDiffusionPipeline loads it)")
     e.add_argument("out", help="the folder to create, e.g. mini-sd/")
     e.add_argument("--force", action="store_true", help="replace the folder if it exists and is not empty")

@@ -9,6 +9,7 @@ which transformers 5 reads without it too.
     unet_to_diffusers(config, sample_size) → dict      unet_from_diffusers(dict) → UNetConfig
     ae_to_diffusers(config, scaling, size) → dict      ae_from_diffusers(dict) → (AEConfig, scaling factor)
     clip_text_to_transformers(config) → dict           clip_text_from_transformers(dict) → (hidden, layers, …)
+    controlnet_to_diffusers(config) → dict             controlnet_from_diffusers(dict) → ControlNetConfig
     check_weights(model, tensors, what)                 one sentence naming the first missing or mis-shaped tensor
 
 A config this topology cannot express raises a ``ValueError`` naming the first mismatching key.
@@ -135,6 +136,46 @@ def unet_from_diffusers(d: dict[str, Any]) -> UNetConfig:
         )
     except ValueError as e:
         raise FormatError(f"U-Net config: {e}") from None
+
+
+# ----------------------------------------------------------------------------- ControlNet
+
+# the keys of diffusers' ControlNetModel taken over from the U-Net's config (the copy has the U-Net's topology)
+_CONTROLNET_FROM_UNET = (
+    "in_channels", "flip_sin_to_cos", "freq_shift", "down_block_types", "mid_block_type", "only_cross_attention", "block_out_channels",
+    "layers_per_block", "downsample_padding", "mid_block_scale_factor", "act_fn", "norm_num_groups", "norm_eps", "cross_attention_dim",
+    "transformer_layers_per_block", "attention_head_dim", "num_attention_heads", "use_linear_projection", "class_embed_type",
+    "addition_embed_type", "addition_embed_type_num_heads", "upcast_attention", "resnet_time_scale_shift", "encoder_hid_dim",
+)
+
+
+def controlnet_to_diffusers(c) -> dict[str, Any]:
+    """``ControlNetModel``'s config for the course ControlNet ``c`` (a :class:`course.controlnet.ControlNetConfig`)."""
+    unet = unet_to_diffusers(c.unet, sample_size=8)
+    return {
+        "_class_name": "ControlNetModel",
+        "_diffusers_version": DIFFUSERS_VERSION,
+        **{k: unet[k] for k in _CONTROLNET_FROM_UNET},
+        "conditioning_channels": c.conditioning_channels,
+        "conditioning_embedding_out_channels": list(c.hint_channels),
+        "controlnet_conditioning_channel_order": "rgb",
+        "global_pool_conditions": False,
+    }
+
+
+def controlnet_from_diffusers(d: dict[str, Any]):
+    """The course ``ControlNetConfig`` of a ``ControlNetModel`` config, or a ``FormatError`` naming the first key it cannot run."""
+    from course.controlnet import ControlNetConfig
+
+    if d.get("_class_name", "ControlNetModel") != "ControlNetModel":
+        raise FormatError(f"config key '_class_name' = {d['_class_name']!r}: expected 'ControlNetModel'")
+    for key, expected in (("controlnet_conditioning_channel_order", "rgb"), ("global_pool_conditions", False)):
+        if key in d and d[key] != expected:
+            raise FormatError(f"config key {key!r} = {d[key]!r}: this architecture needs {expected!r}")
+    unet_keys = {k: v for k, v in d.items() if k in _CONTROLNET_FROM_UNET}
+    up = ["CrossAttnUpBlock2D" if b == "CrossAttnDownBlock2D" else "UpBlock2D" for b in reversed(d.get("down_block_types", ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"]))]
+    unet = unet_from_diffusers({**unet_keys, "up_block_types": up, "out_channels": d.get("in_channels", 4)})
+    return ControlNetConfig(unet, d.get("conditioning_channels", 3), tuple(d.get("conditioning_embedding_out_channels", (16, 32, 96, 256))))
 
 
 # ----------------------------------------------------------------------------- autoencoder

@@ -40,6 +40,7 @@ from course.diffusers_format import (
     clip_text_state_from_transformers,
     clip_text_state_to_transformers,
     clip_text_to_transformers,
+    controlnet_to_diffusers,
     unet_from_diffusers,
     unet_to_diffusers,
 )
@@ -115,6 +116,15 @@ def export(out: str | Path, unet: UNet, ae: Autoencoder, scaling_factor: float, 
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
+    return out
+
+
+def export_controlnet(out: str | Path, net) -> Path:
+    """A course :class:`~course.controlnet.ControlNet` as a diffusers ``ControlNetModel`` folder (config.json + weights):
+    ``ControlNetModel.from_pretrained(out)`` then ``StableDiffusionControlNetPipeline`` give the course's images."""
+    out = Path(out)
+    _write_json(out / "config.json", controlnet_to_diffusers(net.control_config))
+    _save(out, "diffusion_pytorch_model", net.state_dict())
     return out
 
 

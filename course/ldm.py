@@ -109,13 +109,14 @@ class TextStateCache:
 
 
 def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, seed: int = 0, clip=None, p_uncond: float | None = None,
-                 mask_padding: bool = False, eos_padding: bool = False):
+                 mask_padding: bool = False, eos_padding: bool = False, extra: torch.Tensor | None = None):
     """``get_batch(step)``: latents (B, 4, 8, 8), text states and mask of captions ("" for the dropped ones).
 
     ``clip``: the text encoder to use (default: the shipped one, on the CPU); its states are cached per caption.
     ``p_uncond``: the share of captions dropped (default: the recipe's). ``mask_padding``: the mask hides the padding
     (an experiment; the shipped model, as Stable Diffusion, sees every position). ``eos_padding``: prompts padded
-    with <eos>, as Stable Diffusion v1's tokenizer does (an experiment).
+    with <eos>, as Stable Diffusion v1's tokenizer does (an experiment). ``extra``: one more tensor per scene (a ControlNet's
+    condition maps), whose rows for the batch come fourth.
     """
     states = TextStateCache(clip, mask_padding, eos_padding)
     p_uncond = P_UNCOND if p_uncond is None else p_uncond
@@ -132,7 +133,7 @@ def batch_getter(scenes: list[Scene], latents: torch.Tensor, batch_size: int, se
                 variants = caption_variants(scenes[i], "en" if rng.integers(2) else "fr")
                 texts.append(variants[rng.integers(len(variants))])
         context, mask = states(texts)
-        return latents[idx], context, mask
+        return (latents[idx], context, mask) if extra is None else (latents[idx], context, mask, extra[idx])
 
     return get_batch
 

@@ -27,7 +27,7 @@ from PIL import Image
 from course.guidance import guided
 from course.language import tr
 from course.samplers import SAMPLERS, sample
-from course.shipped import GUIDANCE, T, betas, latent_shape, load_autoencoder, load_clip, load_unet, text_states
+from course.shipped import GUIDANCE, IMAGE_SIZE, T, betas, latent_shape, load_autoencoder, load_clip, load_unet, text_states
 from course.tokenizer import unknown_words
 
 MAX_GUIDANCE = 50.0  # w above this is refused: the image is pure saturated noise long before
@@ -208,13 +208,21 @@ class TextToImagePipeline:
         keep_x0_hat: bool = False,
         callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
         batch_size: int = BATCH_SIZE,
+        control: torch.Tensor | None = None,
+        control_kind: str = "canny",
+        control_scale: float = 1.0,
     ) -> PipelineOutput:
         """Images for ``prompt``, ``num_images_per_prompt`` each, in batches of ``batch_size`` (memory stays bounded).
 
         ``keep_x0_hat`` and ``callback`` follow the first batch only. With more than ``batch_size`` images, a
         stochastic sampler's per-step noise depends on ``batch_size``; x_T does not.
+
+        ``control``: condition images (1 or one per image, 3, 64, 64) in [0, 1] (:mod:`course.conditions`) read by the
+        shipped ControlNet of ``control_kind``, its residuals multiplied by ``control_scale`` (lesson 08).
         """
         prompts = check_request(prompt, num_inference_steps, guidance_scale, sampler, num_images_per_prompt, negative_prompt)
+        if control is not None:
+            control = self.check_control(control, control_kind, control_scale, len(prompts) * num_images_per_prompt)
         unknown = sorted({w for p in prompts + ([negative_prompt] if negative_prompt else []) for w in unknown_words(p)})
         if unknown:
             warnings.warn(tr(en=f"words the model never saw (read as <unk>): {', '.join(unknown)}",
@@ -236,12 +244,41 @@ class TextToImagePipeline:
 
         images = []
         for i in range(0, len(prompts), batch_size):  # 4–5. guided U-Net and sampler, one batch at a time
-            z0 = generate_latents(self.unet, self.clip, prompts[i : i + batch_size], sampler, num_inference_steps, guidance_scale, generator,
+            unet = self.unet
+            if control is not None:
+                from course.controlnet import ControlledUNet
+
+                unet = ControlledUNet(self.unet, self.controlnets[control_kind], control[i : i + batch_size].to(self.device), control_scale)
+            z0 = generate_latents(unet, self.clip, prompts[i : i + batch_size], sampler, num_inference_steps, guidance_scale, generator,
                                   negative_prompt, observe if first else None, self.device, x_T=z_T[i : i + batch_size])
             images.append(self.decode(z0).cpu())  # 6. decoder
             first = False
         images = torch.cat(images)
         return PipelineOutput(to_pil(images), images, x0_hats)
+
+    def check_control(self, control: torch.Tensor, kind: str, scale: float, n: int) -> torch.Tensor:
+        """``control`` as (n, 3, 64, 64), the ControlNet of ``kind`` loaded; a ``ValueError`` saying what to give otherwise."""
+        from course.conditions import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown control kind {kind!r}: choose one of {', '.join(KINDS)}")
+        if not math.isfinite(scale) or scale < 0:
+            raise ValueError(f"the control scale must be a number ≥ 0 (0: no control, 1: as trained), got {scale}")
+        size = IMAGE_SIZE
+        control = torch.as_tensor(control, dtype=torch.float32)
+        if control.dim() == 3:
+            control = control[None]
+        if control.dim() != 4 or tuple(control.shape[1:]) != (3, size, size):
+            raise ValueError(f"the control image must be (3, {size}, {size}) or (B, 3, {size}, {size}) in [0, 1], got {tuple(control.shape)}")
+        if control.shape[0] not in (1, n):
+            raise ValueError(f"give one control image or one per image ({n}), got {control.shape[0]}")
+        if not hasattr(self, "controlnets"):
+            self.controlnets = {}
+        if kind not in self.controlnets:
+            from course.shipped import load_controlnet
+
+            self.controlnets[kind] = load_controlnet(kind).to(self.device)
+        return control.expand(n, -1, -1, -1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(z / self.scaling_factor).clamp(-1, 1)

@@ -187,6 +187,29 @@ class SceneReaderRecipe(Recipe):
     eval_images: int = measured(4000)  # fresh random layouts for the accuracy table
 
 
+@dataclass(frozen=True, kw_only=True)
+class ControlNetRecipe(Recipe):
+    kind: str = "canny"  # the condition (course.conditions.KINDS)
+    max_shift: int = 6  # training renders moved off the captions' grid by up to this many pixels (course.conditions.shift_layouts)
+    snr_gamma: float | None = 5.0  # Min-SNR-γ, as the base model was trained
+    p_uncond: float = 0.5  # captions dropped to "": Zhang et al. 2023, §3.3 ("we randomly replace 50 % text prompts with empty strings")
+    guidance: float = measured(2.5)  # w of every evaluation (the base model's shipped w)
+    curve_prompts: int = measured(64)  # held-out layouts per point of the edge-adherence curve
+    curve_sampling_steps: int = measured(20)
+    eval_prompts: int = measured(256)  # held-out prompts and layouts of the final table
+    eval_sampling_steps: int = measured(25)
+    eval_shift: int = measured(6)  # the off-grid test layouts: objects moved by up to this many pixels
+
+    def __post_init__(self):
+        super().__post_init__()
+        from course.conditions import KINDS
+
+        if self.kind not in KINDS:
+            raise RecipeError(f"{self.model} recipe: unknown control kind {self.kind!r}: choose one of {', '.join(KINDS)}")
+        if not 0 <= self.p_uncond < 1:
+            raise RecipeError(f"{self.model} recipe: p_uncond must be in [0, 1), got {self.p_uncond!r}")
+
+
 AE_RECIPE = AERecipe(
     # 6,000 steps (≈ 25 min on 2 cores): Stable Diffusion's topology costs 0.25 s a step where the earlier, course-specific
     # autoencoder's cost 0.16 s; its U-Net is cheaper in turn, so that the two still train in < 90 min.
@@ -219,4 +242,9 @@ SCENE_READER_RECIPE = SceneReaderRecipe(
     model="scene_reader", module="course.scene_reader", checkpoint="scene_reader.safetensors",
     steps=3000, batch_size=128, pool=60_000, lr=2e-3, weight_decay=1e-4, warmup=100, decay="cosine", ema_decay=0.998, checkpoint_every=500,
 )
-RECIPES: dict[str, Recipe] = {r.model: r for r in (AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE, EVALUATOR_RECIPE, SCENE_READER_RECIPE)}
+CONTROLNET_RECIPE = ControlNetRecipe(
+    model="controlnet_canny", module="course.controlnet_train", checkpoint="controlnet_canny.safetensors",
+    steps=2000, batch_size=64, pool=30_000, lr=5e-4, warmup=100, decay="cosine", ema_decay=0.999, checkpoint_every=250, eval_every=250,
+)
+RECIPES: dict[str, Recipe] = {r.model: r for r in (AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE, EVALUATOR_RECIPE, SCENE_READER_RECIPE,
+                                                   CONTROLNET_RECIPE)}

@@ -132,6 +132,28 @@ def load_unet(path: str | None = None) -> UNet:
     return model.eval()
 
 
+def load_controlnet(kind: str = "canny", path: str | Path | None = None):
+    """The shipped ControlNet of ``kind`` (data/controlnet_<kind>.safetensors, lesson 08), checksum verified, in eval mode.
+
+    Refuses one trained against another U-Net than the shipped one: its residuals were learnt for that U-Net's skips.
+    """
+    from course.controlnet import ControlNet
+
+    name = f"controlnet_{kind}.safetensors"
+    path = _path(path, name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the {kind} ControlNet is not shipped; train it with "
+                                f"python -m course.controlnet_train train --kind {kind} --ship (lesson 08)")
+    tensors, manifest = checkpoints.load(path)
+    expected = checkpoints.read_manifest(data_dir() / UNET_CHECKPOINT)["sha256"]
+    if manifest.get("trained_with", {}).get(UNET_CHECKPOINT, expected) != expected:
+        raise checkpoints.CheckpointError(f"{path.name} was trained against another U-Net than data/{UNET_CHECKPOINT}: retrain it "
+                                          f"(python -m course.controlnet_train train --kind {kind} --ship)")
+    net = ControlNet.from_unet(load_unet(), manifest["config"]["conditioning_channels"], tuple(manifest["config"]["hint_channels"]))
+    net.load_state_dict(tensors)
+    return net.eval()
+
+
 def text_states(prompts: list[str], clip: CLIP | None = None, eos_padding: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Frozen CLIP token states (B, L, 128), L = the tokenizer's full length, for prompts ("" is the unconditional ∅)."""
     return encoder_states((clip or load_clip()).text, prompts, eos_padding)

@@ -361,27 +361,28 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None
+        self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
+        down_residuals: list[torch.Tensor] | None = None, mid_residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``context_mask`` (B, L), optional: cross-attention ignores the positions where it is False (Stable
-        Diffusion passes none: every position, padding included, is seen)."""
-        factor = 2 ** (len(self.config.channels) - 1)
-        if x.shape[-1] % factor or x.shape[-2] % factor:
-            raise ValueError(f"image sides must be multiples of {factor} for {len(self.config.channels)} levels, got {tuple(x.shape[-2:])}")
-        if context is not None and self.config.context_dim is not None and context.shape[-1] != self.config.context_dim:
-            raise ValueError(f"context width must be {self.config.context_dim} (the text encoder's), got {context.shape[-1]}")
-        mask = None if context_mask is None or bool(context_mask.all()) else context_mask.bool()[:, None, None, :]  # (B, 1, 1, L): keys only
-        t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
-        features = timestep_embedding(t - 1, self.time_dim).to(self.conv_in.weight.dtype)  # diffusers' timestep is t − 1
-        emb = self.time_embedding(features)  # (B, 4·C0)
-        if self.config.pooled and context is not None:
-            emb = emb + self.add_embedding(context)
+        Diffusion passes none: every position, padding included, is seen).
+
+        ``down_residuals`` (one per skip) and ``mid_residual``: what a ControlNet adds to the skips and to the mid
+        block's output (Zhang et al. 2023, Fig. 3; diffusers' ``down_block_additional_residuals``, :mod:`course.controlnet`).
+        """
+        mask, emb = embed(self, x, t, context, context_mask)
         h = self.conv_in(x)
         skips = [h]
         for block in self.down_blocks:
             h, new = block(h, emb, context, mask)
             skips += new
         h = self.mid_block(h, emb, context, mask)
+        if down_residuals is not None:
+            if len(down_residuals) != len(skips):
+                raise ValueError(f"the U-Net has {len(skips)} skips, got {len(down_residuals)} residuals")
+            skips = [s + r for s, r in zip(skips, down_residuals)]
+        if mid_residual is not None:
+            h = h + mid_residual
         for block in self.up_blocks:
             h = block(h, skips, emb, context, mask)
         return self.conv_out(F.silu(self.conv_norm_out(h)))
@@ -407,6 +408,24 @@ class UNet(nn.Module):
             for h in hooks:
                 h.remove()
         return rows
+
+
+def embed(net: nn.Module, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor | None, context_mask: torch.Tensor | None):
+    """The checks, the cross-attention mask (B, 1, 1, L) or None, and the embedding of t (+ the pooled prompt) that
+    every block of ``net`` (a :class:`UNet` or a ControlNet, same config) receives."""
+    config = net.config
+    factor = 2 ** (len(config.channels) - 1)
+    if x.shape[-1] % factor or x.shape[-2] % factor:
+        raise ValueError(f"image sides must be multiples of {factor} for {len(config.channels)} levels, got {tuple(x.shape[-2:])}")
+    if context is not None and config.context_dim is not None and context.shape[-1] != config.context_dim:
+        raise ValueError(f"context width must be {config.context_dim} (the text encoder's), got {context.shape[-1]}")
+    mask = None if context_mask is None or bool(context_mask.all()) else context_mask.bool()[:, None, None, :]  # (B, 1, 1, L): keys only
+    t = t.reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t
+    features = timestep_embedding(t - 1, net.time_dim).to(net.conv_in.weight.dtype)  # diffusers' timestep is t − 1
+    emb = net.time_embedding(features)  # (B, 4·C0)
+    if config.pooled and context is not None:
+        emb = emb + net.add_embedding(context)
+    return mask, emb
 
 
 def config_dict(config: UNetConfig) -> dict:

@@ -50,6 +50,9 @@ SLOTS: dict[str, Slot] = {
     "guidance": Slot("course.checks.guidance:check_guidance",
                      "the classifier-free guidance of every generation (course.guidance.guided, the pipeline)",
                      "la guidance sans classifieur de chaque génération (course.guidance.guided, le pipeline)"),
+    "controlnet_residuals": Slot("course.checks.controlnet:check_controlnet_residuals",
+                                 "every call of a ControlNet (course.controlnet.ControlNet), in the pipeline and the figures",
+                                 "chaque appel d'un ControlNet (course.controlnet.ControlNet), dans le pipeline et les figures"),
 }
 
 _yours: dict[str, Callable] = {}
