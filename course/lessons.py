@@ -133,6 +133,16 @@ LESSONS: tuple[Lesson, ...] = (
         "Classifier-Free Guidance ; Intégration ; Exemple de Génération",
     ),
     Lesson(
+        8,
+        "controlnet",
+        {"fr": "ControlNet : imposer la forme", "en": "ControlNet: imposing the shape"},
+        {
+            "fr": "contours de Canny, gribouillis, masques ; copie entraînable, encodeur de condition, convolutions zéro ; = ControlNetModel de diffusers ; fidélité aux contours, échelle, conflit, mesurés",
+            "en": "Canny edges, scribbles, masks; trainable copy, condition encoder, zero convolutions; = diffusers' ControlNetModel; edge adherence, scale, conflict, measured",
+        },
+        "Conditionnement Spatial ; Control Net",
+    ),
+    Lesson(
         10,
         "composition",
         {"fr": "Ce que la diffusion rate", "en": "What diffusion gets wrong"},
