@@ -132,6 +132,9 @@ def _generate(args) -> int:
             raise UsageError(str(err)) from None
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
+        if not control.any():
+            print(f"warning: the {args.control_kind} map {args.control!r} is empty (all black): the ControlNet has nothing to follow",
+                  file=sys.stderr)
     try:
         pipe = pipeline.TextToImagePipeline()
         if control is not None:

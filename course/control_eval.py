@@ -87,15 +87,17 @@ def _uint8(images: torch.Tensor) -> torch.Tensor:
     return images if images.dtype == torch.uint8 else ((images.clamp(-1, 1) + 1) * 127.5).round().byte()
 
 
-def mean_interval(values: list[float]) -> dict:
-    """Mean and a 95 % interval (normal approximation on the per-image scores)."""
+def mean_interval(values: list[float], high: float | None = None) -> dict:
+    """Mean and a 95 % interval (normal approximation on the per-image scores), kept within [0, ``high``]."""
     a = np.asarray(values, dtype=np.float64)
     half = 1.96 * a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
-    return {"mean": round(float(a.mean()), 4), "ci95": [round(float(a.mean() - half), 4), round(float(a.mean() + half), 4)], "n": len(a)}
+    low, up = max(0.0, a.mean() - half), a.mean() + half if high is None else min(high, a.mean() + half)
+    return {"mean": round(float(a.mean()), 4), "ci95": [round(float(low), 4), round(float(up), 4)], "n": len(a)}
 
 
 def summary(scores: dict[str, list[float]]) -> dict:
-    return {name: mean_interval(values) for name, values in scores.items()}
+    """Mean and interval of each score; F1 and IoU are at most 1, a Chamfer distance has no upper bound."""
+    return {name: mean_interval(values, None if name == "chamfer" else 1.0) for name, values in scores.items()}
 
 
 @torch.no_grad()
@@ -160,7 +162,7 @@ def scale_sweep(net: ControlNet | None = None, n: int = 64, scales=SCALES, steps
     for scale in scales:
         f1 = adherence_to(_generate(net, prompts, off_grid, scale, steps, guidance, device), off_grid, "canny")["f1"]
         prompt = adherence(_generate(net, prompts, on_grid, scale, steps, guidance, device), asked)["all_correct"]
-        rows.append({"scale": scale, "f1_off_grid": mean_interval(f1), "prompt_all_correct_grid": prompt, "n": n})
+        rows.append({"scale": scale, "f1_off_grid": mean_interval(f1, 1.0), "prompt_all_correct_grid": prompt, "n": n})
     return rows
 
 

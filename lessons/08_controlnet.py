@@ -466,8 +466,10 @@ show_grid([kitty, kitty_edges[0] * 2 - 1] + list(cats.tensors),
 
 # %% [markdown] lang="fr"
 # Le chat déroute le modèle : il n'a jamais vu que des contours de formes simples et fermées, et ces
-# contours-là ne ressemblent à rien de ce qu'il connaît. Ce qu'il en fait dit bien ce qu'est un ControlNet :
-# un traducteur appris, de *ce* type de carte vers *ce* monde d'images.
+# contours-là ne ressemblent à rien de ce qu'il connaît. Selon le prompt, il ignore la carte et dessine sa
+# forme ordinaire au centre, ou n'ose rien dessiner du tout, ou en fait un patchwork de taches. Ce qu'il en
+# fait dit bien ce qu'est un ControlNet : un traducteur appris, de *ce* type de carte vers *ce* monde
+# d'images.
 #
 # ### Ce qu'on mesure
 #
@@ -487,8 +489,9 @@ show_grid([kitty, kitty_edges[0] * 2 - 1] + list(cats.tensors),
 
 # %% [markdown] lang="en"
 # The cat puzzles the model: it has only ever seen the edges of simple closed shapes, and these edges look like
-# nothing it knows. What it makes of them says what a ControlNet is: a learned translator, from *this* kind of
-# map to *this* world of images.
+# nothing it knows. Depending on the prompt, it ignores the map and draws its usual shape at the centre, or dares
+# draw nothing at all, or turns it into a patchwork of blotches. What it makes of them says what a ControlNet is:
+# a learned translator, from *this* kind of map to *this* world of images.
 #
 # ### What we measure
 #

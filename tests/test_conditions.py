@@ -71,7 +71,7 @@ def test_unknown_kind_lists_the_names():
     assert cli.CONTROL_KINDS == KINDS
 
 
-def test_read_control_resizes_detects_pictures_and_warns_on_empty_maps(tmp_path):
+def test_read_control_resizes_and_detects_pictures(tmp_path):
     edges = np.zeros((256, 256), np.uint8)
     edges[64:192, 64] = edges[64:192, 191] = 255
     Image.fromarray(edges).save(tmp_path / "edges.png")
@@ -84,8 +84,7 @@ def test_read_control_resizes_detects_pictures_and_warns_on_empty_maps(tmp_path)
     assert "looks like a picture" in notes[0] and torch.equal(c, to_condition(canny(square_render("green", "beige"))))
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "black.png")
     notes = []
-    read_control(tmp_path / "black.png", "canny", 64, notes)
-    assert "empty" in notes[0]
+    assert not read_control(tmp_path / "black.png", "canny", 64, notes).any() and notes == []
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot read the control image"):
         read_control(tmp_path / "bad.png", "canny", 64)
@@ -122,3 +121,22 @@ def test_a_kind_that_is_not_shipped_says_how_to_train_it(tmp_path, capsys, no_mo
     assert cli.main(["generate", "un carré bleu", "-o", str(tmp_path / "o.png"), "--control", str(tmp_path / "e.png"), "--control-kind", "mask"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "python -m course.controlnet_train train --kind mask --ship" in err
+
+
+def test_the_command_draws_with_control_and_warns_on_an_empty_map(tmp_path):
+    import subprocess
+    import sys
+
+    edges = np.zeros((128, 128), np.uint8)
+    edges[30:90, 30] = edges[30:90, 89] = edges[30, 30:90] = edges[89, 30:90] = 255
+    Image.fromarray(edges).save(tmp_path / "edges.png")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "black.png")
+    out = tmp_path / "out.png"
+    run = lambda control: subprocess.run([sys.executable, "-m", "course", "generate", "un grand carré bleu au centre", "--steps", "3",  # noqa: E731
+                                          "--control", str(tmp_path / control), "-o", str(out)], capture_output=True, text=True, timeout=180)
+    result = run("edges.png")
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and "canny control ×1" in result.stdout and "Traceback" not in result.stderr
+    assert result.stderr.count("note: control image resized from 128×128 to 64×64") == 1
+    result = run("black.png")
+    assert result.returncode == 0 and result.stderr.startswith("warning: the canny map") and "is empty" in result.stderr
