@@ -130,11 +130,8 @@ def _generate(args) -> int:
             control = read_control(args.control, args.control_kind, IMAGE_SIZE, notes)
         except ValueError as err:
             raise UsageError(str(err)) from None
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
-        if not control.any():
-            print(f"warning: the {args.control_kind} map {args.control!r} is empty (all black): the ControlNet has nothing to follow",
-                  file=sys.stderr)
+        for note in notes:  # an empty map is a warning: the ControlNet then has nothing to follow
+            print(f"{'warning' if note.startswith(f'the {args.control_kind} map is empty') else 'note'}: {note}", file=sys.stderr)
     try:
         pipe = pipeline.TextToImagePipeline()
         if control is not None:

@@ -118,7 +118,9 @@ def read_control(path, kind: str, size: int, notes: list[str] | None = None) -> 
         result = condition(array, kind)
     else:
         result = grey > (0.2 if kind != "mask" else 0.5)  # a thin line loses contrast when shrunk: a low threshold keeps it
-    return to_condition(result)  # an empty map is the caller's to warn about (the command line does)
+    if not result.any():
+        notes.append(f"the {kind} map is empty (all black): the ControlNet has nothing to follow")
+    return to_condition(result)
 
 
 def move(image: np.ndarray, dy: int, dx: int, fill: np.ndarray | None = None) -> np.ndarray:
