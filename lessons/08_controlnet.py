@@ -558,8 +558,9 @@ for row in [header] + table_rows(live):
 # Le prix : le prompt est un peu moins bien suivi — sur la grille,
 # {{controlnet_eval.json:table.grid.prompt_with_control.all_correct|pct1}} d'images entièrement justes avec
 # ControlNet contre {{controlnet_eval.json:table.grid.prompt_without_control.all_correct|pct1}} sans ; hors de
-# la grille, {{controlnet_eval.json:table.off_grid.prompt_with_control.all_correct|pct1}}, surtout des formes
-# moins nettes : le U-Net de base, gelé, n'a jamais dessiné d'objet hors de sa case. Et le temps : à chaque
+# la grille, {{controlnet_eval.json:table.off_grid.prompt_with_control.all_correct|pct1}}, et c'est surtout la
+# forme qui manque (juste dans {{controlnet_eval.json:table.off_grid.prompt_with_control.per_attribute.shape|pct1}}
+# des images) : le U-Net de base, gelé, n'a jamais dessiné d'objet hors de sa case. Et le temps : à chaque
 # évaluation du réseau s'ajoute un passage de la copie (la descente et le milieu du U-Net) — la colonne
 # « s / image ».
 
@@ -577,8 +578,9 @@ for row in [header] + table_rows(live):
 # The price: the prompt is followed a little less — on the grid,
 # {{controlnet_eval.json:table.grid.prompt_with_control.all_correct|pct1}} of images entirely right with ControlNet
 # against {{controlnet_eval.json:table.grid.prompt_without_control.all_correct|pct1}} without; off the grid,
-# {{controlnet_eval.json:table.off_grid.prompt_with_control.all_correct|pct1}}, mostly less crisp shapes: the frozen
-# base U-Net never drew an object outside its cell. And the time: each network evaluation adds a pass of the copy
+# {{controlnet_eval.json:table.off_grid.prompt_with_control.all_correct|pct1}}, and it is mostly the shape that fails
+# (right in {{controlnet_eval.json:table.off_grid.prompt_with_control.per_attribute.shape|pct1}} of the images): the
+# frozen base U-Net never drew an object outside its cell. And the time: each network evaluation adds a pass of the copy
 # (the U-Net's way down and middle) — the "s / image" column.
 
 # %% [markdown] lang="fr"
