@@ -2,18 +2,22 @@
 slides: « Conditionnement Spatial », « Control Net », the figure "Input image → annotation (canny edge
 detector) → Stable Diffusion").
 
-A frozen U-Net ε_θ(z_t, t, c) is steered by a condition image c_f (edges, a scribble, a mask) through a
-trainable copy of its way down and of its mid block (§3.1, Eq. 1–2):
+A frozen U-Net ε_θ(z_t, t, c_t) is steered by a condition image c_i (edges, a scribble, a mask) through a
+trainable copy of its way down and of its mid block (§3.1–3.2; the paper writes c_f = E(c_i) for the encoded
+condition):
 
-    y_c = F(x; Θ) + Z(F(x + Z(c; Θ_z1); Θ_c); Θ_z2)
+    y_c = F(x; Θ) + Z(F(x + Z(c_f; Θ_z1); Θ_c); Θ_z2)
 
-    hint encoder E (§3.2): c_f (B, 3, H, W) in [0, 1] → four convolutions, three of stride 2 → (B, C0, h, w)
-    the copy:              conv_in(z_t) + E(c_f) → down_blocks → mid_block   (weights Θ_c, copied from the U-Net)
-    zero convolutions Z:   one 1 × 1 convolution per skip and one on the mid output, weights and bias 0
-    the U-Net:             its skips + scale · Z(copy's skips), its mid output + scale · Z(copy's mid)
+    condition encoder E (§3.2): c_i (B, 3, H, W) in [0, 1] → eight 3 × 3 convolutions, three of stride 2, the last
+                                one zero-initialised (Z(·; Θ_z1)) → (B, C0, h, w) — diffusers' layout; the paper
+                                describes four 4 × 4 convolutions with ReLU
+    the copy:                   conv_in(z_t) + E(c_i) → down_blocks → mid_block   (weights Θ_c, copied from the U-Net)
+    zero convolutions Z:        one 1 × 1 convolution per skip and one on the mid output, weights and bias 0
+    the U-Net:                  its skips + scale · Z(copy's skips), its mid output + scale · Z(copy's mid)
 
 Because every Z starts at zero, the controlled U-Net starts exactly equal to the base model (§3.1: "no harmful
-noise"); the gradient of a zero convolution is not zero (it is the input), so the weights leave 0 at the first step.
+noise"); the gradient of a zero convolution's weight is not zero (its input times the gradient that comes back),
+so the weights leave 0 at the first step.
 
 The parameter names are those of diffusers' ``ControlNetModel`` (``controlnet_cond_embedding``,
 ``controlnet_down_blocks``, ``controlnet_mid_block``, and the U-Net's own names for the copy), so the weights
@@ -52,7 +56,7 @@ class ControlNetConfig:
 
 
 def zero_conv(channels: int) -> nn.Conv2d:
-    """A 1 × 1 convolution whose weight and bias are 0 (Zhang et al. 2023, §3.1: the « zero convolution » Z)."""
+    """A 1 × 1 convolution whose weight and bias are 0 (Zhang et al. 2023, §3.1: the zero convolution Z)."""
     conv = nn.Conv2d(channels, channels, 1)
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
@@ -60,7 +64,7 @@ def zero_conv(channels: int) -> nn.Conv2d:
 
 
 class HintEncoder(nn.Module):
-    """E(c_f): the condition image (B, k, H, W) → features (B, C0, H/f, W/f) added to conv_in(z_t) (§3.2).
+    """E(c_i): the condition image (B, k, H, W) → features (B, C0, H/f, W/f) added to conv_in(z_t) (§3.2).
 
     conv 3 × 3 → SiLU → [conv 3 × 3 → SiLU → conv 3 × 3 stride 2 → SiLU] × (n − 1) → conv 3 × 3, zero-initialised
     (diffusers' ``ControlNetConditioningEmbedding``; the paper says ReLU and 4 × 4 kernels, diffusers and the
@@ -146,7 +150,7 @@ class ControlNet(nn.Module):
 
 
 class ControlledUNet(nn.Module):
-    """ε_θ(z_t, t, c, c_f): the frozen U-Net with a ControlNet's residuals, a drop-in for the U-Net in the samplers and
+    """ε_θ(z_t, t, c_t, c_i): the frozen U-Net with a ControlNet's residuals, a drop-in for the U-Net in the samplers and
     in guidance (both the prompt's and ∅'s halves of the batch see the condition, as in diffusers' pipeline)."""
 
     def __init__(self, unet: UNet, controlnet: ControlNet, cond: torch.Tensor, scale: float = 1.0):

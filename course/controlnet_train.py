@@ -1,4 +1,4 @@
-"""Training and measuring a ControlNet on the shipped model (lesson 08; Zhang et al. 2023, §3.3, Eq. 3).
+"""Training a ControlNet on the shipped model (lesson 08; Zhang et al. 2023, §3.3).
 
     python -m course.controlnet_train train              # Canny edges → runs/controlnet_canny/ (data/ untouched)
     python -m course.controlnet_train train --ship       # and replace data/controlnet_canny.safetensors
@@ -6,7 +6,7 @@
 
 The base U-Net, CLIP and the autoencoder stay frozen; only the ControlNet learns, with the base model's own loss
 
-    L = E_{z_0, t, c_t, c_f, ε} ‖ε − ε_θ(z_t, t, c_t, c_f)‖²            (Eq. 3; Min-SNR-weighted, as the base)
+    L = E_{z_0, t, c_t, c_f, ε} ‖ε − ε_θ(z_t, t, c_t, c_f)‖²            (§3.3; Min-SNR-weighted, as the base)
 
 on renders and the condition computed from each (:mod:`course.conditions`): exact pairs, free. Half the captions
 are dropped to "" (§3.3), so that the ControlNet learns to read the condition itself.
@@ -14,7 +14,7 @@ are dropped to "" (§3.3), so that the ControlNet learns to read the condition i
 Training renders are moved off the captions' 3 × 3 grid by up to 6 pixels (:func:`course.conditions.shift_layouts`):
 the caption says what and roughly where, only the condition says exactly where.
 
-Along training, the edge adherence of the EMA weights is measured on validation layouts (the curve of §4.3's "sudden
+Along training, the edge adherence of the EMA weights is measured on validation layouts (the curve of §3.3's "sudden
 convergence"); at the end, the table of :func:`course.control_eval.evaluate`, on the test layouts.
 """
 
@@ -39,7 +39,7 @@ from course.shipped import UNET_CHECKPOINT, betas, load_unet
 
 RECIPE = CONTROLNET_RECIPE
 def control_loss(unet, abar: torch.Tensor, snr_gamma: float | None):
-    """``loss(net, batch)``: the base model's ε loss through the frozen U-Net steered by ``net`` (Eq. 3)."""
+    """``loss(net, batch)``: the base model's ε loss through the frozen U-Net steered by ``net`` (§3.3)."""
     def loss(net: ControlNet, batch) -> torch.Tensor:
         z0, context, mask, maps = batch
         cond = maps.float()[:, None].expand(-1, 3, -1, -1)
@@ -52,7 +52,7 @@ def control_loss(unet, abar: torch.Tensor, snr_gamma: float | None):
 def train_shipped(recipe: ControlNetRecipe = RECIPE, run_dir: Path | None = None, ship: bool = False, force: bool = False,
                   allow_recipe_change: bool = False) -> dict:
     """Train ``recipe``'s ControlNet in ``run_dir`` (default runs/<model>) against the frozen shipped U-Net; the edge
-    adherence is measured every ``eval_every`` steps on held-out validation layouts (the curve of §4.3's "sudden
+    adherence is measured every ``eval_every`` steps on held-out validation layouts (the curve of §3.3's "sudden
     convergence"), the final table once, on the test layouts."""
     from course import ldm
     from course import train as training

@@ -187,6 +187,9 @@ class SceneReaderRecipe(Recipe):
     eval_images: int = measured(4000)  # fresh random layouts for the accuracy table
 
 
+CONTROL_KINDS = ("canny", "scribble", "mask")  # course.conditions.KINDS (not imported: scikit-image is not for every command)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ControlNetRecipe(Recipe):
     kind: str = "canny"  # the condition (course.conditions.KINDS)
@@ -202,10 +205,8 @@ class ControlNetRecipe(Recipe):
 
     def __post_init__(self):
         super().__post_init__()
-        from course.conditions import KINDS
-
-        if self.kind not in KINDS:
-            raise RecipeError(f"{self.model} recipe: unknown control kind {self.kind!r}: choose one of {', '.join(KINDS)}")
+        if self.kind not in CONTROL_KINDS:
+            raise RecipeError(f"{self.model} recipe: unknown control kind {self.kind!r}: choose one of {', '.join(CONTROL_KINDS)}")
         if not 0 <= self.p_uncond < 1:
             raise RecipeError(f"{self.model} recipe: p_uncond must be in [0, 1), got {self.p_uncond!r}")
 

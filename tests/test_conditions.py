@@ -68,7 +68,9 @@ def test_edge_f1_and_iou():
 def test_unknown_kind_lists_the_names():
     with pytest.raises(ValueError, match="unknown control kind 'depth': choose one of canny, scribble, mask"):
         condition(square_render(), "depth")
-    assert cli.CONTROL_KINDS == KINDS
+    from course.recipes import CONTROL_KINDS
+
+    assert cli.CONTROL_KINDS == KINDS == CONTROL_KINDS
 
 
 def test_read_control_resizes_and_detects_pictures(tmp_path):
