@@ -471,12 +471,13 @@ fig.tight_layout()
 
 # %%
 net = load_controlnet("canny")
+quoted = lambda p: tr(en=f"“{p}”", fr=f"«\u00a0{p}\u00a0»")  # noqa: E731
 star = shift_layouts(((render_scenes([single("star", "grey", "top left", "large")], 64, seed=3) + 1) * 127.5).round().byte(), 6, seed=2)
 edges = conditions(star, "canny")
 prompts = [tr(en=f"a large {c} star at the top left", fr=f"une grande étoile {f} en haut à gauche")
            for c, f in (("red", "rouge"), ("blue", "bleue"), ("green", "verte"), ("yellow", "jaune"), ("purple", "violette"))]
 out = pipe(prompts, num_inference_steps=STEPS, generator=0, control=edges, control_scale=1.0)
-show_grid([edges[0] * 2 - 1] + list(out.tensors), [tr(en="Canny edges", fr="contours de Canny")] + [f"«\u00a0{p}\u00a0»" for p in prompts], ncols=6, size=1.7,
+show_grid([edges[0] * 2 - 1] + list(out.tensors), [tr(en="Canny edges", fr="contours de Canny")] + [quoted(p) for p in prompts], ncols=6, size=1.7,
           suptitle=tr(en="one edge map, five prompts", fr="une carte de contours, cinq prompts"))
 
 kitty = cat(size=64)
@@ -486,7 +487,7 @@ cat_prompts = [tr(en="a large orange circle at the centre", fr="un grand cercle 
                tr(en="a large pink heart at the centre", fr="un grand cœur rose au centre")]
 cats = pipe(cat_prompts, num_inference_steps=STEPS, generator=0, control=kitty_edges, control_scale=1.0)
 show_grid([kitty, kitty_edges[0] * 2 - 1] + list(cats.tensors),
-          [tr(en="the cat", fr="le chat"), tr(en="its Canny edges", fr="ses contours de Canny")] + [f"«\u00a0{p}\u00a0»" for p in cat_prompts], ncols=5, size=1.7,
+          [tr(en="the cat", fr="le chat"), tr(en="its Canny edges", fr="ses contours de Canny")] + [quoted(p) for p in cat_prompts], ncols=5, size=1.7,
           suptitle=tr(en="the cat's edges, read by a model that only knows shapes", fr="les contours du chat, lus par un modèle qui ne connaît que des formes"))
 
 # %% [markdown] lang="fr"
