@@ -25,8 +25,12 @@ import torch
 from PIL import Image
 
 from course.guidance import guided
+from course.img2img import check_strength, encode, img2img_grid, noise_to, start_index
+from course.images import as_batch
+from course.inpaint import as_mask, blend, latent_mask, paste_back
 from course.language import tr
-from course.samplers import SAMPLERS, sample
+from course.noise_schedule import NoiseSchedule
+from course.samplers import DPM_FAMILY, SAMPLERS, grid_for, sample
 from course.shipped import GUIDANCE, IMAGE_SIZE, T, betas, latent_shape, load_autoencoder, load_clip, load_unet, text_states
 from course.tokenizer import unknown_words
 
@@ -185,6 +189,56 @@ def generate_latents(
     return sample(sampler, eps, x_T, betas() if schedule is None else schedule, steps, generator=noise, callback=callback, **sampler_kwargs)
 
 
+def _start(z0: torch.Tensor, sampler: str, steps: int, strength: float, generator: torch.Generator, schedule: torch.Tensor | None):
+    """(grid tail, ε, z_{t_0}, sampler options) of an edit starting from z_0 at ``strength`` (:mod:`course.img2img`)."""
+    noise_schedule = NoiseSchedule.from_betas(betas() if schedule is None else schedule)
+    tail = img2img_grid(grid_for(sampler, noise_schedule, steps), strength)
+    eps = torch.randn(z0.shape, generator=generator, device=generator.device).to(z0.device)
+    options = {"lower_order_final": steps < 15} if sampler in DPM_FAMILY else {}  # diffusers decides on the full grid's length
+    return tail, eps, noise_schedule, options
+
+
+@torch.no_grad()
+def img2img_latents(
+    unet: torch.nn.Module, clip: torch.nn.Module, z0: torch.Tensor, prompts: list[str], strength: float = 0.6, sampler: str = "dpmpp",
+    steps: int = 25, guidance: float = GUIDANCE, generator: torch.Generator | int | None = None, negative_prompt: str | None = None,
+    callback: Callable | None = None, schedule: torch.Tensor | None = None, **kwargs,
+) -> torch.Tensor:
+    """SDEdit in latent space (Meng et al. 2022): z_0 noised to t_0 = the first kept instant, then the sampler over the grid's
+    tail, ⌊steps·strength⌋ steps (:mod:`course.img2img`). ``generator`` draws ε after whatever it drew before (the encoder's
+    sample): diffusers' order. ``kwargs`` go to :func:`generate_latents`."""
+    generator = as_generator(generator)
+    tail, eps, noise_schedule, options = _start(z0, sampler, steps, check_strength(strength), generator, schedule)
+    z_t0 = noise_to(z0, tail[0], eps, noise_schedule)
+    return generate_latents(unet, clip, prompts, sampler, steps, guidance, generator, negative_prompt, callback, x_T=z_t0, grid=tail,
+                            schedule=schedule, **options, **kwargs)
+
+
+@torch.no_grad()
+def inpaint_latents(
+    unet: torch.nn.Module, clip: torch.nn.Module, z0: torch.Tensor, m: torch.Tensor, prompts: list[str], strength: float = 1.0,
+    sampler: str = "dpmpp", steps: int = 25, guidance: float = GUIDANCE, generator: torch.Generator | int | None = None,
+    negative_prompt: str | None = None, callback: Callable | None = None, schedule: torch.Tensor | None = None, **kwargs,
+) -> torch.Tensor:
+    """Training-free inpainting in latent space (:mod:`course.inpaint`): after every step, the region m = 0 is replaced by the
+    known latent z_0 noised to that step with the starting noise ε. Strength 1 starts from ε itself (diffusers' inpainting);
+    below 1, from z_0 noised to t_0 as img2img does."""
+    generator = as_generator(generator)
+    strength = check_strength(strength)
+    tail, eps, noise_schedule, options = _start(z0, sampler, steps, strength, generator, schedule)
+    z_t0 = eps if strength == 1 else noise_to(z0, tail[0], eps, noise_schedule)
+    return generate_latents(unet, clip, prompts, sampler, steps, guidance, generator, negative_prompt, callback, x_T=z_t0, grid=tail,
+                            schedule=schedule, project=blend(m.to(z0.device), z0, eps, noise_schedule), **options, **kwargs)
+
+
+def warn_unknown(prompts: list[str], negative_prompt: str | None = None) -> None:
+    """A warning naming the words the tokenizer never saw (each is read as <unk>)."""
+    unknown = sorted({w for p in prompts + ([negative_prompt] if negative_prompt else []) for w in unknown_words(p)})
+    if unknown:
+        warnings.warn(tr(en=f"words the model never saw (read as <unk>): {', '.join(unknown)}",
+                         fr=f"mots que le modèle n'a jamais vus (lus comme <unk>) : {', '.join(unknown)}"), stacklevel=3)
+
+
 class TextToImagePipeline:
     """Our mini Stable Diffusion: tokenizer + CLIP + U-Net + sampler + guidance + decoder."""
 
@@ -194,6 +248,14 @@ class TextToImagePipeline:
         self.clip = load_clip().to(self.device)
         self.vae, self.scaling_factor = load_autoencoder()
         self.vae = self.vae.to(self.device)
+
+    @classmethod
+    def from_modules(cls, unet: torch.nn.Module, clip: torch.nn.Module, vae: torch.nn.Module, scaling_factor: float,
+                     device: str = "cpu") -> "TextToImagePipeline":
+        """The pipeline around given models (e.g. random weights in the parity tests) instead of the shipped ones."""
+        pipe = cls.__new__(cls)
+        pipe.device, pipe.unet, pipe.clip, pipe.vae, pipe.scaling_factor = device, unet.to(device), clip.to(device), vae.to(device), scaling_factor
+        return pipe
 
     @torch.no_grad()
     def __call__(
@@ -223,10 +285,7 @@ class TextToImagePipeline:
         prompts = check_request(prompt, num_inference_steps, guidance_scale, sampler, num_images_per_prompt, negative_prompt)
         if control is not None:
             control = self.check_control(control, control_kind, control_scale, len(prompts) * num_images_per_prompt)
-        unknown = sorted({w for p in prompts + ([negative_prompt] if negative_prompt else []) for w in unknown_words(p)})
-        if unknown:
-            warnings.warn(tr(en=f"words the model never saw (read as <unk>): {', '.join(unknown)}",
-                             fr=f"mots que le modèle n'a jamais vus (lus comme <unk>) : {', '.join(unknown)}"), stacklevel=2)
+        warn_unknown(prompts, negative_prompt)
         generator = as_generator(generator)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
         shape = latent_shape(self.vae.config)
@@ -255,6 +314,62 @@ class TextToImagePipeline:
             first = False
         images = torch.cat(images)
         return PipelineOutput(to_pil(images), images, x0_hats)
+
+    @torch.no_grad()
+    def img2img(
+        self, image, prompt: str | list[str], strength: float = 0.6, num_inference_steps: int = 25, guidance_scale: float = GUIDANCE,
+        generator: torch.Generator | int | None = None, negative_prompt: str | None = None, sampler: str = "dpmpp",
+        num_images_per_prompt: int = 1, callback: Callable | None = None,
+    ) -> PipelineOutput:
+        """SDEdit (lesson 09): ``image`` (PIL, uint8 array or tensor in [−1, 1]; one, or one per prompt) noised to t_0 by
+        ``strength`` ∈ (0, 1] and denoised towards ``prompt`` in ⌊num_inference_steps·strength⌋ steps (:mod:`course.img2img`)."""
+        prompts, images, generator = self._edit_inputs(image, prompt, num_inference_steps, guidance_scale, sampler, num_images_per_prompt,
+                                                       negative_prompt, strength, generator)
+        z0 = encode(self.vae, self.scaling_factor, images, generator)  # the encoder's sample first, then ε: diffusers' order
+        z = img2img_latents(self.unet, self.clip, z0, prompts, strength, sampler, num_inference_steps, guidance_scale, generator,
+                            negative_prompt, callback)
+        out = self.decode(z).cpu()
+        return PipelineOutput(to_pil(out), out)
+
+    @torch.no_grad()
+    def inpaint(
+        self, image, mask, prompt: str | list[str], strength: float = 1.0, num_inference_steps: int = 25, guidance_scale: float = GUIDANCE,
+        generator: torch.Generator | int | None = None, negative_prompt: str | None = None, sampler: str = "dpmpp",
+        num_images_per_prompt: int = 1, feather: int = 3, paste: bool = True, mask_rule: str = "any", callback: Callable | None = None,
+    ) -> PipelineOutput:
+        """Repaint the white region of ``mask`` after ``prompt``, keep the rest (lesson 09, :mod:`course.inpaint`): the known
+        latent blended back after every step; then, with ``paste``, the input's own pixels outside the mask (the seam fix,
+        feathered over ``feather`` pixels inside it). ``paste=False`` returns the decoder's image, as diffusers does."""
+        notes: list[str] = []
+        m = as_mask(mask, IMAGE_SIZE, notes)
+        prompts, images, generator = self._edit_inputs(image, prompt, num_inference_steps, guidance_scale, sampler, num_images_per_prompt,
+                                                       negative_prompt, strength, generator, notes)
+        if m.shape[0] not in (1, len(prompts)):
+            raise ValueError(f"give one mask or one per image ({len(prompts)}), got {m.shape[0]}")
+        m = m.expand(len(prompts), -1, -1, -1).to(self.device)
+        z0 = encode(self.vae, self.scaling_factor, images, generator)
+        z = inpaint_latents(self.unet, self.clip, z0, latent_mask(m, self.vae.config.factor, mask_rule), prompts, strength, sampler,
+                            num_inference_steps, guidance_scale, generator, negative_prompt, callback)
+        out = self.decode(z)
+        if paste:
+            out = paste_back(images, out, m, feather)
+        out = out.cpu()
+        return PipelineOutput(to_pil(out), out)
+
+    def _edit_inputs(self, image, prompt, steps, guidance, sampler, n, negative_prompt, strength, generator, notes=None):
+        """The checked prompts (each repeated n times), the input images as (B, 3, 64, 64) on the device, and the generator."""
+        prompts = check_request(prompt, steps, guidance, sampler, n, negative_prompt)
+        start_index(steps, strength)  # a ValueError now if no step would run
+        notes = notes if notes is not None else []
+        images = as_batch(image, IMAGE_SIZE, notes)
+        for note in notes:
+            warnings.warn(note, stacklevel=3)
+        warn_unknown(prompts, negative_prompt)
+        if images.shape[0] not in (1, len(prompts)):
+            raise ValueError(f"give one image or one per prompt ({len(prompts)}), got {images.shape[0]}")
+        prompts = [p for p in prompts for _ in range(n)]
+        images = images.repeat_interleave(n, 0) if images.shape[0] > 1 else images.expand(len(prompts), -1, -1, -1)
+        return prompts, images.to(self.device), as_generator(generator)
 
     def check_control(self, control: torch.Tensor, kind: str, scale: float, n: int) -> torch.Tensor:
         """``control`` as (n, 3, 64, 64), the ControlNet of ``kind`` loaded; a ``ValueError`` saying what to give otherwise."""

@@ -10,7 +10,8 @@ Three roles, kept apart (:mod:`course.noise_schedule`, :mod:`course.adapter`, th
 Every solver takes the network (or a :class:`~course.adapter.Denoiser`), the starting noise x in the
 "variance preserving" units of the training (x_T ~ N(0, I)), the grid and the schedule, and returns x
 at t = 0. ``callback(t, x_next, x0_hat)`` sees every step (t the instant stepped from). Guidance and
-conditioning wrap the model (a closure): solvers know nothing of them. Timesteps follow
+conditioning wrap the model (a closure): solvers know nothing of them. ``project(t_next, x) -> x``, if given,
+replaces the state after every step, in the same units (inpainting's blend, :mod:`course.inpaint`). Timesteps follow
 :mod:`course.schedules` (t ∈ 1…T for the model, ᾱ_0 = 1 at the clean end); diffusers numbers the
 same steps τ = t − 1, and its "final alpha" (``set_alpha_to_one=True``) is our ᾱ_0 = 1.
 
@@ -36,6 +37,7 @@ from course.noise_schedule import NoiseSchedule
 from course.yours import pick
 
 Callback = Callable[[float, torch.Tensor, torch.Tensor], None]
+Project = Callable[[float, torch.Tensor], torch.Tensor]
 
 
 def _t(value: torch.Tensor) -> int | float:
@@ -94,7 +96,7 @@ def _ddim_update(x_t, x0_hat, eps, abar_t: float, abar_prev: float, eta: float, 
 @torch.no_grad()
 def ddim(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, eta: float = 0.0,
          generator: torch.Generator | None = None, prediction: Prediction = "epsilon", clip_x0: float | None = None,
-         callback: Callback | None = None) -> torch.Tensor:
+         callback: Callback | None = None, project: Project | None = None) -> torch.Tensor:
     """DDIM from grid[0] down to 0, one evaluation a step (Song et al. 2021, eq. 12); η = 0 is deterministic."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta}")
@@ -108,6 +110,8 @@ def ddim(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule:
             x = yours(x, eps, abar_t, abar_s)
         else:
             x = _ddim_update(x, x0_hat, eps, float(schedule.abar(t)), float(schedule.abar(s)), eta, z)
+        if project is not None:
+            x = project(_t(s), x)
         if callback is not None:
             callback(_t(t), x, x0_hat)
     return x
@@ -121,7 +125,7 @@ VARIANCES: tuple[str, ...] = ("beta_tilde", "beta")
 @torch.no_grad()
 def ddpm(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator | None = None,
          variance: str = "beta_tilde", prediction: Prediction = "epsilon", clip_x0: float | None = None,
-         callback: Callback | None = None) -> torch.Tensor:
+         callback: Callback | None = None, project: Project | None = None) -> torch.Tensor:
     """Ancestral DDPM from t to the next instant s: the posterior q(x_s | x_t, x̂_0) with β' = 1 − ᾱ_t/ᾱ_s (Ho et al. 2020,
     eq. 6–7, as diffusers' DDPMScheduler); on the full grid T, …, 1, 0 it is Algorithm 2. ``variance``: "beta_tilde"
     (β̃' = (1 − ᾱ_s)/(1 − ᾱ_t)·β', the posterior's) or "beta" (β', Ho et al.'s other choice, §3.2)."""
@@ -136,6 +140,8 @@ def ddpm(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule:
         if s > 0:
             var = (1 - a_s) / (1 - a_t) * beta if variance == "beta_tilde" else beta
             x = x + math.sqrt(max(var, 1e-20)) * _noise(x, generator)
+        if project is not None:
+            x = project(_t(s), x)
         if callback is not None:
             callback(_t(t), x, x0_hat)
     return x
@@ -156,7 +162,7 @@ def pndm_transfer(x: torch.Tensor, t, t_prev, eps: torch.Tensor, alphas_cumprod:
 
 @torch.no_grad()
 def pndm(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, prediction: Prediction = "epsilon",
-         callback: Callback | None = None) -> torch.Tensor:
+         callback: Callback | None = None, project: Project | None = None) -> torch.Tensor:
     """PLMS, the pseudo linear multistep method of PNDM (Liu et al. 2022, eq. 12), S + 1 evaluations.
 
     Warm-up: a linear multistep method needs past ε. We follow Stable Diffusion's PNDM setting
@@ -184,6 +190,8 @@ def pndm(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule:
             else:
                 eps_prime = (55 * e[0] - 59 * e[1] + 37 * e[2] - 9 * e[3]) / 24
         x_next = pndm_transfer(x, t, s, eps_prime, schedule)
+        if project is not None:
+            x_next = project(_t(s), x_next)
         if callback is not None:
             a = float(schedule.abar(t))
             callback(_t(t), x_next, (x - math.sqrt(1 - a) * eps_prime) / math.sqrt(a))
@@ -206,7 +214,7 @@ def _ve(schedule: NoiseSchedule, grid: torch.Tensor) -> list[float]:
 @torch.no_grad()
 def euler_ancestral(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule,
                     generator: torch.Generator | None = None, prediction: Prediction = "epsilon",
-                    callback: Callback | None = None) -> torch.Tensor:
+                    callback: Callback | None = None, project: Project | None = None) -> torch.Tensor:
     """Euler ancestral ("Euler a"): an Euler step of the probability-flow ODE down to σ̃_down, then fresh noise
     σ̃_up, with σ̃_up² + σ̃_down² = σ̃_next² (Karras et al. 2022, Alg. 2 with ancestral noise; k-diffusion
     ``sample_euler_ancestral``). Works on y = x/α = x_0 + σ̃·ε; the network still sees x = y/√(σ̃² + 1)."""
@@ -220,6 +228,8 @@ def euler_ancestral(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor
         s_down = math.sqrt(s_next**2 - s_up**2)
         y = y + eps * (s_down - s)  # dy/dσ̃ = (y − x̂_0)/σ̃ = ε
         y = y + s_up * _noise(y, generator)
+        if project is not None:  # the blend is in the network's units, x = y/√(σ̃² + 1)
+            y = project(_t(grid[i + 1]), y / math.sqrt(s_next**2 + 1)) * math.sqrt(s_next**2 + 1)
         if callback is not None:
             callback(_t(t), y / math.sqrt(s_next**2 + 1), x0_hat)
     return y
@@ -227,7 +237,7 @@ def euler_ancestral(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor
 
 @torch.no_grad()
 def heun(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, prediction: Prediction = "epsilon",
-         callback: Callback | None = None) -> torch.Tensor:
+         callback: Callback | None = None, project: Project | None = None) -> torch.Tensor:
     """Heun's second-order method on the probability-flow ODE dy/dσ̃ = ε̂(y, σ̃) (Karras et al. 2022, Algorithm 1,
     deterministic, S_churn = 0): an Euler step, then the slope at its end, and the step redone with the mean
     slope; the last step (to σ̃ = 0, where the slope is undefined) is Euler. 2S − 1 evaluations."""
@@ -243,6 +253,8 @@ def heun(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule:
             y = y + (s_next - s) * (d + d_next) / 2
         else:
             y = y_euler
+        if project is not None:
+            y = project(_t(t_next), y / math.sqrt(s_next**2 + 1)) * math.sqrt(s_next**2 + 1)
         if callback is not None:
             callback(_t(t), y / math.sqrt(s_next**2 + 1), x0_hat)
     return y
@@ -254,7 +266,7 @@ def heun(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule:
 @torch.no_grad()
 def dpmpp_multistep(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor, schedule: NoiseSchedule, order: int = 2,
                     prediction: Prediction = "epsilon", lower_order_final: bool = True,
-                    callback: Callback | None = None) -> torch.Tensor:
+                    callback: Callback | None = None, project: Project | None = None) -> torch.Tensor:
     """DPM-Solver++ of order 1, 2 or 3 in λ = log(α/σ), on x̂_0 predictions (Lu et al. 2022, Algorithm 2 and §3.3,
     in diffusers' form): x_s = (σ_s/σ_t)·x_t − α_s(e^{−h} − 1)·D, h = λ_s − λ_t, with D built from the last
     1, 2 or 3 x̂_0. The order ramps up over the first steps; the last step (to σ = 0, h = ∞) is first order,
@@ -289,19 +301,23 @@ def dpmpp_multistep(model: Model | Denoiser, x: torch.Tensor, grid: torch.Tensor
             d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
             d2 = (d1_0 - d1_1) / (r0 + r1)
             x = ratio * x - a_next * phi * m0 + a_next * (phi / h + 1) * d1 - a_next * ((phi + h) / h**2 - 0.5) * d2
+        if project is not None:
+            x = project(_t(grid[i + 1]), x)
         if callback is not None:
             callback(_t(t), x, x0_hat)
     return x
 
 
-def dpmpp_2m(model, x, grid, schedule, prediction: Prediction = "epsilon", callback: Callback | None = None) -> torch.Tensor:
+def dpmpp_2m(model, x, grid, schedule, prediction: Prediction = "epsilon", callback: Callback | None = None, lower_order_final: bool = True,
+             project: Project | None = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2, "midpoint" form as in diffusers)."""
-    return dpmpp_multistep(model, x, grid, schedule, 2, prediction, callback=callback)
+    return dpmpp_multistep(model, x, grid, schedule, 2, prediction, lower_order_final, callback, project)
 
 
-def dpmpp_3m(model, x, grid, schedule, prediction: Prediction = "epsilon", callback: Callback | None = None) -> torch.Tensor:
+def dpmpp_3m(model, x, grid, schedule, prediction: Prediction = "epsilon", callback: Callback | None = None, lower_order_final: bool = True,
+             project: Project | None = None) -> torch.Tensor:
     """DPM-Solver++ multistep of order 3 (Lu et al. 2022, §3.3; diffusers ``solver_order=3``)."""
-    return dpmpp_multistep(model, x, grid, schedule, 3, prediction, callback=callback)
+    return dpmpp_multistep(model, x, grid, schedule, 3, prediction, lower_order_final, callback, project)
 
 
 # ----------------------------------------------------------------------------- one entry point
