@@ -152,6 +152,86 @@ def _generate(args) -> int:
     return 0
 
 
+def edit_command(args) -> int:
+    """``python -m course img2img in.png "…" --strength 0.6`` and ``python -m course inpaint in.png mask.png "…"`` (lesson 09)."""
+    if not 1 <= args.n <= MAX_IMAGES:
+        raise UsageError(f"-n must be between 1 and {MAX_IMAGES} (one grid per command), got {args.n}: for more images, run again with another --seed")
+    if not 1 <= args.scale <= MAX_SCALE:
+        raise UsageError(f"--scale must be between 1 and {MAX_SCALE} (the saved image is 64·scale pixels wide), got {args.scale}")
+    if not args.prompt.strip():
+        raise UsageError(f"the prompt is empty: give a text, e.g. python -m course {args.command} in.png{' mask.png' if args.command == 'inpaint' else ''} \"un carré bleu en haut à gauche\"")
+    if not (0 < args.strength <= 1):
+        raise UsageError(f"--strength must be in (0, 1] (0.3: a light touch, 0.6: a new drawing on the same layout, 1: from pure noise), got {args.strength:g}")
+    files = [("input image", args.input)] + ([("mask", args.mask)] if args.command == "inpaint" else [])
+    for what, path in files:
+        if not Path(path).is_file():
+            raise UsageError(f"{what} {path!r}: no such file (give a .png or .jpg)")
+    if args.command == "inpaint" and args.feather < 0:
+        raise UsageError(f"--feather must be ≥ 0 pixels (0: a hard edge), got {args.feather}")
+    check_output(args.output, "-o")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
+        return _edit(args)
+
+
+def _edit(args) -> int:
+    import torch
+
+    from course import pipeline
+    from course.img2img import img2img_grid
+    from course.images import read_image
+    from course.inpaint import as_mask
+    from course.noise_schedule import NoiseSchedule
+    from course.samplers import grid_for
+    from course.shipped import GUIDANCE, IMAGE_SIZE
+
+    if args.guidance is None:
+        args.guidance = GUIDANCE
+    try:
+        pipeline.check_request(args.prompt, args.steps, args.guidance, args.sampler, args.n, args.negative, names=CLI_NAMES)
+        pipeline.as_generator(args.seed)
+        tail = img2img_grid(grid_for(args.sampler, NoiseSchedule.from_betas(pipeline.betas()), args.steps), args.strength)
+        notes: list[str] = []
+        image = read_image(args.input, IMAGE_SIZE, notes, "input image")
+        mask = None
+        if args.command == "inpaint":
+            from PIL import Image
+
+            try:
+                mask = as_mask(Image.open(args.mask), IMAGE_SIZE, notes)
+            except OSError as err:
+                raise ValueError(f"cannot read the mask {args.mask!r}: {err}") from None
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    warnings.simplefilter("ignore", pipeline.GuidanceWarning)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(pipeline.threads_for(args.n))
+    try:
+        pipe = pipeline.TextToImagePipeline()
+    except (ValueError, OSError) as err:
+        print(f"error: the shipped model could not be loaded: {err}", file=sys.stderr)
+        return 1
+    common = dict(strength=args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance, generator=args.seed,
+                  negative_prompt=args.negative, sampler=args.sampler, num_images_per_prompt=args.n)
+    with warnings.catch_warnings():
+        from course.inpaint import MaskWarning
+
+        warnings.simplefilter("ignore", MaskWarning)  # said above, when the mask was read
+        if args.command == "img2img":
+            result = pipe.img2img(image, args.prompt, **common)
+        else:
+            result = pipe.inpaint(image, mask, args.prompt, feather=args.feather, paste=not args.no_paste, **common)
+    out = Path(args.output)
+    pipeline.upscale(pipeline.grid(result.images, columns=min(args.n, 4)), args.scale).save(out)
+    t0 = float(tail[0])
+    print(f"saved {out} ({args.command}, strength {args.strength:g}: {len(tail) - 1} of {args.steps} {args.sampler} steps, from t = {t0:g} of 1000; "
+          f"guidance {args.guidance:g}, seed {args.seed}{'; outside the mask: the input pasted back' if mask is not None and not args.no_paste else ''})")
+    return 0
+
+
 def export_diffusers(args: argparse.Namespace) -> int:
     """Write the shipped models as a standard diffusers folder (StableDiffusionPipeline loads it, no custom code)."""
     from course import export
@@ -172,6 +252,18 @@ def export_diffusers(args: argparse.Namespace) -> int:
     return 0
 
 
+def sampling_options(g: argparse.ArgumentParser) -> None:
+    """The options every image command shares: steps, sampler, guidance, seed, negative prompt, count, output, scale."""
+    g.add_argument("--steps", type=int, default=25, help="denoising steps, 1 to 1000 (default 25)")
+    g.add_argument("--sampler", default="dpmpp", help="dpmpp (default), ddim, ddpm, pndm, euler_a … (a wrong name lists them all)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w in [0, 50] (default: the w chosen on validation prompts; useful range 2–5)")
+    g.add_argument("--seed", type=int, default=0, help="same seed and arguments → same image")
+    g.add_argument("--negative", default=None, help="a negative prompt, used in place of the empty prompt ∅")
+    g.add_argument("-n", type=int, default=1, help=f"number of images, 1 to {MAX_IMAGES} (a grid)")
+    g.add_argument("-o", "--output", default="out.png", help="output image (.png or .jpg)")
+    g.add_argument("--scale", type=int, default=4, help=f"enlargement factor of the saved 64×64 images, 1 to {MAX_SCALE} (default 4)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course",
@@ -182,25 +274,32 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     g = sub.add_parser("generate", help="turn a French or English prompt into an image (offline, shipped models)")
     g.add_argument("prompt", help="e.g. \"un cercle rouge en haut à gauche\" or \"two small grey stars\"")
-    g.add_argument("--steps", type=int, default=25, help="denoising steps, 1 to 1000 (default 25)")
-    g.add_argument("--sampler", default="dpmpp", help="dpmpp (default), ddim, ddpm, pndm, euler_a … (a wrong name lists them all)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w in [0, 50] (default: the w chosen on validation prompts; useful range 2–5)")
-    g.add_argument("--seed", type=int, default=0, help="same seed and arguments → same image")
-    g.add_argument("--negative", default=None, help="a negative prompt, used in place of the empty prompt ∅")
-    g.add_argument("-n", type=int, default=1, help=f"number of images, 1 to {MAX_IMAGES} (a grid)")
-    g.add_argument("-o", "--output", default="out.png", help="output image (.png or .jpg)")
+    sampling_options(g)
     g.add_argument("--strip", default=None, help="also save the denoising strip (x̂_0 along the steps) to this file")
-    g.add_argument("--scale", type=int, default=4, help=f"enlargement factor of the saved 64×64 images, 1 to {MAX_SCALE} (default 4)")
     g.add_argument("--control", default=None, help="a condition image for the ControlNet (lesson 08): an edge map, white on black; a picture is turned into one")
     g.add_argument("--control-kind", default="canny", help=f"what --control shows: {', '.join(CONTROL_KINDS)} (default canny)")
     g.add_argument("--control-scale", type=float, default=1.0, help="how strongly the ControlNet steers, ≥ 0 (0: not at all, 1: as trained; default 1)")
+    i = sub.add_parser("img2img", help="redraw an image after a prompt, keeping its layout (SDEdit, lesson 09)")
+    i.add_argument("input", help="the image to start from (.png or .jpg; another size is resized to 64×64)")
+    i.add_argument("prompt", help="what the result should show, e.g. \"un grand carré bleu en haut à gauche\"")
+    i.add_argument("--strength", type=float, default=0.6, help="how far up the noise goes, in (0, 1]: 0.3 a light touch, 1 from pure noise (default 0.6)")
+    sampling_options(i)
+    p = sub.add_parser("inpaint", help="repaint the white region of a mask after a prompt, keep the rest exactly (lesson 09)")
+    p.add_argument("input", help="the image (.png or .jpg)")
+    p.add_argument("mask", help="the mask: white = repaint, black = keep (same size as the image, or resized)")
+    p.add_argument("prompt", help="what the whole image should show, e.g. \"un petit triangle vert en haut à gauche\"")
+    p.add_argument("--strength", type=float, default=1.0, help="in (0, 1]: 1 repaints the masked region from pure noise (default), less keeps its layout")
+    p.add_argument("--feather", type=int, default=3, help="width in pixels of the blend inside the mask's edge (default 3; 0: a hard edge)")
+    p.add_argument("--no-paste", action="store_true", help="keep the decoder's pixels outside the mask too (diffusers' default; shows the seam)")
+    sampling_options(p)
     e = sub.add_parser("export-diffusers", help="write the shipped models as a standard diffusers folder (StableDiffusionPipeline loads it)")
     e.add_argument("out", help="the folder to create, e.g. mini-sd/")
     e.add_argument("--force", action="store_true", help="replace the folder if it exists and is not empty")
     args = parser.parse_args(argv)
-    if args.command in ("generate", "export-diffusers"):
+    if args.command in ("generate", "export-diffusers", "img2img", "inpaint"):
         try:
-            return generate(args) if args.command == "generate" else export_diffusers(args)
+            commands = {"generate": generate, "export-diffusers": export_diffusers, "img2img": edit_command, "inpaint": edit_command}
+            return commands[args.command](args)
         except UsageError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -115,3 +115,67 @@ def test_export_writes_a_diffusers_folder_of_the_shipped_models(tmp_path, capsys
     assert "StableDiffusionPipeline.from_pretrained" in capsys.readouterr().out
     assert cli.main(["export-diffusers", str(out)]) == 2  # a second export does not overwrite silently
     assert cli.main(["export-diffusers", str(out), "--force"]) == 0
+
+
+# ----------------------------------------------------------------------------- img2img and inpaint (lesson 09)
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from course.render import render
+    from course.scenes import single
+
+    Image.fromarray(render(single("circle", "red", "top left", "large"), size=64)).resize((128, 128)).save(tmp_path / "in.png")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:32, :32] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    Image.new("L", (64, 64), 0).save(tmp_path / "empty.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (["img2img", "{tmp}/in.png", "un carré", "--strength", "0"], "--strength must be in (0, 1]"),
+        (["img2img", "{tmp}/in.png", "un carré", "--strength", "1.5"], "--strength must be in (0, 1]"),
+        (["img2img", "{tmp}/in.png", "un carré", "--strength", "nan"], "--strength must be in (0, 1]"),
+        (["img2img", "{tmp}/in.png", "un carré", "--strength", "0.1", "--steps", "5"], "runs ⌊5·0.1⌋ = 0 steps: raise the strength, or use at least 10 steps"),
+        (["img2img", "{tmp}/nothere.png", "un carré"], "input image '{tmp}/nothere.png': no such file"),
+        (["img2img", "{tmp}/broken.png", "un carré"], "cannot read the input image '{tmp}/broken.png'"),
+        (["img2img", "{tmp}/in.png", " "], "the prompt is empty"),
+        (["img2img", "{tmp}/in.png", "un carré", "--sampler", "karras"], "unknown --sampler 'karras'"),
+        (["inpaint", "{tmp}/in.png", "{tmp}/empty.png", "un carré"], "the mask is empty (all black): there is nothing to repaint"),
+        (["inpaint", "{tmp}/in.png", "{tmp}/nothere.png", "un carré"], "mask '{tmp}/nothere.png': no such file"),
+        (["inpaint", "{tmp}/in.png", "{tmp}/broken.png", "un carré"], "cannot read the mask"),
+        (["inpaint", "{tmp}/in.png", "{tmp}/mask.png", "un carré", "--feather", "-1"], "--feather must be ≥ 0 pixels"),
+    ],
+)
+def test_bad_edit_arguments_are_one_line_before_any_model(pictures, capsys, no_models, command, message):
+    args = [c.format(tmp=pictures) for c in command] + ["-o", str(pictures / "out.png")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: ") and message.format(tmp=pictures) in err, err
+    assert not (pictures / "out.png").exists()
+
+
+@shipped
+def test_img2img_and_inpaint_write_images_and_say_which_steps_ran(pictures, capsys):
+    import numpy as np
+    from PIL import Image
+
+    out = pictures / "out.png"
+    assert cli.main(["img2img", str(pictures / "in.png"), "un grand carré bleu en haut à gauche", "--steps", "10", "-o", str(out), "--scale", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "strength 0.6: 6 of 10 dpmpp steps, from t = 600 of 1000" in captured.out and out.exists()
+    assert "note: input image resized from 128×128 to 64×64" in captured.err
+    assert cli.main(["inpaint", str(pictures / "in.png"), str(pictures / "mask.png"), "un grand triangle vert en haut à gauche", "--steps", "8",
+                     "-o", str(out), "--scale", "1"]) == 0
+    assert "outside the mask: the input pasted back" in capsys.readouterr().out
+    result = np.asarray(Image.open(out)).astype(int)
+    original = np.asarray(Image.open(pictures / "in.png").resize((64, 64), Image.BILINEAR)).astype(int)
+    keep = np.asarray(Image.open(pictures / "mask.png")) == 0
+    assert np.abs(result - original)[keep].max() <= 3  # the input's pixels (up to the resize's own rounding)
