@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from course.img2img import noise_to
 from course.language import tr
 from course.noise_schedule import NoiseSchedule
+from course.yours import pick
 
 MaskRule = Literal["any", "nearest"]
 
@@ -88,6 +89,9 @@ def blend(m: torch.Tensor, z0_known: torch.Tensor, eps: torch.Tensor, schedule: 
     """The sampler's ``project(s, z)``: z ← m·z + (1 − m)·z_s^known, z_s^known = √ᾱ_s·z_0^k + √(1 − ᾱ_s)·ε (the module's formula)."""
 
     def project(s, z: torch.Tensor) -> torch.Tensor:
+        yours = pick("inpaint_blend")  # the learner's blend (course.yours.use)
+        if yours is not None:
+            return yours(z, z0_known, eps, m, torch.tensor(float(schedule.abar(s)), dtype=z.dtype, device=z.device))
         return m * z + (1 - m) * noise_to(z0_known, s, eps, schedule)
 
     return project

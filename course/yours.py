@@ -53,6 +53,12 @@ SLOTS: dict[str, Slot] = {
     "controlnet_residuals": Slot("course.checks.controlnet:check_controlnet_residuals",
                                  "every call of a ControlNet (course.controlnet.ControlNet), in the pipeline and the figures",
                                  "chaque appel d'un ControlNet (course.controlnet.ControlNet), dans le pipeline et les figures"),
+    "start_index": Slot("course.checks.editing:check_start_index",
+                        "the first instant of every img2img and inpainting (course.img2img.img2img_grid, the pipeline)",
+                        "le premier instant de chaque img2img et de chaque inpainting (course.img2img.img2img_grid, le pipeline)"),
+    "inpaint_blend": Slot("course.checks.editing:check_inpaint_blend",
+                          "the blend after every step of inpainting (course.inpaint.blend, the pipeline)",
+                          "le mélange après chaque pas de l'inpainting (course.inpaint.blend, le pipeline)"),
 }
 
 _yours: dict[str, Callable] = {}
