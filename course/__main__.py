@@ -159,9 +159,14 @@ def edit_command(args) -> int:
     if not 1 <= args.scale <= MAX_SCALE:
         raise UsageError(f"--scale must be between 1 and {MAX_SCALE} (the saved image is 64·scale pixels wide), got {args.scale}")
     if not args.prompt.strip():
-        raise UsageError(f"the prompt is empty: give a text, e.g. python -m course {args.command} in.png{' mask.png' if args.command == 'inpaint' else ''} \"un carré bleu en haut à gauche\"")
-    if not (0 < args.strength <= 1):
+        example = "rends le cercle bleu" if args.command == "edit" else "un carré bleu en haut à gauche"
+        raise UsageError(f"the prompt is empty: give a text, e.g. python -m course {args.command} in.png{' mask.png' if args.command == 'inpaint' else ''} \"{example}\"")
+    if args.command != "edit" and not (0 < args.strength <= 1):
         raise UsageError(f"--strength must be in (0, 1] (0.3: a light touch, 0.6: a new drawing on the same layout, 1: from pure noise), got {args.strength:g}")
+    if args.command == "edit":
+        for flag, value in (("--guidance", args.guidance), ("--image-guidance", args.image_guidance)):
+            if value is not None and not 0 <= value <= 50:
+                raise UsageError(f"{flag} must be in [0, 50] (1: no guidance), got {value:g}")
     files = [("input image", args.input)] + ([("mask", args.mask)] if args.command == "inpaint" else [])
     for what, path in files:
         if not Path(path).is_file():
@@ -186,6 +191,8 @@ def _edit(args) -> int:
     from course.samplers import grid_for
     from course.shipped import GUIDANCE, IMAGE_SIZE
 
+    if args.command == "edit":
+        return _instruct(args)
     if args.guidance is None:
         args.guidance = GUIDANCE
     try:
@@ -229,6 +236,43 @@ def _edit(args) -> int:
     t0 = float(tail[0])
     print(f"saved {out} ({args.command}, strength {args.strength:g}: {len(tail) - 1} of {args.steps} {args.sampler} steps, from t = {t0:g} of 1000; "
           f"guidance {args.guidance:g}, seed {args.seed}{'; outside the mask: the input pasted back' if mask is not None and not args.no_paste else ''})")
+    return 0
+
+
+def _instruct(args) -> int:
+    """``python -m course edit in.png "rends le cercle bleu" -o out.png [--image-guidance 1.5 --guidance 3]`` (InstructPix2Pix)."""
+    import torch
+
+    from course import instruct, pipeline
+    from course.images import read_image
+    from course.paths import data_dir
+    from course.shipped import IMAGE_SIZE
+
+    chosen_T, chosen_I = instruct.default_scales()
+    s_T = chosen_T if args.guidance is None else args.guidance
+    s_I = chosen_I if args.image_guidance is None else args.image_guidance
+    try:
+        pipeline.check_request(args.prompt, args.steps, 1.0, args.sampler, args.n, names=CLI_NAMES)
+        pipeline.as_generator(args.seed)
+        notes: list[str] = []
+        image = read_image(args.input, IMAGE_SIZE, notes, "input image")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not (data_dir() / instruct.CHECKPOINT).exists():
+        raise UsageError(f"the editing model is not shipped (data/{instruct.CHECKPOINT}): train it with `python -m course.instruct_train train --ship`")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(pipeline.threads_for(args.n))
+    try:
+        pipe = pipeline.TextToImagePipeline()
+        result = pipe.edit(image, args.prompt, s_T, s_I, args.steps, args.seed, args.sampler, args.n)
+    except (OSError, ValueError) as err:  # a damaged or mismatched file in data/
+        print(f"error: the shipped model could not be loaded: {err}", file=sys.stderr)
+        return 1
+    out = Path(args.output)
+    pipeline.upscale(pipeline.grid(result.images, columns=min(args.n, 4)), args.scale).save(out)
+    print(f"saved {out} (edit « {args.prompt} », text guidance s_T {s_T:g}, image guidance s_I {s_I:g}, {args.steps} {args.sampler} steps, seed {args.seed})")
     return 0
 
 
@@ -292,13 +336,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--feather", type=int, default=3, help="width in pixels of the blend inside the mask's edge (default 3; 0: a hard edge)")
     p.add_argument("--no-paste", action="store_true", help="keep the decoder's pixels outside the mask too (diffusers' default; shows the seam)")
     sampling_options(p)
+    d = sub.add_parser("edit", help="edit an image as an instruction says, « rends le cercle bleu » (InstructPix2Pix, lesson 09)")
+    d.add_argument("input", help="the image to edit (.png or .jpg; another size is resized to 64×64)")
+    d.add_argument("prompt", help="the instruction, e.g. \"make the star bigger\" or « ajoute un carré rouge en bas à droite »")
+    d.add_argument("--image-guidance", type=float, default=None, help="s_I: how closely to keep the input, in [0, 50] (default: the shipped choice)")
+    sampling_options(d)
+    d.set_defaults(negative=None)
     e = sub.add_parser("export-diffusers", help="write the shipped models as a standard diffusers folder (StableDiffusionPipeline loads it)")
     e.add_argument("out", help="the folder to create, e.g. mini-sd/")
     e.add_argument("--force", action="store_true", help="replace the folder if it exists and is not empty")
     args = parser.parse_args(argv)
-    if args.command in ("generate", "export-diffusers", "img2img", "inpaint"):
+    if args.command in ("generate", "export-diffusers", "img2img", "inpaint", "edit"):
         try:
-            commands = {"generate": generate, "export-diffusers": export_diffusers, "img2img": edit_command, "inpaint": edit_command}
+            commands = {"generate": generate, "export-diffusers": export_diffusers, "img2img": edit_command, "inpaint": edit_command,
+                        "edit": edit_command}
             return commands[args.command](args)
         except UsageError as err:
             print(f"error: {err}", file=sys.stderr)

@@ -50,9 +50,10 @@ class TextEmbeddings(nn.Module):
         self.token_embedding = nn.Embedding(c.vocab_size, c.hidden_size)
         self.position_embedding = nn.Embedding(c.max_positions, c.hidden_size)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, token_weight: torch.Tensor | None = None) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        return self.token_embedding(input_ids) + self.position_embedding(positions)[None]  # (B, L, D)
+        tokens = self.token_embedding(input_ids) if token_weight is None else F.embedding(input_ids, token_weight)  # another table: new words
+        return tokens + self.position_embedding(positions)[None]  # (B, L, D)
 
 
 class MLP(nn.Module):
@@ -97,14 +98,15 @@ class TextEncoder(nn.Module):
         self.final_layer_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.text_projection = nn.Linear(c.hidden_size, c.projection_dim, bias=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, token_weight: torch.Tensor | None = None):
+        """``token_weight``: a token embedding table (V', D) used instead of the module's own (e.g. with new words' rows)."""
         B, L = input_ids.shape
         if L > self.config.max_positions:
             raise ValueError(f"at most {self.config.max_positions} tokens, got {L}")
         mask = causal_mask(L, input_ids.device)[None, None]  # (1, 1, L, L)
         if attention_mask is not None:
             mask = mask & attention_mask.bool()[:, None, None, :]  # padded keys are never attended to
-        x = self.embeddings(input_ids)
+        x = self.embeddings(input_ids, token_weight)
         for layer in self.encoder.layers:
             x = layer(x, mask)
         hidden = self.final_layer_norm(x)  # (B, L, D)

@@ -143,6 +143,16 @@ LESSONS: tuple[Lesson, ...] = (
         "Conditionnement Spatial ; Control Net",
     ),
     Lesson(
+        9,
+        "editing",
+        {"fr": "Éditer une image existante", "en": "Editing an existing image"},
+        {
+            "fr": "img2img (SDEdit) et les pas qui tournent ; inpainting sans entraînement, la couture et sa correction ; InstructPix2Pix entraîné sur des triplets exacts, deux guidances ; = les pipelines de diffusers ; mesurés",
+            "en": "img2img (SDEdit) and which steps run; training-free inpainting, the seam and its fix; InstructPix2Pix trained on exact triplets, two guidances; = diffusers' pipelines; measured",
+        },
+        "Inversion et Édition ; la série « Give him a cowboy hat » (sous Control Net)",
+    ),
+    Lesson(
         10,
         "composition",
         {"fr": "Ce que la diffusion rate", "en": "What diffusion gets wrong"},

@@ -356,6 +356,41 @@ class TextToImagePipeline:
         out = out.cpu()
         return PipelineOutput(to_pil(out), out)
 
+    @torch.no_grad()
+    def edit(
+        self, image, instruction: str | list[str], guidance_scale: float | None = None, image_guidance_scale: float | None = None,
+        num_inference_steps: int = 25, generator: torch.Generator | int | None = None, sampler: str = "dpmpp", num_images_per_prompt: int = 1,
+        callback: Callable | None = None,
+    ) -> PipelineOutput:
+        """Edit ``image`` as ``instruction`` says (« rends le cercle bleu », "remove the heart"), InstructPix2Pix (lesson 09,
+        :mod:`course.instruct`): the shipped editing model with text and image guidance s_T = ``guidance_scale``, s_I =
+        ``image_guidance_scale`` (defaults: those chosen on validation, :func:`course.instruct.default_scales`)."""
+        from course import instruct
+
+        chosen_T, chosen_I = instruct.default_scales()
+        s_T = chosen_T if guidance_scale is None else float(guidance_scale)
+        s_I = chosen_I if image_guidance_scale is None else float(image_guidance_scale)
+        instruct.check_scales(s_T, s_I)
+        prompts = check_request(instruction, num_inference_steps, 1.0, sampler, num_images_per_prompt)
+        unknown = sorted({w for p in prompts for w in instruct.unknown_words(p)})
+        if unknown:
+            warnings.warn(tr(en=f"words the editing model never saw (read as <unk>): {', '.join(unknown)}",
+                             fr=f"mots que le modèle d'édition n'a jamais vus (lus comme <unk>) : {', '.join(unknown)}"), stacklevel=2)
+        notes: list[str] = []
+        images = as_batch(image, IMAGE_SIZE, notes)
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
+        if images.shape[0] not in (1, len(prompts)):
+            raise ValueError(f"give one image or one per instruction ({len(prompts)}), got {images.shape[0]}")
+        prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
+        images = images.repeat_interleave(num_images_per_prompt, 0) if images.shape[0] > 1 else images.expand(len(prompts), -1, -1, -1)
+        if not hasattr(self, "instruct"):
+            self.instruct = instruct.load_instruct().to(self.device)
+        c_image = self.vae.encode(images.to(self.device))[0]  # the encoder's mean, unscaled (diffusers' InstructPix2Pix)
+        z = instruct.edit_latents(self.instruct, c_image, prompts, s_T, s_I, sampler, num_inference_steps, as_generator(generator), callback)
+        out = self.decode(z).cpu()
+        return PipelineOutput(to_pil(out), out)
+
     def _edit_inputs(self, image, prompt, steps, guidance, sampler, n, negative_prompt, strength, generator, notes=None):
         """The checked prompts (each repeated n times), the input images as (B, 3, 64, 64) on the device, and the generator."""
         prompts = check_request(prompt, steps, guidance, sampler, n, negative_prompt)

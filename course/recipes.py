@@ -211,6 +211,26 @@ class ControlNetRecipe(Recipe):
             raise RecipeError(f"{self.model} recipe: p_uncond must be in [0, 1), got {self.p_uncond!r}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class InstructRecipe(Recipe):
+    p_drop_text: float = 0.05  # instructions dropped to "" (Brooks et al. 2023, §3.3: 5 % text, 5 % image, 5 % both)
+    p_drop_image: float = 0.05  # input latents replaced by zeros
+    p_drop_both: float = 0.05
+    snr_gamma: float | None = 5.0  # Min-SNR-γ, as the base model was trained
+    text_guidance: float = measured(3.0)  # s_T of the curve and of the final table
+    image_guidance: float = measured(1.5)  # s_I
+    curve_edits: int = measured(96)  # validation triplets per point of the edit-success curve (all kinds mixed)
+    curve_sampling_steps: int = measured(20)
+    eval_per_kind: int = measured(64)  # held-out test triplets per edit kind in the final table
+    eval_sampling_steps: int = measured(25)
+
+    def __post_init__(self):
+        super().__post_init__()
+        total = self.p_drop_text + self.p_drop_image + self.p_drop_both
+        if min(self.p_drop_text, self.p_drop_image, self.p_drop_both) < 0 or total >= 1:
+            raise RecipeError(f"{self.model} recipe: the dropout shares must be ≥ 0 and sum to less than 1, got {total:g}")
+
+
 AE_RECIPE = AERecipe(
     # 6,000 steps (≈ 25 min on 2 cores): Stable Diffusion's topology costs 0.25 s a step where the earlier, course-specific
     # autoencoder's cost 0.16 s; its U-Net is cheaper in turn, so that the two still train in < 90 min.
@@ -247,5 +267,9 @@ CONTROLNET_RECIPE = ControlNetRecipe(
     model="controlnet_canny", module="course.controlnet_train", checkpoint="controlnet_canny.safetensors",
     steps=2000, batch_size=64, pool=30_000, lr=5e-4, warmup=100, decay="cosine", ema_decay=0.999, checkpoint_every=250, eval_every=250,
 )
+INSTRUCT_RECIPE = InstructRecipe(
+    model="instruct_pix2pix", module="course.instruct_train", checkpoint="instruct_pix2pix.safetensors",
+    steps=6000, batch_size=64, pool=20_000, lr=3e-4, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=500, eval_every=1000,
+)
 RECIPES: dict[str, Recipe] = {r.model: r for r in (AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE, EVALUATOR_RECIPE, SCENE_READER_RECIPE,
-                                                   CONTROLNET_RECIPE)}
+                                                   CONTROLNET_RECIPE, INSTRUCT_RECIPE)}

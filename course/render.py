@@ -8,6 +8,7 @@ same. Any side from 16 pixels up works; below that the shapes are not legible.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -63,15 +64,20 @@ OUTLINES: dict[str, list[tuple[float, float]] | None] = {
 }
 
 
-def render(scene: Scene, size: int = 32, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Draw ``scene`` as a (size, size, 3) uint8 array; ``rng`` jitters positions, sizes and colours."""
+def render(scene: Scene, size: int = 32, rng: np.random.Generator | Sequence[np.random.Generator] | None = None) -> np.ndarray:
+    """Draw ``scene`` as a (size, size, 3) uint8 array; ``rng`` jitters positions, sizes and colours. A sequence of
+    generators, one per object, jitters each object by its own (an edit's two scenes then draw the objects it keeps
+    identically, lesson 09)."""
+    rngs = list(rng) if isinstance(rng, (list, tuple)) else [rng] * len(scene.objects)
+    if len(rngs) != len(scene.objects):
+        raise ValueError(f"give one generator per object ({len(scene.objects)}), got {len(rngs)}")
     if not isinstance(size, int) or size < MIN_SIZE:
         raise ValueError(f"image size must be an integer ≥ {MIN_SIZE} pixels (shapes are not legible below), got {size!r}")
     big = size * SUPERSAMPLE
     image = Image.new("RGB", (big, big), BACKGROUND_RGB[scene.background])
     draw = ImageDraw.Draw(image)
     cell = big / 3
-    for obj in scene.objects:
+    for obj, rng in zip(scene.objects, rngs):
         radius = RADIUS[obj.size] * cell
         colour = RGB[obj.colour]
         cx, cy = (obj.cell[1] + 0.5) * cell, (obj.cell[0] + 0.5) * cell

@@ -721,8 +721,8 @@ for r in fight:
 #   commandées par une phrase (« Give him a cowboy hat », « Turn him into a Modigliani painting »…). Ce
 #   n'est pas ControlNet, qui ne lit aucune instruction mais une carte spatiale : ce sont des éditions
 #   par instruction, de la famille d'InstructPix2Pix (Brooks et al. 2023) — la liste est celle
-#   d'Instruct-NeRF2NeRF (Haque et al. 2023), qui applique InstructPix2Pix à des scènes 3D. Ce sera l'objet
-#   d'une leçon à venir (09). (ERRATA.md)
+#   d'Instruct-NeRF2NeRF (Haque et al. 2023), qui applique InstructPix2Pix à des scènes 3D. C'est l'objet
+#   de la leçon 09. (ERRATA.md)
 #
 # **Pour aller plus loin :** `python -m course generate "un grand carré bleu au centre" --control contours.png`
 # (une carte de contours blanche sur fond noir, ou une image, dont la commande calcule les contours).
@@ -740,8 +740,8 @@ for r in fight:
 # - An error in the slides: the slide titled *Control Net* shows edits commanded by a sentence ("Give him a
 #   cowboy hat", "Turn him into a Modigliani painting"…). That is not ControlNet, which reads no instruction but a
 #   spatial map: they are instruction edits, of the InstructPix2Pix family (Brooks et al. 2023) — the list is
-#   Instruct-NeRF2NeRF's (Haque et al. 2023), which applies InstructPix2Pix to 3-D scenes. That will be the subject
-#   of a forthcoming lesson (09). (ERRATA.md)
+#   Instruct-NeRF2NeRF's (Haque et al. 2023), which applies InstructPix2Pix to 3-D scenes. That is the subject
+#   of lesson 09. (ERRATA.md)
 #
 # **Going further:** `python -m course generate "a large blue square at the centre" --control edges.png`
 # (an edge map, white on black, or a picture, whose edges the command computes).

@@ -152,6 +152,11 @@ def pictures(tmp_path):
         (["inpaint", "{tmp}/in.png", "{tmp}/nothere.png", "un carré"], "mask '{tmp}/nothere.png': no such file"),
         (["inpaint", "{tmp}/in.png", "{tmp}/broken.png", "un carré"], "cannot read the mask"),
         (["inpaint", "{tmp}/in.png", "{tmp}/mask.png", "un carré", "--feather", "-1"], "--feather must be ≥ 0 pixels"),
+        (["edit", "{tmp}/in.png", "rends le cercle bleu", "--image-guidance", "-1"], "--image-guidance must be in [0, 50]"),
+        (["edit", "{tmp}/in.png", "rends le cercle bleu", "--guidance", "100"], "--guidance must be in [0, 50]"),
+        (["edit", "{tmp}/nothere.png", "rends le cercle bleu"], "input image '{tmp}/nothere.png': no such file"),
+        (["edit", "{tmp}/in.png", "  "], "the prompt is empty"),
+        (["edit", "{tmp}/in.png", "rends le cercle bleu", "--steps", "0"], "--steps must be an integer in [1, 1000]"),
     ],
 )
 def test_bad_edit_arguments_are_one_line_before_any_model(pictures, capsys, no_models, command, message):
@@ -179,3 +184,12 @@ def test_img2img_and_inpaint_write_images_and_say_which_steps_ran(pictures, caps
     original = np.asarray(Image.open(pictures / "in.png").resize((64, 64), Image.BILINEAR)).astype(int)
     keep = np.asarray(Image.open(pictures / "mask.png")) == 0
     assert np.abs(result - original)[keep].max() <= 3  # the input's pixels (up to the resize's own rounding)
+
+
+@shipped
+def test_edit_writes_the_edited_image_and_names_unknown_words(pictures, capsys):
+    out = pictures / "out.png"
+    assert cli.main(["edit", str(pictures / "in.png"), "rends le cercle bleu zorglub", "--steps", "6", "-o", str(out), "--scale", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "edit « rends le cercle bleu zorglub », text guidance s_T" in captured.out and out.exists()
+    assert "words the editing model never saw (read as <unk>): zorglub" in captured.err

@@ -1,5 +1,5 @@
-"""Checks for lesson 09 (editing): img2img's first instant (Meng et al. 2022, as diffusers counts it), and inpainting's
-blend of the known region (Lugmayr et al. 2022, eq. 8)."""
+"""Checks for lesson 09 (editing): img2img's first instant (Meng et al. 2022, as diffusers counts it), inpainting's
+blend of the known region (Lugmayr et al. 2022, eq. 8), and InstructPix2Pix's two guidances (Brooks et al. 2023, eq. 3)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,52 @@ def check_inpaint_blend(fn: Callable) -> CheckResult:
     return run(name, body)
 
 
+def check_dual_guidance(fn: Callable) -> CheckResult:
+    """Check ``fn(eps_both, eps_image, eps_none, s_T, s_I)`` → ε(∅, ∅) + s_I·[ε(I, ∅) − ε(∅, ∅)] + s_T·[ε(I, T) − ε(I, ∅)]."""
+    name = "dual_guidance"
+
+    def body() -> CheckResult:
+        from course.instruct import dual_guidance
+
+        g = torch.Generator().manual_seed(11)
+        both, image, none = (torch.randn(2, 4, 8, 8, generator=g) for _ in range(3))
+        s_T, s_I = 5.0, 1.5
+        expected = dual_guidance(both, image, none, s_T, s_I)  # the course's, never through course.yours.pick
+        mistakes = {
+            tr(en="s_T and s_I are swapped: s_I multiplies ε(I, ∅) − ε(∅, ∅), s_T multiplies ε(I, T) − ε(I, ∅)",
+               fr="s_T et s_I sont inversés : s_I multiplie ε(I, ∅) − ε(∅, ∅), s_T multiplie ε(I, T) − ε(I, ∅)"): dual_guidance(both, image, none, s_I, s_T),
+            tr(en="the text term starts from ε(∅, ∅): it is ε(I, T) − ε(I, ∅), the text's effect with the image already given",
+               fr="le terme du texte part de ε(∅, ∅) : c'est ε(I, T) − ε(I, ∅), l'effet du texte une fois l'image donnée"):
+                none + s_I * (image - none) + s_T * (both - none),
+            tr(en="the image term is missing: this is lesson 07's guidance on the text alone",
+               fr="le terme de l'image manque : c'est la guidance de la leçon 07, sur le texte seul"): image + s_T * (both - image),
+            tr(en="ε(∅, ∅) is missing at the start: the three terms are ε(∅, ∅) + s_I·(…) + s_T·(…)",
+               fr="ε(∅, ∅) manque au départ : les trois termes sont ε(∅, ∅) + s_I·(…) + s_T·(…)"): s_I * (image - none) + s_T * (both - image),
+        }
+        got = call(name, fn, both.clone(), image.clone(), none.clone(), s_T, s_I)
+        problem = diagnose(name, got, expected, mistakes=mistakes, atol=1e-5)
+        if problem is not None:
+            return problem
+        if not torch.allclose(call(name, fn, both, image, none, 1.0, 1.0), both, atol=1e-6):
+            return failed(name, tr(en="with s_T = s_I = 1 the result must be ε(I, T), the plain conditional model",
+                                   fr="avec s_T = s_I = 1 le résultat doit être ε(I, T), le modèle conditionnel seul"))
+        return passed(name, tr(en="two guidances stacked: towards the image from nothing, then towards the text from the image alone; "
+                                  "s_T = s_I = 1 gives ε(I, T) back",
+                               fr="deux guidances empilées : vers l'image en partant de rien, puis vers le texte en partant de l'image seule ; "
+                                  "s_T = s_I = 1 redonne ε(I, T)"))
+
+    return run(name, body)
+
+
 HINTS = {
+    "dual_guidance": (
+        {"en": "lesson 07's guidance twice: first from nothing towards the image, then from the image alone towards image and text.",
+         "fr": "la guidance de la leçon 07, deux fois : d'abord de rien vers l'image, puis de l'image seule vers l'image et le texte."},
+        {"en": "ε̃ = ε(∅, ∅) + s_I·(ε(I, ∅) − ε(∅, ∅)) + s_T·(ε(I, T) − ε(I, ∅)); here eps_both = ε(I, T), eps_image = ε(I, ∅), eps_none = ε(∅, ∅).",
+         "fr": "ε̃ = ε(∅, ∅) + s_I·(ε(I, ∅) − ε(∅, ∅)) + s_T·(ε(I, T) − ε(I, ∅)) ; ici eps_both = ε(I, T), eps_image = ε(I, ∅), eps_none = ε(∅, ∅)."},
+        {"en": "return eps_none + s_I * (eps_image - eps_none) + s_T * (eps_both - eps_image)",
+         "fr": "return eps_none + s_I * (eps_image - eps_none) + s_T * (eps_both - eps_image)"},
+    ),
     "start_index": (
         {"en": "of the S instants of the grid, the last ⌊S·strength⌋ run; the index of the first one that runs is how many come before it.",
          "fr": "des S instants de la grille, les ⌊S·force⌋ derniers tournent ; l'indice du premier qui tourne, c'est le nombre de ceux qui le "
