@@ -20,7 +20,6 @@ import math
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from course.instructions import NEW_WORDS
@@ -198,7 +197,7 @@ def load_instruct(path=None) -> InstructPix2Pix:
     return model.eval()
 
 
-def save_tokenizer(folder) -> "Path":
+def save_tokenizer(folder):
     """The instruction tokenizer as a transformers folder (tokenizer.json + config), for the diffusers export."""
     from pathlib import Path
 
