@@ -269,7 +269,7 @@ CONTROLNET_RECIPE = ControlNetRecipe(
 )
 INSTRUCT_RECIPE = InstructRecipe(
     model="instruct_pix2pix", module="course.instruct_train", checkpoint="instruct_pix2pix.safetensors",
-    steps=6000, batch_size=64, pool=20_000, lr=3e-4, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=500, eval_every=1000,
+    steps=10_000, batch_size=64, pool=30_000, lr=6e-4, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=500, eval_every=1000,
 )
 RECIPES: dict[str, Recipe] = {r.model: r for r in (AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE, EVALUATOR_RECIPE, SCENE_READER_RECIPE,
                                                    CONTROLNET_RECIPE, INSTRUCT_RECIPE)}

@@ -178,3 +178,31 @@ def test_a_loop_waiting_for_an_unfinished_step_says_which(capsys):
     assert choose("ddim_sampler", my_ddim_sampler, check_ddim_sampler, SOLVERS["ddim"]) is SOLVERS["ddim"]
     assert capsys.readouterr().out == ("↩ your ddim_sampler waits for another exercise (stub is not written yet): "
                                        "the cells below run the course's version\n")
+
+
+def test_your_editing_functions_run_in_img2img_inpainting_and_instruction_editing():
+    from course.img2img import img2img_grid
+    from course.inpaint import blend
+    from course.instruct import dual_guidance, dual_guided
+
+    start = counting(lambda steps, strength: steps - min(int(steps * strength), steps))
+    mix = counting(lambda z, z0, eps, m, abar: m * z + (1 - m) * (abar.sqrt() * z0 + (1 - abar).sqrt() * eps))
+    mine = counting(dual_guidance)
+    use(start_index=start, inpaint_blend=mix, dual_guidance=mine)
+    start.calls = mix.calls = mine.calls = 0
+    grid = spaced(1000, 10)
+    assert torch.equal(img2img_grid(grid, 0.6), grid[4:]) and start.calls == 1
+    schedule = NoiseSchedule.from_betas(linear_betas(1000))
+    m = torch.zeros(1, 1, 2, 2)
+    m[..., 0, 0] = 1
+    z, z0, eps = torch.ones(1, 4, 2, 2), torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2)
+    out = blend(m, z0, eps, schedule)(0, z)
+    assert mix.calls == 1 and torch.equal(out, m.expand_as(z))
+
+    class Model(torch.nn.Module):
+        def forward(self, z, t, context, mask, image):
+            return z + image + context.mean(dim=(1, 2))[:, None, None, None]
+
+    eps_fn = dual_guided(Model(), torch.ones(1, 3, 4), torch.zeros(1, 3, 4), torch.ones(1, 4, 2, 2), 2.0, 1.5)
+    eps_fn(torch.zeros(1, 4, 2, 2), torch.tensor([10]))
+    assert mine.calls == 1

@@ -26,7 +26,7 @@ def check_start_index(fn: Callable) -> CheckResult:
             if isinstance(got, bool) or not isinstance(got, int):
                 if isinstance(got, float) and got == int(got):
                     return failed(name, tr(en=f"return an int (an index), got the float {got!r}: int(…) it",
-                                           fr=f"renvoyez un int (un indice), reçu le flottant {got!r} : passez-le dans int(…)"))
+                                           fr=f"renvoyez un int (un indice), reçu le flottant {got!r} : convertissez-le avec int(…)"))
                 return failed(name, tr(en=f"return an int (an index), got {type(got).__name__}", fr=f"renvoyez un int (un indice), reçu {type(got).__name__}"))
             if got == want:
                 continue
@@ -34,14 +34,14 @@ def check_start_index(fn: Callable) -> CheckResult:
             why = {
                 want + 1: tr(en="one too many: the grid's first instant t_1 has index 0 (Python counts from 0)",
                              fr="un de trop : le premier instant de la grille, t_1, a l'indice 0 (Python compte à partir de 0)"),
-                want - 1: tr(en="one too few: skip S − ⌊S·strength⌋ instants, not one less", fr="un de moins : sautez S − ⌊S·force⌋ instants, pas un de moins"),
+                want - 1: tr(en="one too few: skip S − ⌊S·strength⌋ instants, not one less", fr="il en manque un : sautez S − ⌊S·force⌋ instants, pas un de moins"),
                 int(x): tr(en="that is how many steps run (⌊S·strength⌋); the index of t_0 is how many are skipped",
                            fr="c'est le nombre de pas qui tournent (⌊S·force⌋) ; l'indice de t_0, c'est le nombre de pas sautés"),
                 steps - math.ceil(x): tr(en="ceiling: the libraries take the floor, int(steps * strength)",
                                          fr="partie entière par excès : les bibliothèques prennent la partie entière par défaut, int(steps * strength)"),
                 steps - round(x): tr(en="rounded: the libraries take the floor, int(steps * strength), so 100 steps at 0.29 run 28, not 29",
                                      fr="arrondi : les bibliothèques prennent la partie entière, int(steps * strength), si bien que 100 pas "
-                                        "à 0,29 en font tourner 28, pas 29"),
+                                        "à 0,29 en font tourner 28, et non 29"),
             }
             detail = f" — {why[got]}" if got in why else ""
             return failed(name, tr(en=f"{steps} steps at strength {strength:g}: got {got}, expected {want}{detail}",
@@ -70,11 +70,11 @@ def check_inpaint_blend(fn: Callable) -> CheckResult:
             expected = _blend(z, z0, eps, m, abar)
             mistakes = {
                 tr(en="the mask is the wrong way round: m = 1 is the region to repaint, where the sampler's z stays",
-                   fr="le masque est inversé : m = 1 marque la région à repeindre, où le z de l'échantillonneur reste"): _blend(z, z0, eps, 1 - m, abar),
+                   fr="le masque est inversé : m = 1 marque la région à repeindre, où l'on garde le z de l'échantillonneur"): _blend(z, z0, eps, 1 - m, abar),
                 tr(en="the known latent is pasted clean: at step s it must be noised to s, √ᾱ_s·z_0 + √(1 − ᾱ_s)·ε",
-                   fr="le latent connu est collé propre : au pas s il doit être bruité jusqu'à s, √ᾱ_s·z_0 + √(1 − ᾱ_s)·ε"): m * z + (1 - m) * z0,
+                   fr="le latent connu est collé sans bruit : au pas s, il doit être bruité jusqu'à s, √ᾱ_s·z_0 + √(1 − ᾱ_s)·ε"): m * z + (1 - m) * z0,
                 tr(en="ᾱ_s where √ᾱ_s is needed (and 1 − ᾱ_s for its square root)",
-                   fr="ᾱ_s là où il faut √ᾱ_s (et 1 − ᾱ_s pour sa racine)"): m * z + (1 - m) * (abar * z0 + (1 - abar) * eps),
+                   fr="ᾱ_s là où il faut √ᾱ_s (et 1 − ᾱ_s au lieu de sa racine)"): m * z + (1 - m) * (abar * z0 + (1 - abar) * eps),
                 tr(en="the noise is missing: √ᾱ_s·z_0 + √(1 − ᾱ_s)·ε", fr="le bruit manque : √ᾱ_s·z_0 + √(1 − ᾱ_s)·ε"):
                     m * z + (1 - m) * abar.sqrt() * z0,
             }
