@@ -48,14 +48,19 @@ def check_output(path: str, flag: str) -> Path:
     return out
 
 
-def check_arguments(args) -> None:
-    """Everything that can be checked without a model: counts, sizes, files (instant, no torch), then the profile."""
+def check_counts(args, example: str) -> None:
+    """-n, --scale and a non-empty prompt, shared by every image command (``example``: the command line to suggest)."""
     if not 1 <= args.n <= MAX_IMAGES:
         raise UsageError(f"-n must be between 1 and {MAX_IMAGES} (one grid per command), got {args.n}: for more images, run again with another --seed")
     if not 1 <= args.scale <= MAX_SCALE:
         raise UsageError(f"--scale must be between 1 and {MAX_SCALE} (the saved image is 64·scale pixels wide), got {args.scale}")
     if not args.prompt.strip():
-        raise UsageError("the prompt is empty: give a text, e.g. python -m course generate \"un cercle rouge en haut à gauche\"")
+        raise UsageError(f"the prompt is empty: give a text, e.g. python -m course {example}")
+
+
+def check_arguments(args) -> None:
+    """Everything that can be checked without a model: counts, sizes, files (instant, no torch), then the profile."""
+    check_counts(args, "generate \"un cercle rouge en haut à gauche\"")
     check_output(args.output, "-o")
     check_control(args)
     if args.strip:
@@ -153,14 +158,9 @@ def _generate(args) -> int:
 
 
 def edit_command(args) -> int:
-    """``python -m course img2img in.png "…" --strength 0.6`` and ``python -m course inpaint in.png mask.png "…"`` (lesson 09)."""
-    if not 1 <= args.n <= MAX_IMAGES:
-        raise UsageError(f"-n must be between 1 and {MAX_IMAGES} (one grid per command), got {args.n}: for more images, run again with another --seed")
-    if not 1 <= args.scale <= MAX_SCALE:
-        raise UsageError(f"--scale must be between 1 and {MAX_SCALE} (the saved image is 64·scale pixels wide), got {args.scale}")
-    if not args.prompt.strip():
-        example = "rends le cercle bleu" if args.command == "edit" else "un carré bleu en haut à gauche"
-        raise UsageError(f"the prompt is empty: give a text, e.g. python -m course {args.command} in.png{' mask.png' if args.command == 'inpaint' else ''} \"{example}\"")
+    """``python -m course img2img in.png "…" --strength 0.6``, ``inpaint in.png mask.png "…"`` and ``edit in.png "…"`` (lesson 09)."""
+    example = "rends le cercle bleu" if args.command == "edit" else "un carré bleu en haut à gauche"
+    check_counts(args, f"{args.command} in.png{' mask.png' if args.command == 'inpaint' else ''} \"{example}\"")
     if args.command != "edit" and not (0 < args.strength <= 1):
         raise UsageError(f"--strength must be in (0, 1] (0.3: a light touch, 0.6: a new drawing on the same layout, 1: from pure noise), got {args.strength:g}")
     if args.command == "edit":
