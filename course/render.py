@@ -47,6 +47,17 @@ def _heart() -> list[tuple[float, float]]:
     return pts
 
 
+def _crescent(d: float = 0.45, r: float = 0.8, shift: float = 0.3) -> list[tuple[float, float]]:
+    """The unit circle minus a circle of radius r centred d to the right: horns to the right, moved right by shift so
+    that the ink is centred on the object's cell (lesson 11's new concept)."""
+    x = (1 - r * r + d * d) / (2 * d)  # where the two circles cross, at (x, ±y)
+    y = math.sqrt(1 - x * x)
+    a, b = math.atan2(y, x), math.atan2(y, x - d)
+    outer = [(math.cos(th), math.sin(th)) for th in np.linspace(a, 2 * math.pi - a, 40)]
+    inner = [(d + r * math.cos(th), r * math.sin(th)) for th in np.linspace(2 * math.pi - b, b, 32)]
+    return [(px + shift, py) for px, py in outer + inner]
+
+
 _W = 0.34  # half-width of the cross's arms
 # Unit outlines, centred on (0, 0), extent about [−1, 1], y pointing down (image coordinates).
 OUTLINES: dict[str, list[tuple[float, float]] | None] = {
@@ -61,6 +72,7 @@ OUTLINES: dict[str, list[tuple[float, float]] | None] = {
         (_W, 1), (-_W, 1), (-_W, _W), (-1, _W), (-1, -_W), (-_W, -_W),
     ],
     "hexagon": _regular(6, 0),
+    "crescent": _crescent(),  # course.scenes.NEW_SHAPES: lesson 11 only
 }
 
 

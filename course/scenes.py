@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "heart", "diamond", "cross", "hexagon")
+NEW_SHAPES: tuple[str, ...] = ("crescent",)  # drawn only for lesson 11's new word (course.concept): in no split, no caption, no judge
 COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "grey")
 BACKGROUNDS: tuple[str, ...] = ("white", "black", "beige")
 SIZES: tuple[str, ...] = ("small", "large")
@@ -57,7 +58,7 @@ class Obj:
     cell: tuple[int, int]
 
     def __post_init__(self):
-        _check(self.shape, SHAPES, "shape")
+        _check(self.shape, SHAPES + NEW_SHAPES, "shape")
         _check(self.colour, COLOURS, "colour")
         _check(self.size, SIZES, "size")
         row, col = self.cell
