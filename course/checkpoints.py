@@ -95,15 +95,15 @@ def _commit(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def save(path: str | Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write ``tensors`` to ``path`` (safetensors) and the manifest, with the file's sha256, beside it.
+def save(path: str | Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any], header: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write ``tensors`` to ``path`` (safetensors, with ``header`` as its metadata) and the manifest, with the file's sha256, beside it.
 
     Atomic as a pair: killed at any instant, the folder holds either the previous checkpoint or this
     one, never weights whose manifest describes other weights (see :func:`_commit`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(_tmp(path)))
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(_tmp(path)), metadata=header)
     return _commit(path, manifest)
 
 

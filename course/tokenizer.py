@@ -102,14 +102,15 @@ def vocab_size() -> int:
     return backend().get_vocab_size(with_added_tokens=False)
 
 
-def encode(prompts: list[str] | str, max_length: int = MAX_LENGTH, pad_to_longest: bool = False, allow_empty: bool = False):
+def encode(prompts: list[str] | str, max_length: int = MAX_LENGTH, pad_to_longest: bool = False, allow_empty: bool = False, tokenizer=None):
     """Token ids (B, max_length) and attention mask (B, max_length) for prompts in French or English.
 
     An empty prompt is a ``ValueError`` (unless ``allow_empty``: the empty prompt "" is the
     unconditional input ∅ of classifier-free guidance, <bos> <eos>); a prompt too long is truncated
     with a warning (its <eos> kept); unknown words become <unk> (``unknown_words`` lists them).
     ``pad_to_longest`` pads only to the batch's longest prompt (cheaper; same results, since padded
-    positions are masked and positions are absolute).
+    positions are masked and positions are absolute). ``tokenizer``: another ``tokenizers.Tokenizer`` than the shipped
+    one (e.g. with a new word, lesson 11).
     """
     import torch
 
@@ -120,7 +121,7 @@ def encode(prompts: list[str] | str, max_length: int = MAX_LENGTH, pad_to_longes
     for p in prompts:
         if not isinstance(p, str) or (not p.strip() and not allow_empty):
             raise ValueError(f"prompts must be non-empty strings, got {p!r}")
-    ids = [e.ids for e in backend().encode_batch(prompts)]
+    ids = [e.ids for e in (tokenizer or backend()).encode_batch(prompts)]
     if pad_to_longest:
         max_length = min(max_length, max(len(i) for i in ids))
     too_long = [p for p, i in zip(prompts, ids) if len(i) > max_length]

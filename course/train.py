@@ -395,12 +395,15 @@ def export(
     command: str | None = None,
     recipe: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
+    header: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write weights (usually the EMA model) to ``path`` with a manifest: sha256, command, hardware, time, profile,
-    the recipe that trained them and the history's recipe changes (``extra``: more manifest fields)."""
+    the recipe that trained them and the history's recipe changes (``extra``: more manifest fields). ``tensors``: what
+    to write instead of the whole ``model.state_dict()`` (e.g. only a LoRA's), ``header``: the safetensors metadata."""
     return checkpoints.save(
         path,
-        model.state_dict(),
+        model.state_dict() if tensors is None else tensors,
         {
             "kind": "weights",
             "config": config,
@@ -416,6 +419,7 @@ def export(
             **({"recipe_changes": history.recipe_changes} if history.recipe_changes else {}),
             **(extra or {}),
         },
+        header,
     )
 
 
@@ -445,10 +449,11 @@ def check_shippable(recipe: Recipe, force: bool = False) -> None:
 
 
 def export_run(run_dir: str | Path, recipe: Recipe, model: nn.Module, *, config: dict, history: History, metrics: dict, command: str,
-               extra: dict | None = None) -> Path:
+               extra: dict | None = None, tensors: dict | None = None, header: dict | None = None) -> Path:
     """Export the trained weights into the run folder (``run_dir/<checkpoint>``), never into ``data/``."""
     path = Path(run_dir) / recipe.checkpoint
-    export(path, model, config=config, history=history, metrics=metrics, command=command, recipe=recipe.as_dict(), extra=extra)
+    export(path, model, config=config, history=history, metrics=metrics, command=command, recipe=recipe.as_dict(), extra=extra,
+           tensors=tensors, header=header)
     return path
 
 
