@@ -137,8 +137,11 @@ def _generate(args) -> int:
             raise UsageError(str(err)) from None
         for note in notes:  # an empty map is a warning: the ControlNet then has nothing to follow
             print(f"{'warning' if note.startswith(f'the {args.control_kind} map is empty') else 'note'}: {note}", file=sys.stderr)
+    concept = concept_path(args.concept) if args.concept is not None else None
     try:
         pipe = pipeline.TextToImagePipeline()
+        if concept is not None:
+            load_concept(pipe, concept)
         if control is not None:
             pipe.check_control(control, args.control_kind, args.control_scale, args.n)
     except (ValueError, OSError) as err:  # a damaged or mismatched file in data/ (checksum, config)
@@ -155,6 +158,29 @@ def _generate(args) -> int:
         pipeline.upscale(pipeline.strip_image(result.x0_hats), args.scale).save(args.strip)
         print(f"saved the denoising strip (x̂_0 along the steps) to {args.strip}")
     return 0
+
+
+def concept_path(concept: str) -> Path:
+    """The file of ``--concept ti|lora|FILE`` (lesson 11): the shipped learned word, the shipped LoRA, or a file of either kind."""
+    from course.paths import data_dir
+
+    shipped = {"ti": data_dir() / "concept_ti.safetensors", "lora": data_dir() / "concept_lora.safetensors"}
+    path = shipped.get(concept, Path(concept))
+    if not path.is_file():
+        raise UsageError(f"--concept {concept}: {path} not found (choose ti, lora, or a file made by `python -m course.concept_train train`)")
+    return path
+
+
+def load_concept(pipe, path: Path) -> str | None:
+    from safetensors import safe_open
+
+    from course import lora
+
+    with safe_open(str(path), framework="pt") as f:
+        is_lora = lora.METADATA_KEY in (f.metadata() or {})
+    token = pipe.load_lora_weights(path) if is_lora else pipe.load_textual_inversion(path)
+    print(f"note: {'LoRA' if is_lora else 'learned word'} {path.name} loaded" + (f"; write {token} in the prompt" if token else ""), file=sys.stderr)
+    return token
 
 
 def edit_command(args) -> int:
@@ -320,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("prompt", help="e.g. \"un cercle rouge en haut à gauche\" or \"two small grey stars\"")
     sampling_options(g)
     g.add_argument("--strip", default=None, help="also save the denoising strip (x̂_0 along the steps) to this file")
+    g.add_argument("--concept", default=None, help="a learned new word (lesson 11): ti (the shipped textual inversion), lora (the shipped LoRA), or a file; then write <lune> in the prompt")
     g.add_argument("--control", default=None, help="a condition image for the ControlNet (lesson 08): an edge map, white on black; a picture is turned into one")
     g.add_argument("--control-kind", default="canny", help=f"what --control shows: {', '.join(CONTROL_KINDS)} (default canny)")
     g.add_argument("--control-scale", type=float, default=1.0, help="how strongly the ControlNet steers, ≥ 0 (0: not at all, 1: as trained; default 1)")

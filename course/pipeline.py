@@ -18,6 +18,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -231,9 +232,12 @@ def inpaint_latents(
                             schedule=schedule, project=blend(m.to(z0.device), z0, eps, noise_schedule), **options, **kwargs)
 
 
-def warn_unknown(prompts: list[str], negative_prompt: str | None = None) -> None:
-    """A warning naming the words the tokenizer never saw (each is read as <unk>)."""
-    unknown = sorted({w for p in prompts + ([negative_prompt] if negative_prompt else []) for w in unknown_words(p)})
+def warn_unknown(prompts: list[str], negative_prompt: str | None = None, new_word: str | None = None) -> None:
+    """A warning naming the words the tokenizer never saw (each is read as <unk>); ``new_word``, a learned one, is known."""
+    texts = prompts + ([negative_prompt] if negative_prompt else [])
+    if new_word:
+        texts = [t.replace(new_word, " ") for t in texts]
+    unknown = sorted({w for p in texts for w in unknown_words(p)})
     if unknown:
         warnings.warn(tr(en=f"words the model never saw (read as <unk>): {', '.join(unknown)}",
                          fr=f"mots que le modèle n'a jamais vus (lus comme <unk>) : {', '.join(unknown)}"), stacklevel=3)
@@ -248,6 +252,7 @@ class TextToImagePipeline:
         self.clip = load_clip().to(self.device)
         self.vae, self.scaling_factor = load_autoencoder()
         self.vae = self.vae.to(self.device)
+        self.words = None  # a learned new word (lesson 11): load_textual_inversion / load_lora_weights
 
     @classmethod
     def from_modules(cls, unet: torch.nn.Module, clip: torch.nn.Module, vae: torch.nn.Module, scaling_factor: float,
@@ -255,7 +260,45 @@ class TextToImagePipeline:
         """The pipeline around given models (e.g. random weights in the parity tests) instead of the shipped ones."""
         pipe = cls.__new__(cls)
         pipe.device, pipe.unet, pipe.clip, pipe.vae, pipe.scaling_factor = device, unet.to(device), clip.to(device), vae.to(device), scaling_factor
+        pipe.words = None
         return pipe
+
+    def _set_word(self, token: str, vector: torch.Tensor) -> str:
+        from course.textual_inversion import TextualInversion
+
+        self.words = TextualInversion(self.clip.text, token, vector.to(self.device)).to(self.device).eval()
+        return token
+
+    def load_textual_inversion(self, path: str | Path | None = None) -> str:
+        """A learned word (lesson 11; diffusers' method of the same name): its token works in the prompts from now on.
+        ``path``: a diffusers textual-inversion file ``{token: v}``; default the shipped data/concept_ti.safetensors."""
+        from course.textual_inversion import load_textual_inversion
+
+        words = load_textual_inversion(path, self.clip.text)
+        return self._set_word(words.token, words.vector.detach())
+
+    def load_lora_weights(self, path: str | Path | None = None) -> str | None:
+        """A LoRA of the U-Net (lesson 11; diffusers' method of the same name), and the new word it was trained with.
+        ``path``: a diffusers LoRA file; default the shipped data/concept_lora.safetensors. The U-Net is adapted in place."""
+        from course import checkpoints, lora
+        from course.paths import data_dir
+
+        path = Path(path) if path is not None else data_dir() / lora.CHECKPOINT
+        if checkpoints.manifest_path(path).exists():
+            checkpoints.load(path)  # the checksum, when the file has a manifest
+        tensors, config = lora.read_lora_file(path)
+        if lora.lora_layers(self.unet):
+            lora.remove_lora(self.unet)
+        lora.load_lora(self.unet, tensors, config)
+        if "word" in config:
+            return self._set_word(*config["word"])
+        return None
+
+    def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states (B, 32, D) of prompts: the shipped tokenizer and CLIP, and the learned word if one is loaded."""
+        if self.words is not None:
+            return self.words.text_states(prompts)
+        return text_states(prompts, self.clip)
 
     @torch.no_grad()
     def __call__(
@@ -285,7 +328,7 @@ class TextToImagePipeline:
         prompts = check_request(prompt, num_inference_steps, guidance_scale, sampler, num_images_per_prompt, negative_prompt)
         if control is not None:
             control = self.check_control(control, control_kind, control_scale, len(prompts) * num_images_per_prompt)
-        warn_unknown(prompts, negative_prompt)
+        warn_unknown(prompts, negative_prompt, self.words.token if self.words is not None else None)
         generator = as_generator(generator)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
         shape = latent_shape(self.vae.config)
@@ -309,7 +352,7 @@ class TextToImagePipeline:
 
                 unet = ControlledUNet(self.unet, self.controlnets[control_kind], control[i : i + batch_size].to(self.device), control_scale)
             z0 = generate_latents(unet, self.clip, prompts[i : i + batch_size], sampler, num_inference_steps, guidance_scale, generator,
-                                  negative_prompt, observe if first else None, self.device, x_T=z_T[i : i + batch_size])
+                                  negative_prompt, observe if first else None, self.device, x_T=z_T[i : i + batch_size], encode_text=self.encode_text)
             images.append(self.decode(z0).cpu())  # 6. decoder
             first = False
         images = torch.cat(images)

@@ -231,6 +231,38 @@ class InstructRecipe(Recipe):
             raise RecipeError(f"{self.model} recipe: the dropout shares must be ≥ 0 and sum to less than 1, got {total:g}")
 
 
+CONCEPT_METHODS = ("ti", "lora", "full")  # textual inversion, LoRA, full fine-tuning of the U-Net (lesson 11)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConceptRecipe(Recipe):
+    method: str = "ti"
+    rank: int | None = None  # LoRA's r (method "lora" only)
+    alpha: float | None = None  # LoRA's α (None: α = r, a scale of 1)
+    init_word: str = "circle"  # textual inversion starts the new row from this word's (Gal et al. 2023, §4)
+    train_word: bool = False  # LoRA or full fine-tuning: train the new word's row too (else it stays a fixed random row)
+    p_prior: float = 0.0  # share of each batch drawn from ordinary scenes (DreamBooth's prior preservation; Ruiz et al. 2023, eq. 2)
+    prior_pool: int = 2000  # ordinary training scenes rendered for it
+    snr_gamma: float | None = 5.0  # Min-SNR-γ, as the base model was trained
+    guidance: float = measured(2.5)  # w of the tables
+    eval_prompts: int = measured(128)  # held-out prompts with the new word, in the final table
+    eval_sampling_steps: int = measured(25)
+    preservation_prompts: int = measured(256)  # ordinary held-out prompts, before vs after
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.method not in CONCEPT_METHODS:
+            raise RecipeError(f"{self.model} recipe: unknown method {self.method!r}: choose one of {', '.join(CONCEPT_METHODS)}")
+        if self.method == "lora" and (isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1):
+            raise RecipeError(f"{self.model} recipe: the LoRA rank must be a positive integer, got {self.rank!r}")
+        if not 0 <= self.p_prior < 1:
+            raise RecipeError(f"{self.model} recipe: p_prior must be in [0, 1), got {self.p_prior!r}")
+
+    def command(self, *extra: str) -> str:
+        rank = f" --rank {self.rank}" if self.method == "lora" else ""
+        return super().command(*extra).replace(" train ", f" train --method {self.method}{rank} ", 1)
+
+
 AE_RECIPE = AERecipe(
     # 6,000 steps (≈ 25 min on 2 cores): Stable Diffusion's topology costs 0.25 s a step where the earlier, course-specific
     # autoencoder's cost 0.16 s; its U-Net is cheaper in turn, so that the two still train in < 90 min.
@@ -271,5 +303,13 @@ INSTRUCT_RECIPE = InstructRecipe(
     model="instruct_pix2pix", module="course.instruct_train", checkpoint="instruct_pix2pix.safetensors",
     steps=10_000, batch_size=64, pool=30_000, lr=6e-4, warmup=200, decay="cosine", ema_decay=0.999, checkpoint_every=500, eval_every=1000,
 )
+CONCEPT_TI_RECIPE = ConceptRecipe(
+    model="concept_ti", module="course.concept_train", checkpoint="concept_ti.safetensors", method="ti",
+    steps=1500, batch_size=16, lr=5e-3, warmup=50, decay="cosine", ema_decay=None, checkpoint_every=250,
+)
+CONCEPT_LORA_RECIPE = ConceptRecipe(
+    model="concept_lora", module="course.concept_train", checkpoint="concept_lora.safetensors", method="lora", rank=4,
+    steps=1500, batch_size=16, lr=5e-3, warmup=50, decay="cosine", ema_decay=None, checkpoint_every=250, p_prior=0.5,
+)
 RECIPES: dict[str, Recipe] = {r.model: r for r in (AE_RECIPE, CLIP_RECIPE, LDM_RECIPE, SHAPES_DDPM_RECIPE, EVALUATOR_RECIPE, SCENE_READER_RECIPE,
-                                                   CONTROLNET_RECIPE, INSTRUCT_RECIPE)}
+                                                   CONTROLNET_RECIPE, INSTRUCT_RECIPE, CONCEPT_TI_RECIPE, CONCEPT_LORA_RECIPE)}
