@@ -248,7 +248,7 @@ def base_preservation(recipe) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course import checkpoints
+    from course import checkpoints, current_profile
     from course.paths import data_dir
 
     parser = argparse.ArgumentParser(prog="python -m course.concept_eval", description=__doc__.splitlines()[0])
@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     checkpoints.save(out, reader.state_dict(), {"kind": "weights", "command": "python -m course.concept_eval reader --ship",
                                                  "config": {"shapes": list(READER_SHAPES), "sizes": list(SIZES)},
                                                  "hardware": checkpoints.hardware(), "wall_time_s": round(time.perf_counter() - start, 1),
-                                                 "metrics": {"validation": metrics}, "torch": torch.__version__})
+                                                 "metrics": {"validation": metrics}, "torch": torch.__version__,
+                                                 "profile": current_profile().name})
     print(f"wrote {out}: {metrics}")
     return 0
 

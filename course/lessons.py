@@ -162,6 +162,16 @@ LESSONS: tuple[Lesson, ...] = (
         },
         "Défis Spécifiques : Génération de Mains ; Contrôle par le Prompt ; Variations Stylistiques et Sémantiques",
     ),
+    Lesson(
+        11,
+        "new_word",
+        {"fr": "Apprendre un mot nouveau au modèle", "en": "Teaching the model a new word"},
+        {
+            "fr": "Textual Inversion (une ligne de la table des mots) et LoRA (des mises à jour de petit rang), de zéro ; = load_textual_inversion et load_lora_weights de diffusers ; fidélité, éditabilité et oubli, mesurés jusqu'au U-Net entier",
+            "en": "textual inversion (one row of the word table) and LoRA (low-rank updates), from scratch; = diffusers' load_textual_inversion and load_lora_weights; fidelity, editability and forgetting, measured up to the whole U-Net",
+        },
+        "Inversion et Édition",
+    ),
 )
 
 

@@ -279,7 +279,7 @@ class TextToImagePipeline:
 
     def load_lora_weights(self, path: str | Path | None = None) -> str | None:
         """A LoRA of the U-Net (lesson 11; diffusers' method of the same name), and the new word it was trained with.
-        ``path``: a diffusers LoRA file; default the shipped data/concept_lora.safetensors. The U-Net is adapted in place."""
+        ``path``: a diffusers LoRA file; default the shipped data/concept_lora.safetensors. This pipeline's U-Net (a copy) is adapted."""
         from course import checkpoints, lora
         from course.paths import data_dir
 
@@ -287,6 +287,9 @@ class TextToImagePipeline:
         if checkpoints.manifest_path(path).exists():
             checkpoints.load(path)  # the checksum, when the file has a manifest
         tensors, config = lora.read_lora_file(path)
+        import copy
+
+        self.unet = copy.deepcopy(self.unet)  # the shipped U-Net is shared (cached): adapt this pipeline's own copy
         if lora.lora_layers(self.unet):
             lora.remove_lora(self.unet)
         lora.load_lora(self.unet, tensors, config)

@@ -43,6 +43,7 @@ def no_models(monkeypatch):
         (["-o", "/proc/x.png"], "cannot write '/proc/x.png'"),
         (["-o", "{tmp}/missing/x.png"], "folder '{tmp}/missing' does not exist"),
         (["--strip", "{tmp}/missing/s.png"], "folder '{tmp}/missing' does not exist"),
+        (["--concept", "{tmp}/no-such.safetensors"], "--concept {tmp}/no-such.safetensors: {tmp}/no-such.safetensors not found (choose ti, lora"),
     ],
 )
 def test_bad_arguments_are_one_line_before_any_model(tmp_path, capsys, no_models, extra, message):
@@ -81,6 +82,15 @@ def test_the_command_writes_images_and_warns_on_one_line(tmp_path):
     assert any(line.startswith("warning: --guidance 20 is far above") for line in lines)
     assert any(line.startswith("warning: words the model never saw") and "licorne" in line for line in lines)
     assert len([line for line in lines if "far above" in line]) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_learned_word_is_drawn_from_the_command_line(tmp_path):
+    out = tmp_path / "lune.png"
+    result = subprocess.run([sys.executable, "-m", "course", "generate", "une grande <lune> jaune au centre", "--concept", "lora", "--steps", "3",
+                             "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and "LoRA concept_lora.safetensors loaded; write <lune> in the prompt" in result.stderr
+    assert "never saw" not in result.stderr
 
 
 def test_a_real_bad_call_has_no_traceback(tmp_path):

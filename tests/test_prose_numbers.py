@@ -33,6 +33,7 @@ CONSTANTS = {
     ("05_latent_diffusion", "80"): "the single-object target set for lessons 00–07 (the course's issue): prompts fully right",
     ("07_guidance_pipeline", "30"): "the share of multi-object scenes in the training mix, course.recipes",
     ("10_composition", "80"): "the course's target for two-object prompts (two objects right ≥ 80 %), set with lesson 10 (4458803)",
+    ("11_new_word", "80"): "the course's target for lesson 11's better method (held-out success ≥ 80 %), set with lesson 11's issue",
 }
 
 

@@ -106,7 +106,8 @@ def test_the_shipped_unet_records_the_autoencoder_and_clip_it_was_trained_with()
     assert shipped.unet_mismatch() is None
 
 
-TRAINING_COMMANDS = ["course.ae_train", "course.clip_train", "course.ldm", "course.shapes_ddpm", "course.eval", "course.controlnet_train"]
+TRAINING_COMMANDS = ["course.ae_train", "course.clip_train", "course.ldm", "course.shapes_ddpm", "course.eval", "course.controlnet_train",
+                     "course.concept_train"]
 
 
 @pytest.mark.parametrize("module", TRAINING_COMMANDS)

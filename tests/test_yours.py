@@ -206,3 +206,22 @@ def test_your_editing_functions_run_in_img2img_inpainting_and_instruction_editin
     eps_fn = dual_guided(Model(), torch.ones(1, 3, 4), torch.zeros(1, 3, 4), torch.ones(1, 4, 2, 2), 2.0, 1.5)
     eps_fn(torch.zeros(1, 4, 2, 2), torch.tensor([10]))
     assert mine.calls == 1
+
+
+def test_your_lora_forward_runs_in_every_lora_layer():
+    from course import lora
+
+    layer = torch.nn.Linear(6, 5, bias=False)
+    wrapped = lora.LoRALinear(layer, 2, 4.0)
+    torch.nn.init.normal_(wrapped.lora_B.weight)
+    x = torch.randn(3, 6)
+    expected = wrapped(x)
+    mine = counting(lambda x, W, b, A, B, scale: x @ W.T + b + scale * (x @ A.T) @ B.T)
+    use(lora_forward=mine)
+    try:
+        mine.calls = 0
+        assert torch.allclose(wrapped(x), expected, atol=1e-6) and mine.calls == 1
+        wrapped.merge()
+        assert torch.allclose(wrapped(x), expected, atol=1e-5) and mine.calls == 1  # merged: the base layer holds ΔW
+    finally:
+        use()
