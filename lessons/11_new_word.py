@@ -56,6 +56,7 @@ import torch
 
 from course import checkpoints, current_profile, lora
 from course.checks.concept import check_lora_forward, check_restore_rows
+from course.captions import FR_SHAPES
 from course.concept import INIT_WORD, TOKEN, example_images, example_scenes, heldout, prompt
 from course.concept_eval import generate, judge, read
 from course.concept_train import ConceptModel, batch_getter, build, concept_loss, example_latents, recipe_for, trainable
@@ -133,10 +134,12 @@ show_grid(list(base_images), [f"{p}\n→ {r['shape']}" for p, r in zip(probe_pro
 
 # %%
 reader_metrics = checkpoints.read_manifest(data_dir() / "concept_reader.safetensors")["metrics"]["validation"]
-for view in ("renders", "round_trips", "noisy_round_trips"):
-    print(tr(en=f"{view:18s} crescents recognised {reader_metrics[view + '_shape_crescents']:.1%} · other shapes taken for one "
+VIEW_NAMES = {"renders": tr(en="renders", fr="rendus"), "round_trips": tr(en="round trips", fr="allers-retours"),
+              "noisy_round_trips": tr(en="noisy round trips", fr="allers-retours bruités")}
+for view in VIEW_NAMES:
+    print(tr(en=f"{VIEW_NAMES[view]:18s} crescents recognised {reader_metrics[view + '_shape_crescents']:.1%} · other shapes taken for one "
                 f"{reader_metrics[view + '_crescent_false_alarms']:.1%}",
-             fr=f"{view:18s} croissants reconnus {num(100 * reader_metrics[view + '_shape_crescents'], '.1f')} % · autres formes prises pour un "
+             fr=f"{VIEW_NAMES[view]:22s} croissants reconnus {num(100 * reader_metrics[view + '_shape_crescents'], '.1f')} % · autres formes prises pour un "
                 f"croissant {num(100 * reader_metrics[view + '_crescent_false_alarms'], '.1f')} %"))
 print(tr(en=f"base model's images read as a crescent: {reader_metrics['base_model_false_alarms']:.1%}",
          fr=f"images du modèle de base lues comme un croissant : {num(100 * reader_metrics['base_model_false_alarms'], '.1f')} %"))
@@ -288,11 +291,15 @@ def watch(history):
     trace.append((history.steps[-1], history.losses[-1], nearest_words(live_ti.words.vector.detach(), table, 3)))
 
 
+def words(near):  # vocabulary words, quoted: they are the model's tokens, in either language
+    return ", ".join(f"'{w}' ({num(s, '.2f')})" for w, s in near)
+
+
 result = train(live_ti, concept_loss(abar, ti_recipe.snr_gamma), batch_getter(ti_recipe, latents, None),
                ti_recipe.train_config(log_every=max(1, LIVE_STEPS // 5)), on_log=watch, desc="textual inversion", progress=False)
 for step, loss, near in trace:
     print(tr(en=f"step {step:5d} · loss {loss:.4f} · nearest words: ", fr=f"pas {step:5d} · perte {num(loss, '.4f')} · mots les plus proches : ")
-          + ", ".join(f"{w} ({num(s, '.2f')})" for w, s in near))
+          + words(near))
 print(tr(en=f"{trainable(live_ti)} numbers trained", fr=f"{trainable(live_ti)} nombres entraînés"))
 
 # %% [markdown] lang="fr"
@@ -313,7 +320,7 @@ print(tr(en=f"{trainable(live_ti)} numbers trained", fr=f"{trainable(live_ti)} n
 # %%
 ti_model = ConceptModel(unet, live_ti.words if P.train_latent else load_textual_inversion(text=pipe.clip.text))
 print(tr(en="the shipped word's nearest words: ", fr="mots les plus proches du mot livré : ")
-      + ", ".join(f"{w} ({num(s, '.2f')})" for w, s in nearest_words(ti_model.words.vector.detach(), table, 3)))
+      + words(nearest_words(ti_model.words.vector.detach(), table, 3)))
 ti_images = generate(ti_model, probe_prompts, STEPS, W)
 show_grid(list(ti_images), [f"{p}\n→ {r['shape']}" for p, r in zip(probe_prompts, read(ti_images))], ncols=8, size=1.5,
           suptitle=tr(en="textual inversion: the shipped <lune>", fr="Textual Inversion : le <lune> livré"))
@@ -514,6 +521,10 @@ def label(row):
     return {"ti": "Textual Inversion", "full": tr(en="full fine-tuning", fr="U-Net entier")}.get(row["method"], f"LoRA r = {row['rank']}")
 
 
+def shape_name(shape):
+    return FR_SHAPES[shape][0] if lang == "fr" else shape
+
+
 def pct(x, digits=0):
     return tr(en=f"{100 * x:.{digits}f}%", fr=f"{num(100 * x, f'.{digits}f')} %")
 
@@ -526,7 +537,7 @@ for row in record["rows"]:
     lo, hi = c["success_interval"]
     print(f"{label(row):18s} {pct(c['fidelity']):>9s} {pct(c['editability']):>7s} {pct(c['success']):>5s} [{pct(lo)}–{pct(hi)}]  "
           f"{pct(kept, 1):>7s} ({num(100 * (kept - base_adherence), '+.1f')}) {num(row['training_minutes'], '.1f'):>8s} {row['file_bytes'] / 1024:7.0f} KiB")
-    instead = ", ".join(f"{k} {v}" for k, v in sorted(c["drawn_instead"].items(), key=lambda kv: -kv[1])[:3])
+    instead = ", ".join(f"{shape_name(k)} {v}" for k, v in sorted(c["drawn_instead"].items(), key=lambda kv: -kv[1])[:3])
     print(" " * 18 + tr(en=f" drawn instead of the crescent: {instead}", fr=f" dessiné à la place du croissant : {instead}"))
 print(tr(en=f"base model on ordinary prompts: {base_adherence:.1%}", fr=f"modèle de base sur les prompts ordinaires : {num(100 * base_adherence, '.1f')} %"))
 fig, ax = figure(1, 1, figsize=(6, 4))
