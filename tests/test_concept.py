@@ -12,35 +12,16 @@ from diffusers import StableDiffusionPipeline
 from safetensors.torch import save_file
 
 from course import concept, export as ex, lora
-from course.autoencoder import AEConfig, Autoencoder
 from course.paths import data_dir
 from course.pipeline import generate_latents
 from course.scenes import SHAPES, sample_scene
 from course.shipped import IMAGE_SIZE, UNET, make_clip
 from course.textual_inversion import TextualInversion, TokenError, embedding_tensors, nearest_words, restore_rows, tokenizer_with
-from course.tokenizer import DIRNAME, encode
+from course.tokenizer import encode
 from course.unet import UNet
-from tests.test_diffusers_parity import randomise
+from tests.test_export import folder, models  # noqa: F401 (the random-weight models and their exported folder, shared)
 
 TOKEN = concept.TOKEN
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    unet, ae, clip = UNet(UNET), Autoencoder(AEConfig()), make_clip()
-    randomise(unet, seed=7)
-    with torch.no_grad():
-        unet.conv_out.weight.mul_(0.1)
-        for p in clip.text.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    return unet.eval(), ae.eval(), clip.eval(), 0.9
-
-
-@pytest.fixture(scope="module")
-def folder(models, tmp_path_factory):
-    unet, ae, clip, scaling = models
-    return ex.export(tmp_path_factory.mktemp("export") / "mini-sd", unet, ae, scaling, clip.text, data_dir() / DIRNAME, IMAGE_SIZE)
 
 
 def pipeline(folder):
