@@ -12,6 +12,10 @@ def repo_root() -> Path:
 
 
 def data_dir() -> Path:
-    """The folder of shipped data and checkpoints: ``$COURSE_DATA_DIR`` if set, else ``<repo>/data``."""
+    """The folder of shipped data and checkpoints: ``$COURSE_DATA_DIR`` if set, else ``<repo>/data`` in a
+    checkout, else ``course/data`` inside an installed wheel (``python -m course.wheel``)."""
     override = os.environ.get("COURSE_DATA_DIR")
-    return Path(override) if override else repo_root() / "data"
+    if override:
+        return Path(override)
+    packaged = Path(__file__).resolve().parent / "data"
+    return packaged if packaged.is_dir() and not (repo_root() / "data").is_dir() else repo_root() / "data"
