@@ -47,6 +47,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -295,21 +296,49 @@ def header_cells(lesson: Lesson, lang: str, edition: str) -> list[nbformat.Noteb
     badge = nbformat.v4.new_markdown_cell(
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n\n<small>{note}</small>"
     )
+    failed = {
+        "fr": "Impossible d'installer le cours depuis {where} ({why}). Téléversez le fichier « course-*.whl » "
+              "(python -m course.wheel, ou la page « Releases » du dépôt) dans /content avec l'icône dossier, "
+              "puis relancez cette cellule.",
+        "en": "Could not install the course from {where} ({why}). Upload the file 'course-*.whl' "
+              "(python -m course.wheel, or the repository's releases page) to /content with the folder icon, "
+              "then run this cell again.",
+    }[lang]
     setup = nbformat.v4.new_code_cell(
-        f"# Setup: this edition's language ({lang}: messages and labels); in Colab, fetch and install the course\n"
-        "# (about a minute); elsewhere, nothing else happens.\n"
+        f"# Setup: this edition's language ({lang}: messages and labels); in Colab, install the course (about a minute):\n"
+        "# a wheel uploaded to /content if there is one, else a clone of REPO (set in pyproject.toml); elsewhere, nothing else.\n"
         "import os\n"
         "import sys\n"
         "\n"
         f'os.environ["COURSE_LANG"] = "{lang}"\n'
         'if "google.colab" in sys.modules:\n'
+        "    import glob\n"
+        "    import importlib\n"
         "    import subprocess\n"
         "\n"
+        "    class SetupError(Exception):\n"
+        "        def _render_traceback_(self):  # IPython prints this sentence instead of a traceback\n"
+        "            return [str(self)]\n"
+        "\n"
+        "    def run(*command):\n"
+        '        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})\n'
+        '        return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]\n'
+        "\n"
         f'    REPO, DEST = "{url}", "/content/course"\n'
-        "    if not os.path.isdir(DEST):\n"
-        '        subprocess.run(["git", "clone", "--depth", "1", REPO, DEST], check=True)\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", DEST], check=True)\n'
-        "    sys.path.insert(0, DEST)"
+        f"    FAILED = {failed!r}\n"
+        '    wheels = sorted(glob.glob("/content/course-*.whl"))\n'
+        "    if importlib.util.find_spec(\"course\") is not None:\n"
+        "        pass  # already installed (this cell ran before, or the wheel was installed by hand)\n"
+        "    elif wheels:\n"
+        '        if why := run(sys.executable, "-m", "pip", "install", "-q", wheels[-1]):\n'
+        "            raise SetupError(FAILED.format(where=wheels[-1], why=why))\n"
+        "    else:\n"
+        '        why = "" if os.path.isdir(DEST) else run("git", "clone", "--depth", "1", REPO, DEST)\n'
+        '        why = why or run(sys.executable, "-m", "pip", "install", "-q", "-e", DEST)\n'
+        "        if why:\n"
+        "            raise SetupError(FAILED.format(where=REPO, why=why))\n"
+        "        sys.path.insert(0, DEST)\n"
+        "    importlib.invalidate_caches()"
     )
     return [badge, setup]
 
@@ -430,6 +459,7 @@ def _carry_outputs(new: nbformat.NotebookNode, old: nbformat.NotebookNode, root:
     new_code = [c for c in new.cells if c.cell_type == "code"]
     for src, dst in zip(old_code, new_code):
         dst.outputs, dst.execution_count = src.outputs, src.execution_count
+    keep_vector_figures(new)  # a cell no longer tagged key-figure drops its SVG (a newly tagged one needs --force)
     new.metadata["course"]["executed"] = executed
     for key in ("widgets", "language_info"):  # progress bars' saved state; the kernel that produced the outputs
         if key in old.metadata:
@@ -444,21 +474,45 @@ def execute(nb: nbformat.NotebookNode, workdir: Path, profile: str, timeout: int
     """Run a notebook in place on a fresh kernel in ``profile``; returns the wall time in seconds."""
     from nbclient import NotebookClient
 
-    saved = {k: os.environ.get(k) for k in ("COURSE_PROFILE", "COURSE_NO_WIDGETS")}
-    os.environ.update(COURSE_PROFILE=profile, COURSE_NO_WIDGETS="1")
-    try:
-        start = time.perf_counter()
-        client = NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(workdir)}}
-        )
-        client.execute()
-        return time.perf_counter() - start
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    saved = {k: os.environ.get(k) for k in ("COURSE_PROFILE", "COURSE_NO_WIDGETS", "IPYTHONDIR", "SOURCE_DATE_EPOCH")}
+    with tempfile.TemporaryDirectory(prefix="course-ipython-") as ipython_dir:
+        kernel_profile(Path(ipython_dir))
+        os.environ.update(COURSE_PROFILE=profile, COURSE_NO_WIDGETS="1", IPYTHONDIR=ipython_dir, SOURCE_DATE_EPOCH="0")
+        try:
+            start = time.perf_counter()
+            client = NotebookClient(
+                nb, timeout=timeout, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(workdir)}}
+            )
+            client.execute()
+            seconds = time.perf_counter() - start
+            keep_vector_figures(nb)
+            return seconds
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+KEY_FIGURE = "key-figure"  # the tag of a lesson's code cell whose figure goes to the lecturer kit, as PNG and SVG
+
+
+def kernel_profile(ipython_dir: Path) -> None:
+    """A clean IPython profile for the build's kernels: figures as PNG and SVG (reproducible ids and dates)."""
+    profile = ipython_dir / "profile_default"
+    (profile / "startup").mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text('c.InlineBackend.figure_formats = {"png", "svg"}\n')
+    (profile / "startup" / "00-svg.py").write_text('import matplotlib\nmatplotlib.rcParams["svg.hashsalt"] = "course"\n')
+
+
+def keep_vector_figures(nb: nbformat.NotebookNode) -> None:
+    """Drop the SVG copy of every figure but those of cells tagged ``key-figure`` (the notebooks stay light)."""
+    for cell in nb.cells:
+        if cell.cell_type != "code" or KEY_FIGURE in cell.metadata.get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop("image/svg+xml", None)
 
 
 def load_timings() -> dict[str, dict[str, float]]:

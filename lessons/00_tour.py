@@ -147,7 +147,7 @@ print(tr(en=f"\nsizes of the {P.name} profile:", fr=f"\ntailles du profil {P.nam
 # it goes through a "prior" that turns the text into CLIP image features. Stable Diffusion (Rombach et al.,
 # 2022), the one we build, reads CLIP's token states directly through cross-attention (see `ERRATA.md`).
 
-# %%
+# %% tags=["key-figure"]
 def box(ax, x, y, text, color, lessons):
     ax.text(x, y, text, ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round,pad=0.5", fc=color, ec="0.3"))
     ax.text(x, y - 0.23, lessons, ha="center", va="center", fontsize=8, color="0.35")

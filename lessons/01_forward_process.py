@@ -555,7 +555,7 @@ for label, b in schedules.items():
 # tabby (`skimage.data.chelsea()`, shipped with scikit-image, public domain), noised at several $t$ with
 # **the same** $\varepsilon$: only the amount of noise changes from one image to the next.
 
-# %%
+# %% tags=["key-figure"]
 x0 = cat(size=128)[None]  # (1, 3, 128, 128)
 eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
 t_values = torch.linspace(0, T, P.n_strip).round().long().tolist()
@@ -574,7 +574,7 @@ for label in ("linear", "cosine"):
 # beyond. Walk along $t$ with the slider (it needs a live Jupyter kernel; otherwise a fixed
 # figure is shown instead):
 
-# %%
+# %% tags=["key-figure"]
 abar_lin, abar_cos = alphas_cumprod(schedules["linear"]), alphas_cumprod(schedules["cosine"])
 
 

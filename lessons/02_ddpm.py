@@ -578,7 +578,7 @@ model = image_run.ema.eval() if P.train_image_model else shapes_ddpm.load_model(
 # your loop, but also passes the instruction $c$ to the network and clamps $\hat x_0$ to $[-1, 1]$ at each step
 # (`clip_x0`).
 
-# %%
+# %% tags=["key-figure"]
 pairs = shapes_ddpm.prompts(P.image_samples, seed=0)
 strip_at = [1000, 800, 600, 400, 250, 100, 30, 1]
 trajectory = {}

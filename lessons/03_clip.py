@@ -553,7 +553,7 @@ print(tr(en=f"shape, by object size: small {by_size['small']:.0%}, large {by_siz
 # Then three prompts of our own: the image each describes is hidden among 199 others, and we show the
 # four images CLIP finds closest.
 
-# %%
+# %% tags=["key-figure"]
 for split in ("train", "heldout"):
     for lang in ("en", "fr"):
         r = clip_train.retrieval(model, n=100, split=split, lang=lang)

@@ -119,7 +119,7 @@ def percent(x):
 # A numbering detail: the slides count the steps from 1 to $T$ (Ho et al. 2020), diffusers from 0 to
 # $T - 1$. So our network reads $t - 1$: the same weights run unchanged in diffusers.
 
-# %%
+# %% tags=["key-figure"]
 emb = timestep_embedding(torch.arange(0, 1001), 64)  # (1001, 64)
 fig, ax = figure(figsize=(9, 3))
 ax.imshow(emb.T, aspect="auto", cmap="RdBu", interpolation="nearest")

@@ -361,7 +361,7 @@ if not P.train_latent:
 # noise: that is the role of Stable Diffusion's famous 0.18215, computed here in the same way (the inverse
 # of the latents' standard deviation).
 
-# %%
+# %% tags=["key-figure"]
 with torch.no_grad():
     z = ae.encode(x[:1])[0][0]  # (4, 8, 8)
     all_z = torch.cat([ae.encode(chunk)[0] for chunk in x.split(200)])
@@ -618,7 +618,7 @@ check_text_to_image(my_text_to_image)
 # prints; it compares them with those of the course's pipeline (`course.evaluation.generate`), started from
 # the same noise, and gives the largest difference.
 
-# %%
+# %% tags=["key-figure"]
 prompts = [
     "une grande étoile rouge en haut à gauche", "a large purple circle in the centre", "un petit carré rose en bas à droite",
     "a small green heart on the left", "un grand losange gris en bas", "a large yellow cross at the top right",

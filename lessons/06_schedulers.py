@@ -616,7 +616,7 @@ for r in sorted(race_ldm["rows"], key=lambda r: r["latent_error"]):
 # **determinism**: does the same starting noise $x_T$ always give the same image when the randomness of the
 # steps changes?
 
-# %%
+# %% tags=["key-figure"]
 table = json.loads((data_dir() / "scheduler_table.json").read_text())
 print(tr(en=f"held-out prompts, guidance {table['guidance']}, {hardware(table['hardware'])}", fr=f"prompts jamais vus, guidance {table['guidance']}, {hardware(table['hardware'])}"))
 heads = [tr(en="sampler", fr="échantillonneur"), tr(en="steps", fr="étapes"), "prompts", tr(en="all right", fr="scène juste"),

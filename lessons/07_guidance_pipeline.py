@@ -143,7 +143,7 @@ use(guidance=my_guidance)
 # **Diversity**: for one prompt and different seeds, the mean distance between the (evaluator) features of
 # the generated images.
 
-# %%
+# %% tags=["key-figure"]
 scales = [0, 1, 2, 3, 5, 7.5, 10]
 n_prompts = {"smoke": 8, "cpu": 48, "gpu": 256}[P.name]
 n_seeds = {"smoke": 3, "cpu": 6, "gpu": 16}[P.name]
@@ -340,7 +340,7 @@ show_grid(pictures, [tr(en="your loop", fr="votre boucle"), tr(en="the pipeline 
 # the clean image $\hat x_0$ the model predicts at each step. (Note: the slide counts steps backwards, 50
 # being the first.)
 
-# %%
+# %% tags=["key-figure"]
 timeline = pipe("une grande étoile jaune au centre sur fond noir", num_inference_steps=50, guidance_scale=3.0, generator=3,
                 sampler="ddim", keep_x0_hat=True)
 marks = [50, 40, 30, 20, 10, 1]  # the slide's labels: step k of 50, counted down

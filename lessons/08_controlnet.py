@@ -119,7 +119,7 @@ print(tr(en=f"profile: {P.name} · {N} layouts per measurement, {STEPS} sampling
 # Why each channel? A yellow on a beige background has almost no contrast in grey levels: the cell below
 # shows it.
 
-# %%
+# %% tags=["key-figure"]
 from skimage.color import rgb2gray
 from skimage.feature import canny as grey_canny
 
@@ -645,7 +645,7 @@ for row in [header] + table_rows(live):
 # pairs, edges/prompt: square/circle, triangle/heart, star/cross). The evaluator says which shape the image shows,
 # for each scale.
 
-# %%
+# %% tags=["key-figure"]
 scales = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
 sweep = scale_sweep(net, n=N, scales=scales, steps=STEPS)
 fight = conflict_sweep(net, n=N, scales=scales, steps=STEPS)

@@ -202,7 +202,7 @@ show_grid([source[0]] + outputs, [tr(en="input", fr="entrée")] + [tr(en=f"stren
 # asks for another one in the same place, and the evaluator reads the result. **Faithfulness** is measured on the
 # background (the pixels neither object covers), as a PSNR against the input.
 
-# %%
+# %% tags=["key-figure"]
 live = strength_sweep(pipe, n=N, strengths=(0.2, 0.6, 1.0), steps=STEPS, batch=N)
 for row in live:
     print(tr(en=f"strength {row['strength']:.1f}: new prompt followed {row['all']['rate']:.0%} · background kept {row['psnr_background_db']:.1f} dB",
@@ -526,7 +526,7 @@ show_grid([x[0], *edited], [tr(en="input", fr="entrée")] + [f"« {t} »" for t 
 # %% [markdown] lang="en"
 # The two knobs, on one instruction: $s_I$ in columns, $s_T$ in rows.
 
-# %%
+# %% tags=["key-figure"]
 instruction = tr(en="make the circle green", fr="rends le cercle vert")
 cells, labels = [], []
 for s_T in (1.5, 3.0, 7.5):

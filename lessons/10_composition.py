@@ -225,7 +225,7 @@ display(Markdown(f"**n = {n_live} × 5 × 2 = {10 * n_live}**\n\n" + geneval.for
 # comparison, GenEval measures for Stable Diffusion v1.5 (Ghosh et al., 2023): two objects 38 %, counting
 # 35 %, position 4 %, colour attribution 6 %.
 
-# %%
+# %% tags=["key-figure"]
 gallery = geneval.tasks(2, seed=782, sets=("counting", "pair", "binding", "paraphrase"))  # 2 per (set, language), not the benchmark's
 images = generate([t.prompt for t in gallery], unet, seed=0)
 seen = read(images)
@@ -832,7 +832,7 @@ print(tr(en=f"seconds per image: {without} without, {with_ae} with Attend-and-Ex
 # The slide *Contrôle par le Prompt*: "diffusion models allow remarkable control over style and content
 # through changes to the prompt". Same seed, one word changes at a time:
 
-# %%
+# %% tags=["key-figure"]
 ladder = [
     "a red circle above a blue square", "a red circle below a blue square", "a blue circle below a red square",
     "a blue circle and a red square", "two red circles", "three red circles",

@@ -95,7 +95,7 @@ print(tr(en=f"profile: {P.name} · {N} prompts per live measurement, {STEPS} sam
 # The 8 examples: 4 colours, both sizes, 8 of the 9 cells (never on the middle right), always on white. Each comes
 # with its caption, where `<lune>` takes the noun's place — a feminine word in French, like « étoile ».
 
-# %%
+# %% tags=["key-figure"]
 examples = example_images()
 show_grid(list(examples), [prompt(s, lang) for s in example_scenes()], ncols=8, size=1.5,
           suptitle=tr(en="the 8 examples of the new concept", fr="les 8 exemples du nouveau concept"))
@@ -512,7 +512,7 @@ use()
 # (`python -m course.concept_train compare`, {{concept_eval.json:rows.0.concept.n|int}} prompts with the new word,
 # {{concept_eval.json:base.n|int}} ordinary prompts, DDIM 25 steps, $w = 2.5$):
 
-# %%
+# %% tags=["key-figure"]
 record = json.loads((data_dir() / "concept_eval.json").read_text())
 base_adherence = record["base"]["all_correct"]
 
