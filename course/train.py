@@ -347,8 +347,10 @@ def _process_device(device) -> torch.device:
 def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device, desc, progress, stop_at, recipe, allow_recipe_change) -> TrainResult:
     from tqdm.auto import tqdm
 
-    world, rank = distributed.world_size(), distributed.rank()
+    world, rank, home = distributed.world_size(), distributed.rank(), None
     if distributed.launched():
+        if device is None:  # the model trains on this process's device and goes back where it was at the end
+            home = next(model.parameters()).device
         device = _process_device(device)
     else:
         device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -450,6 +452,10 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
     ema.eval()
     if run_dir is not None and (end > start or history.recipe_changes and history.recipe_changes[-1]["step"] == start):
         save(end)
+    if home is not None:
+        del parallel  # its hooks on the parameters go with it
+        model.to(home)
+        ema.to(home)
     return TrainResult(model, ema, history)
 
 
