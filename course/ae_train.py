@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from course import distributed
 from course import train as training
 from course.autoencoder import Autoencoder, kl_divergence, psnr, reconstruction_loss
 from course.data import ShapesDataset, render_tensors
@@ -105,10 +106,13 @@ def train_shipped(recipe: AERecipe = RECIPE, run_dir: Path | None = None, ship: 
     with training.run_lock(run_dir):
         start = time.perf_counter()
         images, _ = render_tensors(ShapesDataset(recipe.pool, size=IMAGE_SIZE, split="train", seed=recipe.seed))
-        print(f"rendered {recipe.pool} images in {time.perf_counter() - start:.0f} s", flush=True)
+        if distributed.is_main():
+            print(f"rendered {recipe.pool} images in {time.perf_counter() - start:.0f} s", flush=True)
         model = training.build(make_model, recipe.seed)
         result = training.train(model, ae_loss, batch_getter(images, recipe.batch_size, recipe.crop, recipe.seed), recipe.train_config(), run_dir=run_dir,
                                 desc="autoencoder", recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+        if not distributed.is_main():
+            return {}  # torchrun's other processes only train: rank 0 measures, exports and ships
         ema = result.ema
         metrics = {"legibility": legibility(ema, recipe.eval_images), "scaling_factor": scaling_factor(ema, to_signed(images[: recipe.scaling_images]))}
         metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
@@ -138,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     with training.user_errors():
         if args.command == "train":
             recipe = training.recipe_from_args(RECIPE, args)
-            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change).get("metrics", {})
         elif args.command == "ship":
             training.ship(args.run_dir, RECIPE, args.force)
             return 0
         else:
             model, factor = load_autoencoder()
             metrics = {"legibility": legibility(model), "scaling_factor": factor}
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     report(metrics)
     return 0
 

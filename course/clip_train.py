@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from course import distributed
 from course import train as training
 from course.captions import caption, caption_variants
 from course.clip import CLIP, contrastive_loss
@@ -122,9 +123,14 @@ def evaluate(model: CLIP, n: int = RECIPE.eval_images) -> dict:
 
 def train_shipped(recipe: ClipRecipe = RECIPE, run_dir: Path | None = None, ship: bool = False, force: bool = False, allow_recipe_change: bool = False) -> dict:
     """Train ``recipe`` in ``run_dir`` (default runs/clip), export the weights there, and replace data/clip.safetensors
-    only if ``ship`` (a run shorter than a tenth of the recipe refused unless ``force``)."""
+    only if ``ship`` (a run shorter than a tenth of the recipe refused unless ``force``). One process only: the
+    contrastive loss compares every image with every caption of the batch, which a shard per process would not."""
     from dataclasses import asdict
 
+    if distributed.world_size() > 1:
+        raise distributed.shared(training.TrainingError(
+            f"CLIP trains in one process: its contrastive loss compares each image with all {recipe.batch_size} captions of the batch, "
+            f"and {distributed.world_size()} processes would each see only {recipe.batch_size // distributed.world_size()}; run it without torchrun"))
     run_dir = Path(run_dir or Path("runs") / recipe.model)
     if ship:
         training.check_shippable(recipe, force)

@@ -155,6 +155,7 @@ def file_tensors(model: ConceptModel, method: str) -> tuple[dict[str, torch.Tens
 def train_concept(recipe: ConceptRecipe, run_dir: Path | None = None, ship: bool = False, force: bool = False,
                   allow_recipe_change: bool = False, evaluate_it: bool = True) -> dict:
     """Train ``recipe`` in ``run_dir`` (default runs/<model>); the held-out table at the end (``evaluate_it``)."""
+    from course import distributed
     from course import train as training
     from course.shipped import betas
 
@@ -168,11 +169,14 @@ def train_concept(recipe: ConceptRecipe, run_dir: Path | None = None, ship: bool
         latents = example_latents()
         prior = prior_pool(recipe.prior_pool, recipe.seed) if recipe.p_prior > 0 else None
         model = build(recipe)
-        print(f"{recipe.method}: {trainable(model):,} trained numbers; {len(EXAMPLES)} examples"
-              + (f", {recipe.prior_pool} ordinary scenes for {recipe.p_prior:.0%} of each batch" if prior else ""), flush=True)
+        if distributed.is_main():
+            print(f"{recipe.method}: {trainable(model):,} trained numbers; {len(EXAMPLES)} examples"
+                  + (f", {recipe.prior_pool} ordinary scenes for {recipe.p_prior:.0%} of each batch" if prior else ""), flush=True)
         result = training.train(model, concept_loss(alphas_cumprod(betas()), recipe.snr_gamma), batch_getter(recipe, latents, prior),
                                 recipe.train_config(), run_dir=run_dir, desc=recipe.model, recipe=recipe.training_dict(),
                                 allow_recipe_change=allow_recipe_change)
+        if not distributed.is_main():
+            return {}  # torchrun's other processes only train: rank 0 measures, exports and ships
         trained = result.ema.eval()
         metrics = {"training_minutes": round(result.history.wall_time / 60, 2), "trained_numbers": trainable(result.model)}
         if evaluate_it:
@@ -218,15 +222,20 @@ COMPARED = (("ti", None), ("lora", 1), ("lora", 4), ("lora", 16), ("full", None)
 
 def compare(out: Path | None = None, runs: Path = Path("runs")) -> dict:
     """Train (or resume) every compared method in runs/, measure each on the same held-out prompts, write the table."""
+    from course import distributed
     from course.paths import data_dir
 
     rows = []
     for method, rank in COMPARED:
         recipe = recipe_for(method, rank)
         manifest = train_concept(recipe, runs / recipe.model)
+        if not distributed.is_main():
+            continue
         path = runs / recipe.model / recipe.checkpoint
         rows.append({"method": method, "rank": rank, "file_bytes": path.stat().st_size, **manifest["metrics"]})
         print(json.dumps(rows[-1]), flush=True)
+    if not distributed.is_main():
+        return {}
     from course.concept_eval import base_preservation
 
     table = {"command": "python -m course.concept_train compare", "hardware": _hardware(), "rows": rows, "base": base_preservation(CONCEPT_TI_RECIPE)}
@@ -243,6 +252,7 @@ def _hardware() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import distributed
     from course import train as training
 
     parser = argparse.ArgumentParser(prog="python -m course.concept_train", description=__doc__.splitlines()[0])
@@ -268,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             recipe = recipe_for(args.method, args.rank)
             overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "lr", "seed") if getattr(args, k) is not None}
             recipe = recipe.replace(**overrides)
-            metrics = train_concept(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+            metrics = train_concept(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change).get("metrics", {})
         elif args.command == "ship":
             method = args.method
             if method is None:
@@ -279,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             compare(args.out)
             return 0
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     for k, v in metrics.items():
         print(f"{k}: {v}")
     return 0

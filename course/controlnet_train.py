@@ -55,6 +55,7 @@ def train_shipped(recipe: ControlNetRecipe = RECIPE, run_dir: Path | None = None
     adherence is measured every ``eval_every`` steps on held-out validation layouts (the curve of §3.3's "sudden
     convergence"), the final table once, on the test layouts."""
     from course import ldm
+    from course import distributed
     from course import train as training
     from course.shipped import trained_with as components
 
@@ -68,7 +69,8 @@ def train_shipped(recipe: ControlNetRecipe = RECIPE, run_dir: Path | None = None
         maps = conditions(images, recipe.kind, recipe.seed)[:, 0].bool()  # (N, H, W): one channel kept, 8× less memory
         latents = ldm.encode_latents(images)
         del images
-        print(f"pool of {recipe.pool} scenes rendered, encoded and their {recipe.kind} maps drawn in {time.perf_counter() - start:.0f} s", flush=True)
+        if distributed.is_main():
+            print(f"pool of {recipe.pool} scenes rendered, encoded and their {recipe.kind} maps drawn in {time.perf_counter() - start:.0f} s", flush=True)
         unet = load_unet().requires_grad_(False).eval()
         net = training.build(lambda: ControlNet.from_unet(unet), recipe.seed)
         get_batch = ldm.batch_getter(scenes, latents, recipe.batch_size, recipe.seed, p_uncond=recipe.p_uncond, extra=maps)
@@ -80,7 +82,7 @@ def train_shipped(recipe: ControlNetRecipe = RECIPE, run_dir: Path | None = None
         for stop in list(range(every, recipe.steps, every)) + [recipe.steps]:
             result = training.train(net, loss, get_batch, config, run_dir=run_dir, desc=f"ControlNet ({recipe.kind})", stop_at=stop,
                                     recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
-            if any(point["step"] == stop for point in curve):
+            if not distributed.is_main() or any(point["step"] == stop for point in curve):
                 continue
             quick = evaluate(result.ema, recipe.kind, recipe.curve_prompts, recipe.curve_sampling_steps, recipe.guidance, VALIDATION_SEED,
                              shift=recipe.eval_shift, baseline=False)
@@ -88,6 +90,8 @@ def train_shipped(recipe: ControlNetRecipe = RECIPE, run_dir: Path | None = None
                           "chamfer": quick["with_control"]["chamfer"]["mean"], "prompt_all_correct": quick["prompt_with_control"]["all_correct"]})
             ldm._write_atomically(curve_path, json.dumps(curve, indent=1))
             print(f"step {stop}: {curve[-1]}", flush=True)
+        if not distributed.is_main():
+            return {}  # torchrun's other processes only train: rank 0 measures, exports and ships
         metrics = {"off_grid": evaluate(result.ema, recipe.kind, recipe.eval_prompts, recipe.eval_sampling_steps, recipe.guidance, TEST_SEED,
                                         shift=recipe.eval_shift),
                    "grid": evaluate(result.ema, recipe.kind, recipe.eval_prompts, recipe.eval_sampling_steps, recipe.guidance, TEST_SEED)}
@@ -109,6 +113,7 @@ def _sha(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import distributed
     from course import train as training
 
     parser = argparse.ArgumentParser(prog="python -m course.controlnet_train", description=__doc__.splitlines()[0])
@@ -131,12 +136,14 @@ def main(argv: list[str] | None = None) -> int:
                 recipe = recipe.replace(kind=args.kind, model=f"controlnet_{args.kind}", checkpoint=f"controlnet_{args.kind}.safetensors")
                 if args.run_dir == Path("runs") / RECIPE.model:
                     args.run_dir = Path("runs") / recipe.model
-            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change).get("metrics", {})
         elif args.command == "ship":
             training.ship(args.run_dir, RECIPE, args.force)
             return 0
         else:
             metrics = evaluate(None, RECIPE.kind, args.n, args.steps, RECIPE.guidance, args.prompt_seed, args.scale, args.shift)
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     for k, v in metrics.items():
         print(f"{k}: {v}")
     return 0

@@ -219,6 +219,7 @@ def _to_signed(images_uint8: torch.Tensor) -> torch.Tensor:
 def train_evaluator(recipe=None, run_dir: Path | None = None, ship: bool = False, force: bool = False, allow_recipe_change: bool = False) -> dict:
     """Render data at 32 and 64 pixels, train the classifier, measure it on fresh renders; export it into ``run_dir``
     (default runs/evaluator) and replace data/evaluator.safetensors only if ``ship``."""
+    from course import distributed
     from course import train as training
     from course.recipes import EVALUATOR_RECIPE
 
@@ -230,7 +231,8 @@ def train_evaluator(recipe=None, run_dir: Path | None = None, ship: bool = False
     with training.run_lock(run_dir):
         start = time.perf_counter()
         halves = [render_tensors(ShapesDataset(n_train // 2, size=s, split="all", seed=seed)) for s in (32, 64)]
-        print(f"rendered {n_train} training images in {time.perf_counter() - start:.0f} s", flush=True)
+        if distributed.is_main():
+            print(f"rendered {n_train} training images in {time.perf_counter() - start:.0f} s", flush=True)
 
         def get_batch(step: int):  # a function of the step: a resumed run draws the batches an uninterrupted one would
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
@@ -241,6 +243,8 @@ def train_evaluator(recipe=None, run_dir: Path | None = None, ship: bool = False
         model = training.build(AttributeClassifier, seed)
         result = training.train(model, lambda m, b: classifier_loss(m(b[0]), b[1]), get_batch, recipe.train_config(), run_dir=run_dir, desc="evaluator",
                                 recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+        if not distributed.is_main():
+            return {}  # torchrun's other processes only train: rank 0 measures, exports and ships
         metrics = {}
         for size in (32, 64):
             for split in ("all", "heldout"):
@@ -258,6 +262,7 @@ def train_evaluator(recipe=None, run_dir: Path | None = None, ship: bool = False
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import distributed
     from course import train as training
     from course.recipes import EVALUATOR_RECIPE
 
@@ -277,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         else:
             manifest = checkpoints.read_manifest(data_dir() / CHECKPOINT)
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     for split, table in manifest["metrics"]["accuracy_on_fresh_clean_renders"].items():
         print(f"{split:>12}: " + "  ".join(f"{k} {v:.2%}" for k, v in table.items()))
     print(f"wall time: {manifest['metrics']['total_wall_time_s']} s on {manifest['hardware']}")

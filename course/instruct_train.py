@@ -95,6 +95,7 @@ def train_shipped(recipe: InstructRecipe = RECIPE, run_dir: Path | None = None, 
                   allow_recipe_change: bool = False) -> dict:
     """Train ``recipe`` in ``run_dir`` (default runs/instruct_pix2pix); the curve every ``eval_every`` steps, the table at the end."""
     from course import ldm
+    from course import distributed
     from course import train as training
 
     run_dir = Path(run_dir or Path("runs") / recipe.model)
@@ -103,7 +104,8 @@ def train_shipped(recipe: InstructRecipe = RECIPE, run_dir: Path | None = None, 
     with training.run_lock(run_dir):
         start = time.perf_counter()
         edits, sources, targets = pool(recipe.pool, recipe.seed)
-        print(f"pool of {recipe.pool} triplets rendered and encoded in {time.perf_counter() - start:.0f} s", flush=True)
+        if distributed.is_main():
+            print(f"pool of {recipe.pool} triplets rendered and encoded in {time.perf_counter() - start:.0f} s", flush=True)
         unet, text = load_unet(), load_clip().text
         model = training.build(lambda: InstructPix2Pix.from_base(unet, text), recipe.seed)
         get_batch = batch_getter(edits, sources, targets, recipe)
@@ -115,13 +117,15 @@ def train_shipped(recipe: InstructRecipe = RECIPE, run_dir: Path | None = None, 
         for stop in list(range(every, recipe.steps, every)) + [recipe.steps]:
             result = training.train(model, loss, get_batch, config, run_dir=run_dir, desc="InstructPix2Pix", stop_at=stop,
                                     recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
-            if any(point["step"] == stop for point in curve):
+            if not distributed.is_main() or any(point["step"] == stop for point in curve):
                 continue
             quick = evaluate(result.ema.eval(), max(1, recipe.curve_edits // 6), recipe.curve_sampling_steps, recipe.text_guidance,
                              recipe.image_guidance, VALIDATION_SEED)["per_kind"]["all"]
             curve.append({"step": stop, "training_minutes": round(result.history.wall_time / 60, 2), **quick})
             ldm._write_atomically(curve_path, json.dumps(curve, indent=1))
             print(f"step {stop}: {curve[-1]}", flush=True)
+        if not distributed.is_main():
+            return {}  # torchrun's other processes only train: rank 0 measures, exports and ships
         metrics = {"test": evaluate(result.ema.eval(), recipe.eval_per_kind, recipe.eval_sampling_steps, recipe.text_guidance,
                                     recipe.image_guidance, TEST_SEED), "curve": curve, "total_wall_time_s": round(time.perf_counter() - start, 1)}
         from course.instructions import NEW_WORDS
@@ -136,6 +140,7 @@ def train_shipped(recipe: InstructRecipe = RECIPE, run_dir: Path | None = None, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import distributed
     from course import train as training
 
     parser = argparse.ArgumentParser(prog="python -m course.instruct_train", description=__doc__.splitlines()[0])
@@ -150,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     with training.user_errors():
         if args.command == "train":
             recipe = training.recipe_from_args(RECIPE, args)
-            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change).get("metrics", {})
         elif args.command == "ship":
             training.ship(args.run_dir, RECIPE, args.force)
             return 0
         else:
             metrics = evaluate(None, args.per_kind, args.steps)
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     for k, v in metrics.items():
         print(f"{k}: {v}")
     return 0

@@ -4,6 +4,7 @@
     python -m course.ldm ship           # then replaces data/ldm_unet.safetensors with it
     python -m course.ldm train --ship   # both at once
     python -m course.ldm evaluate       # prompt adherence on held-out combinations, FID-like
+    torchrun --standalone --nproc_per_node 8 -m course.ldm train   # data-parallel on 8 GPUs (course.distributed)
 
 The recipe (steps, learning rate, Min-SNR, caption dropout, guidance candidates…) is
 ``course.recipes.LDM_RECIPE``; a flag overrides one field.
@@ -179,8 +180,11 @@ def train_shipped(recipe: LDMRecipe = RECIPE, run_dir: Path | None = None, ship:
     into the manifest. Then w is chosen among ``guidance_candidates`` on ``sweep_prompts`` validation prompts (the
     recipe's rule), and the test prompts are evaluated once, at that w. The manifest records the sha256 of the
     autoencoder and CLIP trained with (``trained_with``): the U-Net is only valid beside them.
+
+    It trains on the GPU when there is one (under torchrun, each process on its own: :mod:`course.distributed`), and
+    evaluates on the CPU; under torchrun rank 0 alone measures, exports and ships (the others return ``{}``).
     """
-    from course import shipped
+    from course import distributed, shipped
     from course import train as training
 
     run_dir = Path(run_dir or Path("runs") / recipe.model)
@@ -193,7 +197,8 @@ def train_shipped(recipe: LDMRecipe = RECIPE, run_dir: Path | None = None, ship:
         scenes, images = pool(recipe.pool, recipe.seed)
         latents = encode_latents(images)
         del images
-        print(f"pool of {recipe.pool} scenes rendered and encoded in {time.perf_counter() - start:.0f} s", flush=True)
+        if distributed.is_main():
+            print(f"pool of {recipe.pool} scenes rendered and encoded in {time.perf_counter() - start:.0f} s", flush=True)
         model = training.build(make_model, recipe.seed)
         abar = alphas_cumprod(betas())
         config = recipe.train_config()
@@ -203,8 +208,8 @@ def train_shipped(recipe: LDMRecipe = RECIPE, run_dir: Path | None = None, ship:
         every = recipe.eval_every or recipe.steps
         for stop in list(range(every, recipe.steps, every)) + [recipe.steps]:
             result = training.train(model, loss_fn(abar, recipe.snr_gamma), get_batch, config, run_dir=run_dir, desc="latent U-Net", stop_at=stop,
-                                    recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
-            if any(point["step"] == stop for point in curve):
+                                    recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change, device=distributed.device())
+            if not distributed.is_main() or any(point["step"] == stop for point in curve):
                 continue
             quick = evaluate(result.ema, n=recipe.curve_prompts, steps=recipe.curve_sampling_steps, guidance=recipe.curve_guidance, batch=128,
                              prompt_seed=VALIDATION_SEED)
@@ -212,6 +217,8 @@ def train_shipped(recipe: LDMRecipe = RECIPE, run_dir: Path | None = None, ship:
                           "guidance": recipe.curve_guidance, "per_attribute": quick["per_attribute"], "all_correct": quick["all_correct"]})
             _write_atomically(curve_path, json.dumps(curve, indent=1))
             print(f"step {stop}: {curve[-1]}", flush=True)
+        if not distributed.is_main():
+            return {}
         sweep = guidance_sweep(result.ema, recipe.guidance_candidates, recipe.sweep_prompts, recipe.eval_sampling_steps)
         best = recipe.choose_guidance(sweep)
         print(f"guidance sweep on validation prompts: {sweep}; chosen w = {best}", flush=True)
@@ -227,6 +234,7 @@ def train_shipped(recipe: LDMRecipe = RECIPE, run_dir: Path | None = None, ship:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import distributed
     from course import train as training
 
     parser = argparse.ArgumentParser(prog="python -m course.ldm", description=__doc__.splitlines()[0])
@@ -243,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     with training.user_errors():
         if args.command == "train":
             recipe = training.recipe_from_args(RECIPE, args)
-            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change)["metrics"]
+            metrics = train_shipped(recipe, args.run_dir, args.ship, args.force, args.allow_recipe_change).get("metrics", {})
         elif args.command == "ship":
             training.ship(args.run_dir, RECIPE, args.force)
             return 0
         else:
             metrics = evaluate(n=args.n, steps=args.steps, guidance=args.guidance, prompt_seed=args.prompt_seed)
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     for k, v in metrics.items():
         print(f"{k}: {v}")
     return 0

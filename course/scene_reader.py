@@ -196,6 +196,7 @@ def accuracy(model: SceneReader, images: torch.Tensor, labels: torch.Tensor) -> 
 def train_reader(recipe=None, run_dir: Path | None = None, ship: bool = False, force: bool = False, allow_recipe_change: bool = False) -> dict:
     """Render random layouts, train the reader, measure it on fresh layouts; export into ``run_dir`` (default runs/scene_reader)
     and replace data/scene_reader.safetensors only if ``ship``."""
+    from course import distributed
     from course import train as training
     from course.recipes import SCENE_READER_RECIPE
 
@@ -206,7 +207,8 @@ def train_reader(recipe=None, run_dir: Path | None = None, ship: bool = False, f
     with training.run_lock(run_dir):
         start = time.perf_counter()
         images, labels = render_layouts(recipe.pool, recipe.seed)
-        print(f"rendered {recipe.pool} training layouts in {time.perf_counter() - start:.0f} s", flush=True)
+        if distributed.is_main():
+            print(f"rendered {recipe.pool} training layouts in {time.perf_counter() - start:.0f} s", flush=True)
 
         def get_batch(step: int):  # a function of the step: a resumed run draws the batches an uninterrupted one would
             gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
@@ -216,6 +218,8 @@ def train_reader(recipe=None, run_dir: Path | None = None, ship: bool = False, f
         model = training.build(SceneReader, recipe.seed)
         result = training.train(model, lambda m, b: reader_loss(m(b[0]), b[1]), get_batch, recipe.train_config(), run_dir=run_dir,
                                 desc="scene reader", recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+        if not distributed.is_main():
+            return {}  # torchrun's other processes only train: rank 0 measures, exports and ships
         test_images, test_labels = render_layouts(recipe.eval_images, recipe.seed + 1000)
         table = {k: round(v, 4) for k, v in accuracy(result.ema, _to_signed(test_images), test_labels).items()}
         print(f"fresh layouts: {table}", flush=True)
@@ -230,6 +234,7 @@ def train_reader(recipe=None, run_dir: Path | None = None, ship: bool = False, f
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import distributed
     from course import train as training
     from course.recipes import SCENE_READER_RECIPE
 
@@ -249,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         else:
             manifest = checkpoints.read_manifest(data_dir() / CHECKPOINT)
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     print("fresh layouts: " + "  ".join(f"{k} {v:.2%}" for k, v in manifest["metrics"]["accuracy_on_fresh_layouts"].items()))
     print(f"wall time: {manifest['metrics']['total_wall_time_s']} s on {manifest['hardware']}")
     return 0

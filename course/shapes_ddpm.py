@@ -126,6 +126,7 @@ def train_shipped(recipe: ShapesDDPMRecipe = RECIPE, run_dir: Path | None = None
                   allow_recipe_change: bool = False) -> dict:
     """Train ``recipe`` in ``run_dir`` (default runs/shapes_ddpm), export the EMA weights there, and replace
     data/shapes_ddpm.safetensors only if ``ship`` (a run shorter than a tenth of the recipe refused unless ``force``)."""
+    from course import distributed
     from course import train as training
 
     run_dir = Path(run_dir or Path("runs") / recipe.model)
@@ -138,6 +139,8 @@ def train_shipped(recipe: ShapesDDPMRecipe = RECIPE, run_dir: Path | None = None
         abar = alphas_cumprod(linear_betas(T))
         result = training.train(model, loss_fn(abar), batch_getter(recipe.batch_size, recipe.seed, recipe.p_uncond), recipe.train_config(), run_dir=run_dir,
                                 device=device, desc="shapes DDPM", recipe=recipe.training_dict(), allow_recipe_change=allow_recipe_change)
+        if not distributed.is_main():
+            return {}  # torchrun's other processes only train: rank 0 measures, exports and ships
         metrics = evaluate(result.ema, n=recipe.eval_samples, seed=recipe.seed, device=device)
         metrics["total_wall_time_s"] = round(time.perf_counter() - start, 1)
         path = training.export_run(run_dir, recipe, result.ema.cpu(), config=result.ema.config, history=result.history, metrics=metrics,
@@ -148,6 +151,7 @@ def train_shipped(recipe: ShapesDDPMRecipe = RECIPE, run_dir: Path | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course import distributed
     from course import train as training
 
     parser = argparse.ArgumentParser(prog="python -m course.shapes_ddpm", description=__doc__.splitlines()[0])
@@ -161,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     with training.user_errors():
         if args.command == "train":
             recipe = training.recipe_from_args(RECIPE, args)
-            metrics = train_shipped(recipe, args.run_dir, ship=args.ship, force=args.force, allow_recipe_change=args.allow_recipe_change)["metrics"]
+            metrics = train_shipped(recipe, args.run_dir, ship=args.ship, force=args.force, allow_recipe_change=args.allow_recipe_change).get("metrics", {})
         elif args.command == "ship":
             training.ship(args.run_dir, RECIPE, args.force)
             return 0
         else:
             metrics = evaluate(load_model(), n=args.n)
+    if not distributed.is_main():
+        return 0  # torchrun's other processes: rank 0 reports
     print({k: v for k, v in metrics.items()})
     return 0
 

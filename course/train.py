@@ -6,6 +6,9 @@ training resumes at the saved step with the same batches and the same random sta
 interrupted run ends exactly where an uninterrupted one would. A run folder is locked while a training
 uses it, and a resumed run must have the recipe it was started with (or say so: ``allow_recipe_change``).
 
+Launched by ``torchrun``, it trains data-parallel over the processes (:mod:`course.distributed`): each
+computes the loss on its share of the batch, the gradients are averaged, and rank 0 alone writes the run folder.
+
 The training commands share the rest here: the model built after seeding, the weights exported to
 the run folder, shipped to ``data/`` only when asked (``--ship``, or the ``ship`` command afterwards),
 and every error a user can cause reported in one line (:func:`user_errors`).
@@ -28,7 +31,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from course import checkpoints
+from course import checkpoints, distributed
 from course.language import tr
 from course.paths import data_dir
 from course.profiles import current_profile
@@ -136,20 +139,25 @@ def _to(batch: Any, device: torch.device) -> Any:
 # ----------------------------------------------------------------------------- resume state
 
 
-def _state_tensors(model, ema, optimizer) -> dict[str, torch.Tensor]:
+def _rng_state() -> dict[str, torch.Tensor]:
+    return {"cpu": torch.get_rng_state(), **({"cuda": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}
+
+
+def _state_tensors(model, ema, optimizer, rngs: list[dict] | None = None) -> dict[str, torch.Tensor]:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if ema is not model:  # without EMA the "EMA" is the model itself: saving it twice would share memory
         tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     for i, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
             tensors[f"opt.{i}.{name}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-    tensors["rng.cpu"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    # every process's generators (rngs, in rank order; one process: its own): rank 0's are rng.cpu, rank r's rng.cpu.r
+    for r, rng in enumerate(rngs or [_rng_state()]):
+        tensors.update({f"rng.{kind}" + (f".{r}" if r else ""): state for kind, state in rng.items()})
     return tensors
 
 
-def _load_state(tensors, model, ema, optimizer) -> None:
+def _load_state(tensors, model, ema, optimizer, rank: int = 0) -> bool:
+    """Load a resume state; False when it holds no generator for process ``rank`` (saved by fewer processes)."""
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not model:
         ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -161,15 +169,20 @@ def _load_state(tensors, model, ema, optimizer) -> None:
             state.setdefault(int(i), {})[name] = value
     opt_state["state"] = state
     optimizer.load_state_dict(opt_state)
-    torch.set_rng_state(tensors["rng.cpu"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    suffix = f".{rank}" if rank else ""
+    if "rng.cpu" + suffix not in tensors:
+        return False
+    torch.set_rng_state(tensors["rng.cpu" + suffix])
+    if "rng.cuda" + suffix in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda" + suffix])
+    return True
 
 
-def _save_state(run_dir: Path, model, ema, optimizer, step: int, history: History, config: TrainConfig, recipe: dict | None = None) -> None:
+def _save_state(run_dir: Path, model, ema, optimizer, step: int, history: History, config: TrainConfig, recipe: dict | None = None,
+                rngs: list[dict] | None = None) -> None:
     checkpoints.save(
         run_dir / "state.safetensors",
-        _state_tensors(model, ema, optimizer),
+        _state_tensors(model, ema, optimizer, rngs),
         {
             "kind": "resume state",
             "step": step,
@@ -179,6 +192,7 @@ def _save_state(run_dir: Path, model, ema, optimizer, step: int, history: Histor
             "command": checkpoints.command_line(),
             "hardware": checkpoints.hardware(),
             "profile": current_profile().name,
+            **({"processes": len(rngs)} if rngs and len(rngs) > 1 else {}),
         },
     )
 
@@ -194,7 +208,19 @@ def run_lock(run_dir: str | Path):
 
     Refuses with :class:`RunLocked` when a live process holds it; a lock file left by a process that
     died (``kill -9``) is simply taken over, since the operating system releases the lock with the process.
+    Under torchrun only rank 0 holds it; the other processes wait until it is taken, or raise the same refusal.
     """
+    if distributed.world_size() == 1:
+        with _lock(run_dir):
+            yield
+        return
+    with contextlib.ExitStack() as held:
+        distributed.run_on_main(lambda: held.enter_context(_lock(run_dir)))
+        yield
+
+
+@contextlib.contextmanager
+def _lock(run_dir: str | Path):
     run_dir = Path(run_dir)
     key = run_dir.resolve()
     if key in _HELD_LOCKS:
@@ -284,6 +310,11 @@ def train(
     run resumed with another recipe or config raises :class:`RecipeChanged` (listing what changed) unless
     ``allow_recipe_change``, which records the change in ``history.recipe_changes``. The run folder is
     locked for the call (:func:`run_lock`).
+
+    Launched by torchrun with N processes (:mod:`course.distributed`), each trains on its device (cuda:LOCAL_RANK,
+    or the CPU) on its 1/N of every ``get_batch(step)``, whose batch size must be divisible by N, and DDP averages the
+    gradients; ``history`` logs the global batch's loss. Rank 0 alone holds the lock, saves (with every process's
+    random generator), draws sample grids, shows the progress bar and calls ``on_log``.
     """
     if run_dir is None:
         return _train(model, loss_fn, get_batch, config, None, sample_fn, on_log, device, desc, progress, stop_at, recipe, allow_recipe_change)
@@ -291,16 +322,46 @@ def train(
         return _train(model, loss_fn, get_batch, config, Path(run_dir), sample_fn, on_log, device, desc, progress, stop_at, recipe, allow_recipe_change)
 
 
+class _LossOf(nn.Module):
+    """``loss_fn(model, batch)`` as a module's forward, for DDP to wrap: then every use of the model the loss makes
+    (``model.unet(…)``, ``model.encode_text(…)``) has its gradients averaged, not only ``model(…)``."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor]):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+def _process_device(device) -> torch.device:
+    """Under torchrun, this process's device (cuda:LOCAL_RANK, or the CPU); a device of another kind cannot take part."""
+    here = distributed.init()
+    if device is not None and torch.device(device).type != here.type:
+        backend = "nccl" if here.type == "cuda" else "gloo"
+        raise distributed.shared(TrainingError(f"under torchrun this process trains on {here}: device {device} cannot take part "
+                                               f"in the {backend} process group (leave the device to torchrun)"))
+    return here
+
+
 def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device, desc, progress, stop_at, recipe, allow_recipe_change) -> TrainResult:
     from tqdm.auto import tqdm
 
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    world, rank, home = distributed.world_size(), distributed.rank(), None
+    if distributed.launched():
+        if device is None:  # the model trains on this process's device and goes back where it was at the end
+            home = next(model.parameters()).device
+        device = _process_device(device)
+    else:
+        device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     ema = copy.deepcopy(model).requires_grad_(False) if config.ema_decay is not None else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history, start = History(), 0
 
-    if run_dir is not None and (run_dir / "state.safetensors").exists():
+    def saved_run():
+        if run_dir is None or not (run_dir / "state.safetensors").exists():
+            return None
         tensors, manifest = checkpoints.load(run_dir / "state.safetensors")
         changes = recipe_changes(manifest, config, recipe)
         if changes and not allow_recipe_change:
@@ -309,32 +370,54 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
                 "resume it with its own recipe, start afresh with another --run-dir, "
                 "or pass --allow-recipe-change (allow_recipe_change=True) to continue with the new one, recorded in the run's history"
             )
-        _load_state(tensors, model, ema, optimizer)
+        return tensors, manifest, changes
+
+    saved = distributed.run_on_main(saved_run)  # rank 0 reads the resume state and every process loads it (no shared disk needed)
+    if saved is not None:
+        tensors, manifest, changes = saved
+        if not _load_state(tensors, model, ema, optimizer, rank):
+            torch.manual_seed(config.seed + rank)  # a run saved by fewer processes: this one's generator starts afresh
         start, history = manifest["step"], History(**manifest["history"])
         if changes:
             history.recipe_changes.append({"step": start, "changes": changes})
     else:
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + rank)  # one seed per process: their shards draw independent noise
+
+    def save(step):
+        rngs = distributed.gather(_rng_state()) if world > 1 else None
+        distributed.run_on_main(lambda: _save_state(run_dir, model, ema, optimizer, step, history, config, recipe, rngs))
 
     use_amp = config.mixed_precision and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    # several processes: DDP averages the gradients of the whole loss computation (the EMA, optimizer and saves use the model itself)
+    parallel = None
+    if world > 1:
+        parallel = nn.parallel.DistributedDataParallel(_LossOf(model, loss_fn), device_ids=[device.index] if device.type == "cuda" else None)
 
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     desc = desc if desc is not None else tr(en="training", fr="entraînement")
-    bar = tqdm(total=config.steps, initial=start, desc=desc, disable=not progress or start >= end, leave=True)
+    bar = tqdm(total=config.steps, initial=start, desc=desc, disable=not progress or start >= end or rank != 0, leave=True)
     smoothed = history.smoothed_loss if history.smoothed_loss is not None else (history.losses[-1] if history.losses else None)
     tick = time.perf_counter()
     model.train()
     for step in range(start, end):
-        batch = _to(get_batch(step), device)
+        batch = get_batch(step)
+        size = _batch_size(batch)
+        if world > 1:
+            try:
+                batch = distributed.shard(batch, rank, world)
+            except ValueError as err:
+                raise distributed.shared(TrainingError(str(err))) from None
+        batch = _to(batch, device)
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(step, config)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(tr(en=f"loss is {loss.item()} at step {step}: lower the learning rate or check the data",
-                                        fr=f"la perte vaut {loss.item()} au pas {step} : baissez le taux d'apprentissage ou vérifiez les données"))
+            loss = loss_fn(model, batch) if parallel is None else parallel(batch)
+        total = loss if world == 1 else distributed.mean(loss)  # the loss of the global batch (the mean of the shards')
+        if not torch.isfinite(total):
+            raise distributed.shared(FloatingPointError(tr(en=f"loss is {total.item()} at step {step}: lower the learning rate or check the data",
+                                                           fr=f"la perte vaut {total.item()} au pas {step} : baissez le taux d'apprentissage ou vérifiez les données")))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.grad_clip is not None:
@@ -345,8 +428,8 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
         if config.ema_decay is not None:
             # early on, average over the steps seen so far (bias-free start, as in timm's ModelEmaV2 warm-up)
             ema_update(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
-        history.samples_seen += _batch_size(batch)
-        value = loss.item()
+        history.samples_seen += size
+        value = total.item()
         smoothed = value if smoothed is None else 0.95 * smoothed + 0.05 * value
         history.smoothed_loss = smoothed
         bar.update(1)
@@ -355,20 +438,24 @@ def _train(model, loss_fn, get_batch, config, run_dir, sample_fn, on_log, device
             history.steps.append(done)
             history.losses.append(smoothed)
             bar.set_postfix({tr(en="loss", fr="perte"): f"{smoothed:.4f}"})
-            if on_log is not None:
+            if on_log is not None and rank == 0:
                 on_log(history)
-        if sample_fn is not None and config.sample_every and (done % config.sample_every == 0 or done == config.steps):
+        if sample_fn is not None and config.sample_every and (done % config.sample_every == 0 or done == config.steps) and rank == 0:
             _save_samples(sample_fn, ema, done, run_dir)
         if run_dir is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done < end:
             history.wall_time += time.perf_counter() - tick
             tick = time.perf_counter()
-            _save_state(run_dir, model, ema, optimizer, done, history, config, recipe)
+            save(done)
     bar.close()
     history.wall_time += time.perf_counter() - tick
     model.eval()
     ema.eval()
     if run_dir is not None and (end > start or history.recipe_changes and history.recipe_changes[-1]["step"] == start):
-        _save_state(run_dir, model, ema, optimizer, end, history, config, recipe)
+        save(end)
+    if home is not None:
+        del parallel  # its hooks on the parameters go with it
+        model.to(home)
+        ema.to(home)
     return TrainResult(model, ema, history)
 
 
@@ -529,7 +616,8 @@ USER_ERRORS = (TrainingError, RecipeError, checkpoints.CheckpointError, Floating
 @contextlib.contextmanager
 def user_errors():
     """In a command's ``main()``: an error the user can fix ends the command with its one-line message, not a traceback.
-    The profile is read first, so a bogus ``COURSE_PROFILE`` stops the command before it trains, not at its first save."""
+    The profile is read first, so a bogus ``COURSE_PROFILE`` stops the command before it trains, not at its first save.
+    Under torchrun, an error every process raises alike is printed by rank 0 only."""
     try:
         current_profile()
     except ValueError as err:
@@ -537,4 +625,6 @@ def user_errors():
     try:
         yield
     except USER_ERRORS as err:
+        if getattr(err, "on_every_rank", False) and not distributed.is_main():
+            sys.exit(1)
         sys.exit(f"error: {err}")
