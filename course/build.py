@@ -322,7 +322,8 @@ def header_cells(lesson: Lesson, lang: str, edition: str) -> list[nbformat.Noteb
         "\n"
         "    def run(*command):\n"
         '        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})\n'
-        '        return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]\n'
+        '        lines = [line for line in done.stderr.splitlines() if line.strip()] or ["exit code %d" % done.returncode]\n'
+        '        return "" if done.returncode == 0 else next((line for line in lines if line.startswith(("fatal:", "ERROR:"))), lines[-1])\n'
         "\n"
         f'    REPO, DEST = "{url}", "/content/course"\n'
         f"    FAILED = {failed!r}\n"

@@ -1,5 +1,6 @@
 """One source per lesson: the transforms, and the generated editions on disk are fresh and consistent."""
 
+import sys
 import nbformat
 import pytest
 
@@ -149,3 +150,40 @@ def test_numbers_in_prose_are_read_from_the_shipped_json(tmp_path):
                          ("{{bench.json:rows.0.rate|percent}}", "unknown number format 'percent'")]:
         with pytest.raises(BuildError, match=message):
             fill_numbers(bad, "en", "here", tmp_path)
+
+
+def _colab_cell(tmp_path, lang: str) -> str:
+    """The setup cell as Colab runs it, with /content in ``tmp_path``, an unreachable repository and no course installed."""
+    from course.build import header_cells, repository_url
+
+    source = header_cells(available_lessons()[0], lang, "notebooks")[1].source
+    assert '"/content' in source and repository_url() in source and 'importlib.util.find_spec("course") is not None' in source
+    return (source.replace('"/content', f'"{tmp_path}').replace(repository_url(), f"file://{tmp_path}/nowhere")
+            .replace('importlib.util.find_spec("course") is not None', "False"))
+
+
+def _run_colab_cell(source: str, monkeypatch) -> Exception:
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setenv("COURSE_LANG", "en")
+    with pytest.raises(Exception) as caught:
+        exec(compile(source, "setup-cell", "exec"), {})
+    return caught.value
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_colab_setup_cell_says_in_one_sentence_what_failed_and_what_to_do(tmp_path, monkeypatch, lang):
+    err = _run_colab_cell(_colab_cell(tmp_path, lang), monkeypatch)
+    message = str(err)
+    assert type(err).__name__ == "SetupError" and err._render_traceback_() == [message]  # IPython shows no traceback
+    assert "\n" not in message and f"file://{tmp_path}/nowhere" in message and "course-*.whl" in message
+    assert ("Téléversez" in message) == (lang == "fr") and ("Upload" in message) == (lang == "en")
+    assert "nowhere" in message.split("(", 1)[1]  # git's own last line says why
+
+
+def test_colab_setup_cell_installs_an_uploaded_wheel_first(tmp_path, monkeypatch):
+    wheel = tmp_path / "course-0.0.0-py3-none-any.whl"
+    wheel.write_bytes(b"not a zip")  # pip refuses it: the message names the wheel, not the repository
+    err = _run_colab_cell(_colab_cell(tmp_path, "en"), monkeypatch)
+    assert type(err).__name__ == "SetupError" and str(wheel) in str(err) and "nowhere" not in str(err)
