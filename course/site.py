@@ -117,10 +117,9 @@ def site_notebook(nb: nbformat.NotebookNode, lesson: Lesson, lang: str) -> nbfor
     nb = copy.deepcopy(nb)
     text, other = TEXT[lang], other_language(lang)
     colab = repository_url().replace("https://github.com/", "https://colab.research.google.com/github/")
-    colon = " :" if lang == "fr" else ":"
     header = (
         f"[{text['other']}](../{other}/{lesson.stem}.ipynb) · "
-        f"[{text['colab']}]({colab}/blob/main/solutions/{lang}/{lesson.stem}.ipynb) · {text['download']}{colon} "
+        f"[{text['colab']}]({colab}/blob/main/solutions/{lang}/{lesson.stem}.ipynb) · {text['download']}{colon(lang)} "
     )
     header += (
         f'<a href="../downloads/{lang}/exercises/{lesson.stem}.ipynb" download>{text["exercises"]}</a>, '
@@ -131,8 +130,8 @@ def site_notebook(nb: nbformat.NotebookNode, lesson: Lesson, lang: str) -> nbfor
         del nb.cells[0]  # the badge's image comes from the web; the header below links to Colab
     if nb.cells and nb.cells[0].cell_type == "code" and nb.cells[0].source.startswith("# Setup:"):
         nb.cells[0].metadata.setdefault("tags", []).append("remove-cell")  # Colab's setup: not for readers of the site
-    title = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown" and cell.source.startswith("# ")), -1)
-    nb.cells.insert(title + 1, nbformat.v4.new_markdown_cell(header))
+    title = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown" and cell.source.startswith("# ")), 0)
+    nb.cells.insert(title, nbformat.v4.new_markdown_cell(header))  # just above the title, where a reader looks first
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
@@ -175,28 +174,31 @@ def slides_page(lessons: list[Lesson], lang: str) -> str:
     return f"# {text['map']}\n\n{text['map_intro']}\n\n{_table([text['section'], text['lessons']], rows)}\n"
 
 
+def colon(lang: str) -> str:
+    """A colon as the language writes it (French puts a space before it)."""
+    return " :" if lang == "fr" else ":"
+
+
 def kit_page(lessons: list[Lesson], lang: str, figures: dict[str, list[dict]]) -> str:
     """The lecturer kit: per lesson, slide sections, class time per profile, key figures (PNG, SVG) and downloads."""
-    text, timings = TEXT[lang], load_timings()
+    text, timings, c = TEXT[lang], load_timings(), colon(lang)
     parts = [f"# {text['kit']}\n\n{text['kit_intro']}\n\n"
              f'<a href="../kit/{lang}-figures.zip" download>{text["all_figures"]}</a>\n']
     for lesson in lessons:
         times = ", ".join(f"{p} {format_time(timings.get(lesson.stem, {}).get(p))}" for p in PROFILES)
         parts.append(f"## {lesson.number:02d} — {lesson.title[lang]}\n\n"
-                     f"- {text['slides']} : {lesson.slides}\n- {text['time']} : {times}\n"
-                     f"- [{text['lessons'][:-1] if lang == 'en' else 'leçon'}]({lesson.stem}.ipynb) · "
+                     f"- {text['slides']}{c} {lesson.slides}\n- {text['time']}{c} {times}\n"
+                     f"- [{text['lesson']}]({lesson.stem}.ipynb) · "
                      f'<a href="../downloads/{lang}/exercises/{lesson.stem}.ipynb" download>{text["exercises"]}</a> · '
                      f'<a href="../downloads/{lang}/solutions/{lesson.stem}.ipynb" download>{text["solutions"]}</a>\n')
-        if lang == "en":
-            parts[-1] = parts[-1].replace(" : ", ": ")
         cells = []
         for k, _ in enumerate(figures.get(lesson.stem, []), start=1):
             name = f"../kit/{lang}/{lesson.stem}-{k}"
-            cells.append(f'<figure class="kit-figure"><a href="{name}.png"><img src="{name}.png" alt="{html.escape(lesson.title[lang])} {k}" '
-                         f'width="260"></a><figcaption><a href="{name}.png">PNG</a> · <a href="{name}.svg">SVG</a></figcaption></figure>')
+            cells.append(f'<figure class="kit-figure"><a href="{name}.png"><img src="{name}.png" '
+                         f'alt="{html.escape(lesson.title[lang])} {k}" width="260"></a>'
+                         f'<figcaption><a href="{name}.png">PNG</a> · <a href="{name}.svg">SVG</a></figcaption></figure>')
         if cells:
-            parts.append(f"\n{text['figures']} :\n\n<div class=\"kit-figures\">\n" + "\n".join(cells) + "\n</div>\n"
-                         if lang == "fr" else f"\n{text['figures']}:\n\n<div class=\"kit-figures\">\n" + "\n".join(cells) + "\n</div>\n")
+            parts.append(f"\n{text['figures']}{c}\n\n<div class=\"kit-figures\">\n" + "\n".join(cells) + "\n</div>\n")
     return "\n".join(parts)
 
 
@@ -347,7 +349,7 @@ def stage(out: Path, lessons: list[Lesson] | None = None) -> Path:
     (src / "index.md").write_text(home_page(lessons))
     (src / "errata.md").write_text(_plain_links((root / "ERRATA.md").read_text()))
     measured = readme_sections((root / "README.md").read_text())
-    (src / "measured.md").write_text("# Measured tables / Tableaux mesurés\n\nFrom the README.\n\n" + _plain_links(measured).replace("\n## ", "\n## ") + "\n")
+    (src / "measured.md").write_text("# Measured tables / Tableaux mesurés\n\nFrom the README.\n\n" + _plain_links(measured) + "\n")
     (src / "conf.py").write_text(sphinx_conf())
     (src / "_toc.yml").write_text(toc_yaml(lessons))
     return src

@@ -51,8 +51,8 @@ def test_site_notebook_has_a_language_switch_and_no_network_image():
         "display_data", data={site.WIDGET_MIME: {"model_id": "x"}, "text/plain": "bar"}))
     staged = site.site_notebook(nb, lesson, "fr")
     assert staged.cells[0].source.startswith("# Setup:") and "remove-cell" in staged.cells[0].metadata["tags"]
-    assert staged.cells[1].source.startswith(f"# {lesson.number:02d}")  # the title, then the language switch
-    header = staged.cells[2].source
+    assert staged.cells[2].source.startswith(f"# {lesson.number:02d}")  # the language switch, then the title
+    header = staged.cells[1].source
     assert f"(../en/{lesson.stem}.ipynb)" in header and "Read in English" in header
     assert not any("colab-badge.svg" in c.source for c in staged.cells)  # the badge image is fetched from the web
     assert site.WIDGET_MIME not in str(staged.cells[3].outputs) and "widgets" not in staged.metadata
