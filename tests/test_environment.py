@@ -23,9 +23,23 @@ def test_environment_yml_matches_pyproject():
     declared = {CONDA_NAMES.get(name, name): spec for name, spec in declared.items()}
     env = yaml.safe_load((repo_root() / "environment.yml").read_text())
     conda = dict(_split(d) for d in env["dependencies"] if isinstance(d, str) and d not in ("pip",) and not d.startswith("python="))
-    assert conda == declared
     pip_part = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    from_pip = dict(_split(d) for d in pip_part if d != "-e .")  # what conda-forge lacks
+    assert not set(conda) & set(from_pip)
+    assert {**conda, **from_pip} == declared
     assert "-e ." in pip_part
+
+
+def test_readme_puts_the_install_choice_first_and_ci_follows_it():
+    readme = (repo_root() / "README.md").read_text()
+    quick = readme[readme.index("## Quick start"):readme.index("## Open the course")]
+    cpu, cuda = quick.index("without an NVIDIA GPU"), quick.index("with an NVIDIA GPU")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in quick[cpu:cuda], "the CPU path installs torch's CPU build first"
+    first_command = quick.index("`pip install")
+    assert first_command > cpu, "a command comes before the reader chose their machine"
+    assert 'pip install -e ".[dev]"' in quick[cuda:]
+    ci = (repo_root() / ".ci" / "run").read_text()
+    assert 'pip install -q -e ".[dev]"' in ci, ".ci/run no longer installs the way the README says"
 
 
 def test_requirements_are_ranges_not_pins():
