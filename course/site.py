@@ -246,8 +246,12 @@ def sphinx_conf() -> str:
         "html_copy_source": False,
         "suppress_warnings": ["myst.header", "myst.xref_missing", "misc.highlighting_failure", "mystnb.unknown_mime_type"],
     }
-    always = ("\n\ndef setup(app):  # MathJax on every page: Sphinx misses the maths of the pages' tables\n"
-              "    app.set_html_assets_policy('always')\n")
+    always = ("\n\ndef _page_language(app, pagename, templatename, context, doctree):  # <html lang> of fr/… and en/… pages\n"
+              f"    if pagename.split('/')[0] in {LANGUAGES!r}:\n"
+              "        context['language'] = pagename.split('/')[0]\n"
+              "\n\ndef setup(app):\n"
+              "    app.set_html_assets_policy('always')  # MathJax on every page: Sphinx misses the maths of the pages' tables\n"
+              "    app.connect('html-page-context', _page_language)\n")
     return "# Written by python -m course.site: edit course/site.py, not this file.\n" + "".join(
         f"{key} = {value!r}\n" for key, value in settings.items()) + always
 

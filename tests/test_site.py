@@ -162,6 +162,8 @@ def test_every_page_renders_figures_and_maths_without_errors(browser, served):
         typeset = page.evaluate("() => document.querySelectorAll('.math mjx-container, mjx-container.MathJax').length")
         raw = page.evaluate("() => [...document.querySelectorAll('.math')].filter(m => !m.querySelector('mjx-container')).length")
         report[path] = (images, maths, typeset)
+        if path.split("/")[0] in LANGUAGES:
+            assert page.evaluate("() => document.documentElement.lang") == path.split("/")[0], f"{path}: <html lang> is not its language"
         assert not problems, f"{path}: {problems[:3]}"
         assert not broken, f"{path}: broken images {broken[:3]}"
         assert raw == 0, f"{path}: {raw} of {maths} formulas were not typeset by MathJax"
